@@ -1,0 +1,1 @@
+"""Running sweeps on more than one machine: cluster configs and connection code."""

@@ -1,0 +1,1 @@
+"""The driver: sweep specs, Tuner construction, launch/resume/status and the CLI."""

@@ -1,0 +1,56 @@
+"""The ``dynsweep`` command line.
+
+Errors a user can cause (:class:`DynsweepError`) are printed as one line and exit with
+status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Sequence
+
+from trainables.common.errors import DynsweepError
+from trainables.registry import data_commands
+
+
+def package_version() -> str:
+    """The installed distribution's version (``0+unknown`` when run from a bare checkout)."""
+    try:
+        return version("dynsweep")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dynsweep", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"dynsweep {package_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    data = sub.add_parser("data", help="generate and list datasets")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
+    for name, cmd in data_commands().items():
+        p = data_sub.add_parser(name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(handler=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except DynsweepError as err:
+        print(f"dynsweep: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dynsweep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

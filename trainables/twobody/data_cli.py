@@ -1,0 +1,87 @@
+"""``dynsweep data twobody`` and ``dynsweep data standard``: generate orbit datasets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trainables.common.commands import DataCommand, progress_printer
+
+
+def _add_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, default=None,
+                   help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
+
+
+def _add_twobody(p: argparse.ArgumentParser) -> None:
+    from .elements import KINDS
+
+    p.add_argument("--kind", choices=list(KINDS), default="complex", help="orbit population (default complex)")
+    p.add_argument("--orbits", type=int, required=True, help="number of orbits")
+    p.add_argument("--split", choices=["train", "test", "val"], default="train")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--3d", dest="planar", action="store_false", help="random inclination, RAAN, argp")
+    p.add_argument("--fixed-nu0", action="store_true", help="every orbit starts at perigee (nu0 = 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
+    _add_root(p)
+
+
+def _describe(path: Path) -> str:
+    from .dataset import TwoBodyDataset
+
+    ds = TwoBodyDataset(path)
+    return f"{path}  ({ds.n_orbits} orbits x {ds.samples_per_orbit} samples, sha256 {ds.content_hash[:12]})"
+
+
+def _run_twobody(args: argparse.Namespace) -> int:
+    from .dataset import TwoBodySpec, default_root, ensure_dataset, write_dataset
+
+    spec = TwoBodySpec(kind=args.kind, orbits=args.orbits, split=args.split, seed=args.seed,
+                       planar=args.planar, fixed_nu0=args.fixed_nu0)
+    root = args.root or default_root()
+    show = progress_printer(spec.name)
+    if args.overwrite:
+        path, created = write_dataset(spec, root, overwrite=True, progress=show), True
+    else:
+        path, created = ensure_dataset(spec, root, progress=show)
+    print(("wrote " if created else "exists, same parameters: ") + _describe(path))
+    return 0
+
+
+def _run_standard(args: argparse.Namespace) -> int:
+    from .dataset import STANDARD_SUITE, default_root, ensure_dataset
+
+    root = args.root or default_root()
+    # Check every clash first, so nothing is written when one of them would be refused.
+    for spec in STANDARD_SUITE:
+        if (root / spec.name).exists():
+            ensure_dataset(spec, root)
+    for spec in STANDARD_SUITE:
+        path, created = ensure_dataset(spec, root, progress=progress_printer(spec.name))
+        print(("wrote  " if created else "exists ") + _describe(path))
+    return 0
+
+
+def _run_ls(args: argparse.Namespace) -> int:
+    from trainables.common.errors import DataError
+
+    from .dataset import default_root
+
+    root = args.root or default_root()
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    if not folders:
+        print(f"no datasets under {root}")
+    for p in folders:
+        try:
+            print(_describe(p))
+        except DataError as err:
+            print(f"{p}  (unreadable: {err})")
+    return 0
+
+
+COMMANDS: dict[str, DataCommand] = {
+    "twobody": DataCommand("generate one two-body orbit dataset", _add_twobody, _run_twobody),
+    "standard": DataCommand("generate the standard suite (train/test x 1/10/100 orbits); idempotent",
+                            _add_root, _run_standard),
+    "ls": DataCommand("list the datasets under the datasets folder", _add_root, _run_ls),
+}

@@ -1,0 +1,71 @@
+"""Random orbital elements for the dataset kinds.
+
+Kinds (all elliptic, all with perigee a(1-e) >= R_E + 200 km):
+
+- ``complex``: a ~ U[R_E + 200 km, 42164 km]; e | a ~ U[0, e_max(a)] with
+  e_max(a) = min(0.99, 1 - (R_E + 200 km)/a) (about 0.84 at GEO, 0 at the lowest orbit).
+  Drawing e given a, never uniformly on [0, 0.99], keeps every perigee above the atmosphere.
+- ``simple``: a narrow near-circular LEO band: a ~ U[R_E + 400 km, R_E + 1200 km],
+  e | a ~ U[0, min(0.02, e_max(a))].
+- ``circular``: a as in ``complex``, e = 0.
+
+Planar orbits have i = raan = argp = 0; 3D orbits draw i with cos(i) ~ U[-1, 1] (isotropic
+orbit normals) and raan, argp ~ U[0, 2 pi). nu0 ~ U[0, 2 pi), or 0 with ``fixed_nu0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainables.common.errors import ConfigError
+
+from .constants import A_GEO, E_CAP, MIN_ALTITUDE, R_EARTH
+
+KINDS: dict[str, dict[str, float]] = {
+    "complex": {"a_min": R_EARTH + MIN_ALTITUDE, "a_max": A_GEO, "e_cap": E_CAP},
+    "simple": {"a_min": R_EARTH + 400.0, "a_max": R_EARTH + 1200.0, "e_cap": 0.02},
+    "circular": {"a_min": R_EARTH + MIN_ALTITUDE, "a_max": A_GEO, "e_cap": 0.0},
+}
+"""Ranges of each dataset kind: semi-major axis bounds (km) and the eccentricity cap."""
+
+
+@dataclass(frozen=True)
+class Elements:
+    """Classical elements of ``n`` orbits; each field has shape ``(n,)``.
+
+    a: km; e: -; i, raan, argp, nu0: rad.
+    """
+
+    a: np.ndarray
+    e: np.ndarray
+    i: np.ndarray
+    raan: np.ndarray
+    argp: np.ndarray
+    nu0: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"a": self.a, "e": self.e, "i": self.i, "raan": self.raan, "argp": self.argp,
+                "nu0": self.nu0}
+
+
+def draw_elements(kind: str, n: int, rng: np.random.Generator, planar: bool = True,
+                  fixed_nu0: bool = False) -> Elements:
+    """Draw the elements of ``n`` orbits of dataset ``kind`` (see the module docstring)."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown orbit kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    if n < 1:
+        raise ConfigError(f"number of orbits must be >= 1, got {n}")
+    k = KINDS[kind]
+    a = rng.uniform(k["a_min"], k["a_max"], n)
+    e_hi = np.minimum(k["e_cap"], np.maximum(0.0, 1.0 - (R_EARTH + MIN_ALTITUDE) / a))
+    e = rng.uniform(0.0, 1.0, n) * e_hi
+    nu0 = np.zeros(n) if fixed_nu0 else rng.uniform(0.0, 2.0 * np.pi, n)
+    if planar:
+        i = raan = argp = np.zeros(n)
+    else:
+        i = np.arccos(rng.uniform(-1.0, 1.0, n))
+        raan = rng.uniform(0.0, 2.0 * np.pi, n)
+        argp = rng.uniform(0.0, 2.0 * np.pi, n)
+    return Elements(a=a, e=e, i=i, raan=raan, argp=argp, nu0=nu0)
