@@ -47,3 +47,33 @@ class SegmentationError(DataError):
 
 class ResourceError(DynsweepError):
     """A resource request that the machine or cluster can never satisfy."""
+
+
+class TrialFailure(DynsweepError):
+    """A trial that cannot go on; ``failure_class`` tells the sweep engine what kind.
+
+    Attributes:
+        failure_class: ``diverged`` | ``solver`` | ``config`` | ``data`` | ...
+        step: the optimiser step at which it happened (None if before training).
+        reason: a short, human-readable cause.
+    """
+
+    failure_class = "failed"
+
+    def __init__(self, reason: str, step: int | None = None) -> None:
+        self.reason = reason
+        self.step = step
+        at = f" at step {step}" if step is not None else ""
+        super().__init__(f"{self.failure_class}{at}: {reason}")
+
+
+class DivergedError(TrialFailure):
+    """The loss or the parameters became NaN or infinite."""
+
+    failure_class = "diverged"
+
+
+class SolverError(TrialFailure):
+    """The ODE solver failed: step size underflow, too many steps, non-finite state."""
+
+    failure_class = "solver"

@@ -125,7 +125,10 @@ class BufferedParquetWriter:
             arr = pa.array(head, type=field.type)
             self._hash.update(field.name.encode())
             self._hash.update(str(field.type).encode())
-            self._hash.update(np.ascontiguousarray(head.astype(field.type.to_pandas_dtype())).tobytes())
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                self._hash.update("\0".join(map(str, head)).encode())
+            else:
+                self._hash.update(np.ascontiguousarray(head.astype(field.type.to_pandas_dtype())).tobytes())
             arrays.append(arr)
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema),
                                  row_group_size=rows)

@@ -19,7 +19,9 @@ def _add_twobody(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=list(KINDS), default="complex", help="orbit population (default complex)")
     p.add_argument("--orbits", type=int, required=True, help="number of orbits")
     p.add_argument("--split", choices=["train", "test", "val"], default="train")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (default: the standard seed of the name, 1000/2000/3000 + orbits "
+                        "for train/test/val, so a name always means the same data)")
     p.add_argument("--3d", dest="planar", action="store_false", help="random inclination, RAAN, argp")
     p.add_argument("--fixed-nu0", action="store_true", help="every orbit starts at perigee (nu0 = 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
@@ -34,9 +36,10 @@ def _describe(path: Path) -> str:
 
 
 def _run_twobody(args: argparse.Namespace) -> int:
-    from .dataset import TwoBodySpec, default_root, ensure_dataset, write_dataset
+    from .dataset import SPLIT_SEED_BASE, TwoBodySpec, default_root, ensure_dataset, write_dataset
 
-    spec = TwoBodySpec(kind=args.kind, orbits=args.orbits, split=args.split, seed=args.seed,
+    seed = SPLIT_SEED_BASE[args.split] + args.orbits if args.seed is None else args.seed
+    spec = TwoBodySpec(kind=args.kind, orbits=args.orbits, split=args.split, seed=seed,
                        planar=args.planar, fixed_nu0=args.fixed_nu0)
     root = args.root or default_root()
     show = progress_printer(spec.name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
@@ -95,11 +96,31 @@ class TwoBodySpec:
         return asdict(self)
 
 
+SPLIT_SEED_BASE = {"train": 1000, "test": 2000, "val": 3000}
+"""A named dataset's seed is ``SPLIT_SEED_BASE[split] + orbits``: train, test and validation
+sets are independent draws, and a name always means the same data."""
+
+_NAME = re.compile(r"^(?P<kind>[a-z]+)_TBP_(?P<geom>planar|3D)(?P<nu0>_nu0fixed)?_(?P<n>[0-9]+)_(?P<split>[a-z]+)$")
+
+
+def spec_from_name(name: str) -> TwoBodySpec:
+    """The spec behind a standard name such as ``complex_TBP_planar_10_test`` (seeded by split).
+
+    Raises:
+        ConfigError: the name does not follow ``<kind>_TBP_<planar|3D>[_nu0fixed]_<orbits>_<split>``.
+    """
+    m = _NAME.match(name)
+    if not m or m["split"] not in SPLIT_SEED_BASE:
+        raise ConfigError(f"dataset name {name!r} does not follow <kind>_TBP_<planar|3D>[_nu0fixed]_<orbits>_"
+                          f"<{'|'.join(SPLIT_SEED_BASE)}>, e.g. complex_TBP_planar_10_train; "
+                          "generate other datasets with `dynsweep data twobody`")
+    n = int(m["n"])
+    return TwoBodySpec(kind=m["kind"], orbits=n, split=m["split"], seed=SPLIT_SEED_BASE[m["split"]] + n,
+                       planar=m["geom"] == "planar", fixed_nu0=bool(m["nu0"]))
+
+
 STANDARD_SUITE: tuple[TwoBodySpec, ...] = tuple(
-    TwoBodySpec(kind="complex", orbits=n, split=split, seed=seed_base + n)
-    for split, seed_base in (("train", 1000), ("test", 2000))
-    for n in (1, 10, 100)
-)
+    spec_from_name(f"complex_TBP_planar_{n}_{split}") for split in ("train", "test") for n in (1, 10, 100))
 """Train and test sets of 1, 10 and 100 planar complex orbits, each from its own seed."""
 
 
@@ -328,4 +349,17 @@ def ensure_dataset(spec: TwoBodySpec, root: str | os.PathLike[str] | None = None
                 f"dataset {final} exists with other parameters {diff} (existing, requested); "
                 "refusing to replace it: move it away or pass --overwrite")
         return final, False
-    return write_dataset(spec, root, progress=progress), True
+    try:
+        return write_dataset(spec, root, progress=progress), True
+    except DatasetExistsError:  # another process published it meanwhile: accept it if it is the same
+        if final.exists() and TwoBodyDataset(final).params == spec.params():
+            return final, False
+        raise
+
+
+def load_named(name: str, root: str | os.PathLike[str] | None = None) -> TwoBodyDataset:
+    """Open dataset ``name`` under ``root``; a missing standard-named one is generated first."""
+    root = Path(root) if root is not None else default_root()
+    if not (root / name).exists():
+        ensure_dataset(spec_from_name(name), root)
+    return TwoBodyDataset(root / name)

@@ -1,0 +1,52 @@
+"""Small neural-network building blocks shared by the families: activations and the MLP."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+}
+"""Hidden-layer activations by name."""
+
+
+def lookup(registry: dict[str, object], name: str, what: str) -> object:
+    """``registry[name]``, or a :class:`ConfigError` that lists the known names."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(sorted(registry))}") from None
+
+
+def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> nn.Sequential:
+    """``depth`` hidden layers of ``width`` units with ``activation``, then a linear output.
+
+    Maps ``(..., in_dim) -> (..., out_dim)``.
+    """
+    if depth < 1 or width < 1:
+        raise ConfigError(f"MLP needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
+    act = lookup(ACTIVATIONS, activation, "activation")
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(dim, width), act()]  # type: ignore[operator]
+        dim = width
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+

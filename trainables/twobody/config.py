@@ -1,0 +1,157 @@
+"""The two-body family's configuration: every knob of REFERENCE.md section 1, with defaults.
+
+The defaults are the users' recipe: 10 training orbits; width 64, depth 2, leaky_relu;
+``sph_4D_rinv_vel`` features, ``mlp_4D_signed`` head; segments of 18 samples; batch 256;
+``percent_error_plus_nmse``; Adam at lr 1e-3 for 2000 steps; dopri5 with rtol 1e-6, atol 1e-8.
+
+Training length is counted in optimiser **steps** (one step = one Adam update on one batch of
+``batch_size`` segments, or on all training segments when there are fewer). A phase may give
+``epochs`` instead (passes over its training segments), converted to steps when data is known;
+every report carries both ``step`` and ``epoch``.
+
+A flat config is one phase built from the top-level ``steps``, ``lr``, ``segment_length`` and
+``orbit_fraction``; ``phases`` (a list) replaces it with a curriculum in which each phase may
+override any of those four keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from trainables.common.config import from_mapping, to_mapping
+from trainables.common.errors import ConfigError
+from trainables.common.nn import ACTIVATIONS
+
+from .constants import SAMPLES_PER_ORBIT
+from .features import FEATURES
+from .heads import HEADS
+from .losses import LOSSES
+from .segments import SPLIT_MODES, check_segments
+
+SOLVERS = ("dopri5", "rk4")
+LR_SCHEDULES = ("constant", "cosine")
+DTYPES = ("float32", "float64")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One curriculum phase; ``None`` means "the top-level value"."""
+
+    steps: int | None = None
+    epochs: float | None = None
+    lr: float | None = None
+    segment_length: int | None = None
+    orbit_fraction: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class TwoBodyConfig:
+    """All settings of one two-body trial (see the module docstring for the defaults)."""
+
+    seed: int = 0
+    # data
+    datasets_root: str | None = None
+    train_dataset: str = "complex_TBP_planar_10_train"
+    val_dataset: str | None = "auto"
+    val_fraction: float = 0.0
+    split_mode: str = "split_then_segment"
+    test_datasets: list[str] = field(default_factory=lambda: [
+        "complex_TBP_planar_1_test", "complex_TBP_planar_10_test", "complex_TBP_planar_100_test"])
+    # model
+    feature: str = "sph_4D_rinv_vel"
+    harmonic_order: int = 4
+    head: str = "mlp_4D_signed"
+    planar_constraint: bool = False
+    width: int = 64
+    depth: int = 2
+    activation: str = "leaky_relu"
+    # loss and optimiser
+    loss: str = "percent_error_plus_nmse"
+    mse_weight: float = 1.0
+    batch_size: int = 256
+    steps: int = 2000
+    lr: float = 1e-3
+    segment_length: int = 18
+    orbit_fraction: tuple[float, float] = (0.0, 1.0)
+    phases: list[Phase] | None = None
+    grad_clip: float | None = None
+    lr_schedule: str = "constant"
+    # integration
+    solver: str = "dopri5"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    rk4_substeps: int = 2
+    adjoint: bool = False
+    max_solver_steps: int = 2000
+    dtype: str = "float32"
+    device: str = "auto"
+    # reporting and evaluation
+    report_every: int = 100
+    eval_every_reports: int = 0
+    rollout: bool = True
+
+    def __post_init__(self) -> None:
+        choices = {"feature": FEATURES, "head": HEADS, "activation": ACTIVATIONS, "loss": LOSSES,
+                   "solver": SOLVERS, "lr_schedule": LR_SCHEDULES, "dtype": DTYPES, "device": DEVICES,
+                   "split_mode": SPLIT_MODES}
+        for key, allowed in choices.items():
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ConfigError(f"config.{key}: {value!r} is not allowed; allowed: {', '.join(sorted(allowed))}")
+        positive = {"width": self.width, "depth": self.depth, "batch_size": self.batch_size,
+                    "report_every": self.report_every, "max_solver_steps": self.max_solver_steps,
+                    "rk4_substeps": self.rk4_substeps, "rtol": self.rtol, "atol": self.atol}
+        for key, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"config.{key}: {value!r} must be > 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"config.val_fraction: {self.val_fraction!r} must be in [0, 1)")
+        if self.harmonic_order < 1:
+            raise ConfigError(f"config.harmonic_order: {self.harmonic_order!r} must be >= 1")
+        for i, ph in enumerate(self.curriculum()):
+            where = f"config.phases[{i}]" if self.phases else "config"
+            if ph.steps is not None and ph.epochs is not None:
+                raise ConfigError(f"{where}: give steps or epochs, not both")
+            if (ph.steps is not None and ph.steps < 1) or (ph.epochs is not None and not ph.epochs > 0):
+                raise ConfigError(f"{where}: steps/epochs must be > 0")
+            if not (ph.lr or 0) > 0:
+                raise ConfigError(f"{where}.lr: {ph.lr!r} must be > 0")
+            check_segments(SAMPLES_PER_ORBIT, int(ph.segment_length or 0),  # zero segments: refused now
+                           ph.orbit_fraction or (0.0, 1.0), where=where)
+
+    def curriculum(self) -> list[Phase]:
+        """The phases with every ``None`` filled from the top-level values."""
+        base = Phase(steps=self.steps, lr=self.lr, segment_length=self.segment_length,
+                     orbit_fraction=self.orbit_fraction)
+        if not self.phases:
+            return [base]
+        filled = []
+        for ph in self.phases:
+            steps = ph.steps if (ph.steps is not None or ph.epochs is not None) else self.steps
+            filled.append(Phase(steps=steps, epochs=ph.epochs, lr=ph.lr if ph.lr is not None else self.lr,
+                                segment_length=ph.segment_length or self.segment_length,
+                                orbit_fraction=ph.orbit_fraction or self.orbit_fraction))
+        return filled
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any] | "TwoBodyConfig", where: str = "config") -> "TwoBodyConfig":
+        """Build from a plain mapping (YAML, ``--set`` or a Tune param dict)."""
+        if isinstance(data, TwoBodyConfig):
+            return data
+        return from_mapping(TwoBodyConfig, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+    def with_(self, **changes: Any) -> "TwoBodyConfig":
+        return replace(self, **changes)
+
+
+def phase_steps(phase: Phase, n_segments: int, batch_size: int) -> int:
+    """Optimiser steps of ``phase`` given its number of training segments."""
+    if phase.epochs is None:
+        return int(phase.steps or 0)
+    return max(1, math.ceil(phase.epochs * math.ceil(n_segments / batch_size)))

@@ -1,0 +1,81 @@
+"""The two-body family's view of its data: canonical-unit orbits and segment tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import TwoBodyConfig
+from .constants import AU, DU, TU, VU
+from .dataset import OrbitArrays, TwoBodyDataset, load_named, spec_from_name
+from .segments import Segments, segment, split_segments
+
+STATE_SCALE = np.array([DU, DU, DU, VU, VU, VU])
+"""Divide a physical state (km, km/s) by this to get canonical units."""
+
+
+def to_canonical(orbits: OrbitArrays) -> OrbitArrays:
+    """The same orbits in canonical units (t / TU, states / [DU, VU], acc / AU)."""
+    return OrbitArrays(orbit_id=orbits.orbit_id, t=orbits.t / TU, states=orbits.states / STATE_SCALE,
+                       acc=orbits.acc / AU)
+
+
+@dataclass(frozen=True)
+class SegmentBatch:
+    """Segments as tensors: states ``(N, L, 6)`` canonical, dt ``(N,)`` TU (sample spacing)."""
+
+    states: torch.Tensor
+    dt: torch.Tensor
+
+    @staticmethod
+    def of(segs: Segments, dtype: torch.dtype, device: torch.device) -> "SegmentBatch":
+        return SegmentBatch(states=torch.as_tensor(segs.states, dtype=dtype, device=device),
+                            dt=torch.as_tensor(segs.t[:, 1] - segs.t[:, 0], dtype=dtype, device=device))
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+
+def auto_val_name(train_name: str) -> str:
+    """The validation set that ``val_dataset: auto`` means: same population, min(n, 10) orbits."""
+    spec = spec_from_name(train_name)
+    geometry = "planar" if spec.planar else "3D"
+    nu0 = "_nu0fixed" if spec.fixed_nu0 else ""
+    return f"{spec.kind}_TBP_{geometry}{nu0}_{min(spec.orbits, 10)}_val"
+
+
+@dataclass
+class TrainingData:
+    """Training and validation orbits (canonical) and the training set's radius range (km)."""
+
+    train: OrbitArrays
+    val: OrbitArrays | None
+    train_dataset: TwoBodyDataset
+    val_dataset: TwoBodyDataset | None
+    r_range_km: tuple[float, float]
+
+    @staticmethod
+    def load(cfg: TwoBodyConfig) -> "TrainingData":
+        train_ds = load_named(cfg.train_dataset, cfg.datasets_root)
+        physical = train_ds.arrays()
+        r = np.linalg.norm(physical.states[..., :3], axis=-1)
+        train, val, val_ds = to_canonical(physical), None, None
+        if cfg.val_dataset is not None and cfg.val_fraction == 0.0:
+            val_name = auto_val_name(cfg.train_dataset) if cfg.val_dataset == "auto" else cfg.val_dataset
+            val_ds = load_named(val_name, cfg.datasets_root)
+            val = to_canonical(val_ds.arrays())
+        return TrainingData(train, val, train_ds, val_ds, (float(r.min()), float(r.max())))
+
+    def phase_segments(self, cfg: TwoBodyConfig, segment_length: int, fraction: tuple[float, float],
+                       dtype: torch.dtype, device: torch.device) -> tuple[SegmentBatch, SegmentBatch | None]:
+        """Training and validation segments of one phase (validation always uses whole orbits)."""
+        if cfg.val_fraction > 0.0:
+            tr, va = split_segments(self.train, segment_length, cfg.val_fraction, cfg.seed, cfg.split_mode,
+                                    fraction)
+            val = SegmentBatch.of(va, dtype, device) if len(va) else None
+            return SegmentBatch.of(tr, dtype, device), val
+        train = SegmentBatch.of(segment(self.train, segment_length, fraction), dtype, device)
+        val = SegmentBatch.of(segment(self.val, segment_length), dtype, device) if self.val is not None else None
+        return train, val
