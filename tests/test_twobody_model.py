@@ -1,0 +1,181 @@
+"""Heads, features and the batched integration of the two-body neural ODE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainables.common.errors import ConfigError, SegmentationError, SolverError
+from trainables.twobody.config import TwoBodyConfig
+from trainables.twobody.data import SegmentBatch, to_canonical
+from trainables.twobody.dataset import TwoBodySpec, generate_arrays
+from trainables.twobody.features import FEATURES, feature_dim
+from trainables.twobody.heads import HEAD_DIMS, HEADS, planar
+from trainables.twobody.model import VectorField, integrate
+from trainables.twobody.segments import segment
+
+
+def _states(n: int = 64, planar_orbits: bool = False) -> torch.Tensor:
+    arr, _ = generate_arrays(TwoBodySpec(orbits=n, seed=4, planar=planar_orbits))
+    return torch.as_tensor(to_canonical(arr).states[:, ::45].reshape(-1, 6))
+
+
+def _true_acc(y: torch.Tensor) -> torch.Tensor:
+    r = y[..., :3]
+    return -r / torch.linalg.vector_norm(r, dim=-1, keepdim=True) ** 3
+
+
+def _atanh(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.log((1 + x) / (1 - x))
+
+
+def _encode(head: str, a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The MLP output for which ``head`` yields the acceleration ``a`` at ``y``."""
+    mag = torch.linalg.vector_norm(a, dim=-1, keepdim=True)
+    unit = a / mag
+    if head == "mlp_simple":
+        return torch.cat([y[..., 3:], a], -1)
+    if head == "mlp_simple_hybrid":
+        return a
+    if head == "rtn":
+        r_hat = y[..., :3] / torch.linalg.vector_norm(y[..., :3], dim=-1, keepdim=True)
+        return torch.cat([torch.sum(a * r_hat, -1, keepdim=True), torch.zeros_like(mag), torch.zeros_like(mag)], -1)
+    inv_softplus = torch.log(torch.expm1(mag))
+    encodings = {
+        "mlp_4D_signed": (-mag, -unit),        # the sign ambiguity: (-m0) * (-d) = a
+        "mlp_4D": (-mag, unit),
+        "mlp_4D_accsoftplus": (inv_softplus, unit),
+        "mlp_4D_softplus": (inv_softplus, unit),
+        "mlp_4D_unit": (mag, 3.0 * unit),
+        "mlp_4D_unit_softplus": (inv_softplus, 0.5 * unit),
+        "mlp_4D_logmag_exp": (torch.log(mag), unit),
+        "mlp_4D_logmag_unit_exp": (torch.log(mag), 7.0 * unit),
+        "mlp_4D_logmag_unit_tanh_exp": (torch.log(mag), _atanh(0.5 * unit)),
+        "mlp_4D_logmag_unit_tanh_softplus": (torch.log(torch.expm1(mag - 1e-8)), _atanh(0.5 * unit)),
+    }
+    m0, d = encodings[head]
+    return torch.cat([m0, d], -1)
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+@pytest.mark.parametrize("constrained", [False, True])
+def test_each_head_reproduces_the_true_field(head: str, constrained: bool) -> None:
+    y = _states(planar_orbits=constrained)
+    a = _true_acc(y)
+    m = _encode(head, a, y)
+    assert m.shape[-1] == HEAD_DIMS[head]
+    out = HEADS[head](m, y)
+    if constrained:
+        out = planar(out)
+        assert torch.all(out[..., 5] == 0)
+    torch.testing.assert_close(out[..., :3], y[..., 3:], rtol=1e-12, atol=0)
+    torch.testing.assert_close(out[..., 3:], a, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_head_gradients_are_finite_at_the_guards(head: str) -> None:
+    y = torch.tensor([[1.2, 0.0, 0.0, 0.0, 0.9, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    m = torch.zeros(2, HEAD_DIMS[head], requires_grad=True)   # d = 0: the normalisation guard
+    HEADS[head](m, y).sum().backward()
+    assert torch.isfinite(m.grad).all()
+    assert y.grad is None or torch.isfinite(y.grad).all()  # mlp_simple ignores y
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES))
+def test_features_values_and_finite_gradients(name: str) -> None:
+    y = _states(8)
+    f = FEATURES[name](y, 3)
+    assert f.shape == (y.shape[0], feature_dim(name, 3))
+    if name != "cart":
+        r = torch.linalg.vector_norm(y[:, :3], dim=-1)
+        torch.testing.assert_close(f[:, 0], 1 / r)
+        torch.testing.assert_close(f[:, 1:4], y[:, :3] / r[:, None])
+    if name == "sph_4D_rinv_vel_vrvt":
+        h = torch.linalg.vector_norm(torch.linalg.cross(y[:, :3], y[:, 3:]), dim=-1)
+        v2 = torch.sum(y[:, 3:] ** 2, -1)
+        torch.testing.assert_close(f[:, 7] ** 2 + f[:, 8] ** 2, v2)   # v_r^2 + v_t^2 = v^2
+        torch.testing.assert_close(f[:, 9], h)
+    zero = torch.zeros(1, 6, requires_grad=True)                        # r = v = h = 0
+    FEATURES[name](zero, 3).sum().backward()
+    assert torch.isfinite(zero.grad).all()
+
+
+def test_harmonics_order_sets_width() -> None:
+    assert feature_dim("sph_4D_rinv_vel_harmonics", 1) == 9
+    assert feature_dim("sph_4D_rinv_vel_harmonics", 6) == 19
+
+
+class _Exact(torch.nn.Module):
+    """The true Kepler field, in the VectorField interface."""
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([y[..., 3:], _true_acc(y)], -1)
+
+
+@pytest.mark.parametrize("solver", ["dopri5", "rk4"])
+def test_one_solver_call_integrates_segments_of_different_periods(solver: str) -> None:
+    arr, _ = generate_arrays(TwoBodySpec(orbits=12, seed=8))
+    segs = SegmentBatch.of(segment(to_canonical(arr), 18), torch.float64, torch.device("cpu"))
+    assert segs.dt.min() * 3 < segs.dt.max()   # really different time steps in one batch
+    cfg = TwoBodyConfig(solver=solver, rtol=1e-10, atol=1e-12, rk4_substeps=8, max_solver_steps=10_000)
+    pred, nfe = integrate(_Exact(), segs.states[:, 0], segs.dt, 18, cfg)  # type: ignore[arg-type]
+    assert pred.shape == segs.states.shape and nfe > 0
+    err = torch.linalg.vector_norm(pred - segs.states, dim=-1) / torch.linalg.vector_norm(segs.states, dim=-1)
+    assert err.max() < (1e-7 if solver == "dopri5" else 2e-3)
+
+
+def test_solver_step_bound_raises_solver_error() -> None:
+    arr, _ = generate_arrays(TwoBodySpec(orbits=3, seed=8))
+    segs = SegmentBatch.of(segment(to_canonical(arr), 18), torch.float64, torch.device("cpu"))
+    cfg = TwoBodyConfig(max_solver_steps=2)
+    with pytest.raises(SolverError, match="max_num_steps exceeded") as info:
+        integrate(_Exact(), segs.states[:, 0], segs.dt, 18, cfg, step=7)  # type: ignore[arg-type]
+    assert info.value.step == 7 and info.value.failure_class == "solver"
+
+
+def test_vector_field_shapes_and_planar_constraint() -> None:
+    cfg = TwoBodyConfig(feature="sph_4D_rinv_vel_harmonics", harmonic_order=2, head="rtn", width=16, depth=3,
+                        activation="gelu", planar_constraint=True)
+    field = VectorField(cfg).double()
+    y = _states(4)
+    out = field(y)
+    assert out.shape == y.shape and torch.all(out[:, 5] == 0)
+    assert field.acceleration(y).shape == (y.shape[0], 3)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"head": "mlp_5D"}, "allowed: mlp_4D,"),
+    ({"activation": "swish"}, "allowed: elu, gelu, leaky_relu"),
+    ({"loss": "l1"}, "allowed: mean_squared_error"),
+    ({"solver": "euler"}, "allowed: dopri5, rk4"),
+    ({"width": 0}, "config.width: 0 must be > 0"),
+])
+def test_bad_names_and_values_list_what_is_allowed(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TwoBodyConfig.from_dict(changes)
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'actvation' \\(did you mean 'activation'\\?\\)"):
+        TwoBodyConfig.from_dict({"actvation": "tanh"})
+    with pytest.raises(ConfigError, match="config.width: expected an integer, got '64'"):
+        TwoBodyConfig.from_dict({"width": "64"})
+
+
+def test_zero_segment_configs_are_refused_up_front() -> None:
+    with pytest.raises(SegmentationError, match="segment_length=400"):
+        TwoBodyConfig.from_dict({"segment_length": 400})
+    with pytest.raises(SegmentationError, match=r"config.phases\[1\]: segment_length=40 .*\[0, 0.1\]"):
+        TwoBodyConfig.from_dict({"phases": [{"steps": 10}, {"steps": 10, "segment_length": 40,
+                                                           "orbit_fraction": [0.0, 0.1]}]})
+
+
+def test_curriculum_fills_phases_from_top_level() -> None:
+    cfg = TwoBodyConfig.from_dict({"lr": 1e-3, "segment_length": 10, "phases": [
+        {"steps": 5, "orbit_fraction": [0, 0.1]}, {"epochs": 2}, {"steps": 7, "lr": 1e-4}]})
+    phases = cfg.curriculum()
+    assert [p.lr for p in phases] == [1e-3, 1e-3, 1e-4]
+    assert [p.segment_length for p in phases] == [10, 10, 10]
+    assert phases[0].orbit_fraction == (0.0, 0.1) and phases[2].orbit_fraction == (0.0, 1.0)
+    assert phases[1].epochs == 2 and phases[1].steps is None
