@@ -14,6 +14,8 @@ from typing import Sequence
 from trainables.common.errors import DynsweepError
 from trainables.registry import data_commands
 
+from . import train_cmd
+
 
 def package_version() -> str:
     """The installed distribution's version (``0+unknown`` when run from a bare checkout)."""
@@ -33,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = data_sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
         p.set_defaults(handler=cmd.run)
+    train = sub.add_parser("train", help="train one trial of a family locally (no Ray)",
+                           description="Train one trial of a family locally, without Ray, and print its metrics.")
+    train_cmd.add_arguments(train)
+    train.set_defaults(handler=train_cmd.run)
     return parser
 
 

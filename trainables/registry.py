@@ -1,33 +1,61 @@
 """The family registry: the one door through which ``search`` reaches the families.
 
-Plain dicts from names to import paths, imported lazily so that ``dynsweep --version`` or a
-YAML validation does not pay for torch.
+A plain dict from family names to import paths, imported lazily so that ``dynsweep --version``
+or a YAML validation does not pay for torch. A family provides:
+
+- ``run(config, reporter)``: train and evaluate one trial (see ``trainables.common.reporter``);
+- a config class with ``from_dict(mapping)`` that validates everything a user can get wrong;
+- optionally a ``COMMANDS`` dict of ``dynsweep data <name>`` sub-commands.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from trainables.common.errors import ConfigError
 
-FAMILIES: dict[str, str] = {"twobody": "trainables.twobody"}
-"""Family name -> package implementing it."""
 
-DATA_CLIS: tuple[str, ...] = ("trainables.twobody.data_cli",)
-"""Modules whose ``COMMANDS`` dict adds ``dynsweep data <command>`` sub-commands."""
+@dataclass(frozen=True)
+class FamilyEntry:
+    run: str
+    config: str
+    data_cli: str | None = None
 
 
-def family(name: str) -> ModuleType:
-    """Import and return the package of family ``name``."""
+FAMILIES: dict[str, FamilyEntry] = {
+    "twobody": FamilyEntry(run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
+                           data_cli="trainables.twobody.data_cli"),
+}
+"""Family name -> where its pieces live (``module:attribute``)."""
+
+
+def _load(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def entry(name: str) -> FamilyEntry:
     if name not in FAMILIES:
         raise ConfigError(f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}")
-    return importlib.import_module(FAMILIES[name])
+    return FAMILIES[name]
 
 
-def data_commands() -> dict[str, object]:
+def family_run(name: str) -> Callable[..., dict[str, float]]:
+    """The ``run(config, reporter)`` of family ``name``."""
+    return _load(entry(name).run)
+
+
+def family_config(name: str) -> Any:
+    """The config class of family ``name`` (has ``from_dict`` and ``to_dict``)."""
+    return _load(entry(name).config)
+
+
+def data_commands() -> dict[str, Any]:
     """All ``dynsweep data`` sub-commands of all families, by name."""
-    commands: dict[str, object] = {}
-    for path in DATA_CLIS:
-        commands.update(importlib.import_module(path).COMMANDS)
+    commands: dict[str, Any] = {}
+    for fam in FAMILIES.values():
+        if fam.data_cli:
+            commands.update(importlib.import_module(fam.data_cli).COMMANDS)
     return commands

@@ -1,0 +1,93 @@
+"""``dynsweep train``: one trial of a family, locally, without Ray, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainables.common.errors import ConfigError
+from trainables.registry import family_config, family_run
+
+from .overrides import apply_overrides
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", type=Path,
+                   help="YAML: family config keys at top level (plus `family:`), or a sweep file (its base config)")
+    p.add_argument("--family", default=None, help="family to train when no YAML is given (e.g. twobody)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (dotted keys, YAML values); repeatable")
+    p.add_argument("--run-dir", type=Path, default=None, help="where checkpoints, metrics and artefacts go "
+                   "(default runs/train/<family>-<time>)")
+    p.add_argument("--resume", type=Path, default=None, help="a checkpoint folder to continue from")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+
+
+def load_config(path: Path | None, family: str | None, overrides: list[str]) -> tuple[str, dict[str, Any]]:
+    """The family name and its config mapping, with overrides applied (not yet validated)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = dict(loaded.get("base", {})) if "base" in loaded else {k: v for k, v in loaded.items() if k != "family"}
+        family = family or loaded.get("family")
+    if family is None:
+        raise ConfigError("say which family to train: a YAML with `family:` or --family NAME")
+    return family, apply_overrides(data, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainables.common.reporter import LocalReporter
+
+    family, data = load_config(args.config, args.family, args.overrides)
+    cfg = family_config(family).from_dict(data, where=str(args.config or "config"))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run_dir = args.run_dir or Path("runs") / "train" / f"{family}-{time.strftime('%Y%m%d-%H%M%S')}"
+    reporter = LocalReporter(run_dir, resume_from=args.resume)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"family": family, **cfg.to_dict()}, sort_keys=False))
+    print(f"training {family} -> {run_dir}")
+    start = time.perf_counter()
+    final = family_run(family)(cfg, reporter)
+    print(f"done in {time.perf_counter() - start:.1f} s; checkpoint {reporter.checkpoint_path}")
+    print(format_metrics(final))
+    return 0
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A table of ``test/<set>/<metric>`` values (sets as rows) plus the training figures."""
+    lines = [f"{k:>14}: {v:.5g}" for k, v in metrics.items()
+             if not k.startswith("test/") and isinstance(v, (int, float))]
+    sets: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if key.startswith("test/"):
+            _, name, metric = key.split("/", 2)
+            sets.setdefault(name, {})[metric] = value
+    if sets:
+        columns = [c for c in ("accel_err_mean", "accel_err_median", "theta_deg", "radial_pct", "loglog_slope_in",
+                               "loglog_slope_out", "rollout_pos_err_pct", "rollout_energy_drift")
+                   if any(c in m for m in sets.values())]
+        width = max(len(n) for n in sets)
+        lines.append("")
+        lines.append(f"{'test set':<{width}}  " + "  ".join(f"{c:>20}" for c in columns))
+        for name, m in sets.items():
+            cells = "  ".join(f"{_fmt(m.get(c, math.nan)):>20}" for c in columns)
+            lines.append(f"{name:<{width}}  {cells}")
+    return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    return "nan" if v != v else f"{v:.4g}"
