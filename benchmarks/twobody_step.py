@@ -60,6 +60,7 @@ def run_torch(root: str, steps: int) -> dict[str, float]:
     from trainables.twobody.losses import percent_error_plus_nmse
     from trainables.twobody.model import VectorField, integrate
 
+    t_imports = time.perf_counter() - t_start
     states_np, dt_np = _segments(root)
     cfg = TwoBodyConfig()
     field = VectorField(cfg)
@@ -83,8 +84,8 @@ def run_torch(root: str, steps: int) -> dict[str, float]:
             first = time.perf_counter() - t_start
             t1 = time.perf_counter()
     rate = (steps - 1) / (time.perf_counter() - t1)
-    return {"first_step_s": first, "steps_per_s": rate, "nfe_per_step": sum(nfes) / len(nfes),
-            "final_loss": losses[-1]}
+    return {"first_step_s": first, "imports_s": t_imports, "steps_per_s": rate,
+            "nfe_per_step": sum(nfes) / len(nfes), "final_loss": losses[-1]}
 
 
 def run_jax(root: str, steps: int) -> dict[str, float]:
@@ -95,6 +96,7 @@ def run_jax(root: str, steps: int) -> dict[str, float]:
     import jax.numpy as jnp
     import optax
 
+    t_imports = time.perf_counter() - t_start
     states_np, dt_np = _segments(root)
     weights = _initial_weights()
 
@@ -147,8 +149,8 @@ def run_jax(root: str, steps: int) -> dict[str, float]:
             t1 = time.perf_counter()
     rate = (steps - 1) / (time.perf_counter() - t1)
     # Dopri5 is FSAL: 6 evaluations per step; the vmapped loop runs as long as the slowest segment.
-    return {"first_step_s": first, "steps_per_s": rate, "nfe_per_step": 6 * sum(steps_taken) / len(steps_taken),
-            "final_loss": float(loss)}
+    return {"first_step_s": first, "imports_s": t_imports, "steps_per_s": rate,
+            "nfe_per_step": 6 * sum(steps_taken) / len(steps_taken), "final_loss": float(loss)}
 
 
 def _child(stack: str, root: str, steps: int, core: int) -> dict[str, float] | None:
@@ -187,11 +189,12 @@ def main() -> None:
             results["users' stack (jax + diffrax)"] = _child("jax", root, args.steps, args.core)
     print(f"recipe: 200 segments x 18 samples, MLP 64x2, dopri5 rtol 1e-6 atol 1e-8, {args.steps} steps, "
           f"1 thread, core {args.core}")
-    print(f"{'stack':<32} {'first step s':>12} {'steps/s':>8} {'nfe/step':>9} {'loss at end':>12}")
+    print(f"{'stack':<32} {'first step s':>12} {'(imports s)':>11} {'steps/s':>8} {'nfe/step':>9} "
+          f"{'loss at end':>12}")
     for name, r in results.items():
         if r:
-            print(f"{name:<32} {r['first_step_s']:>12.2f} {r['steps_per_s']:>8.2f} {r['nfe_per_step']:>9.1f} "
-                  f"{r['final_loss']:>12.4f}")
+            print(f"{name:<32} {r['first_step_s']:>12.2f} {r['imports_s']:>11.2f} {r['steps_per_s']:>8.2f} "
+                  f"{r['nfe_per_step']:>9.1f} {r['final_loss']:>12.4f}")
     ours, theirs = (list(results.values()) + [None])[:2]
     if ours and theirs:
         print(f"ratio (dynsweep / users' stack), steps/s: {ours['steps_per_s'] / theirs['steps_per_s']:.2f}x")

@@ -30,7 +30,7 @@ from .heads import HEADS
 from .losses import LOSSES
 from .segments import SPLIT_MODES, check_segments
 
-SOLVERS = ("dopri5", "rk4")
+SOLVERS = ("dopri5", "torchdiffeq_dopri5", "rk4")
 LR_SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
