@@ -54,3 +54,13 @@ def test_failures_are_reported_not_hung() -> None:
         dopri5(_kepler, _initial(), 50, 1e-10, 1e-12, max_steps=5)
     with pytest.raises(IntegrationError, match="non-finite"):
         dopri5(lambda y: y * float("nan"), _initial(), 5, 1e-6, 1e-8)
+    with pytest.raises(IntegrationError, match="non-finite"):
+        dopri5(lambda y: y * float("inf"), _initial(), 5, 1e-6, 1e-8)
+    blow_up = [0]
+
+    def later_inf(y: torch.Tensor) -> torch.Tensor:  # finite at first, infinite after a few calls
+        blow_up[0] += 1
+        return _kepler(y) * (1.0 if blow_up[0] < 12 else float("inf"))
+
+    with pytest.raises(IntegrationError, match="non-finite"):
+        dopri5(later_inf, _initial(), 10, 1e-6, 1e-8)

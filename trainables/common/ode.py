@@ -62,9 +62,13 @@ def _initial_step(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor
     """Hairer, Norsett & Wanner, Solving ODEs I, sec. II.4 (as torchdiffeq), for order 5."""
     scale = atol + y0.abs() * rtol
     d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+    if not (math.isfinite(d0) and math.isfinite(d1)):
+        raise IntegrationError("non-finite values in state `y` or its derivative")
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     f1 = func(y0 + h0 * f0)
     d2 = _rms((f1 - f0) / scale) / h0
+    if not math.isfinite(d2):
+        raise IntegrationError("non-finite values in state `y` or its derivative")
     h1 = max(1e-6, h0 * 1e-3) if d1 <= 1e-15 and d2 <= 1e-15 else (0.01 / max(d1, d2)) ** (1 / 5)
     return min(100 * h0, h1)
 
