@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -84,3 +85,15 @@ def test_an_adaptive_solver_blow_up_is_a_classified_failure(root: Path, tmp_path
         run(_tiny(root, head="mlp_4D_logmag_exp", lr=1e4, steps=50, max_solver_steps=200),
             LocalReporter(tmp_path, progress=False))
     assert info.value.failure_class in ("diverged", "solver") and info.value.step < 50
+
+
+@pytest.mark.parametrize("changes", [{"adjoint": True}, {"solver": "torchdiffeq_dopri5", "grad_clip": 1.0},
+                                     {"solver": "rk4", "lr_schedule": "cosine"}])
+def test_other_solvers_and_options_train(root: Path, tmp_path: Path, changes: dict) -> None:
+    rep = LocalReporter(tmp_path, progress=False)
+    final = run(_tiny(root, steps=6, report_every=3, **changes), rep)
+    losses = [r["train_loss"] for r in rep.history]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert final["test/complex_TBP_planar_2/accel_err_mean"] > 0
+    if changes.get("lr_schedule") == "cosine":
+        assert rep.history[0]["lr"] < 1e-3   # decayed inside the phase
