@@ -27,6 +27,7 @@ class FamilyEntry:
 FAMILIES: dict[str, FamilyEntry] = {
     "twobody": FamilyEntry(run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
                            data_cli="trainables.twobody.data_cli"),
+    "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
 }
 """Family name -> where its pieces live (``module:attribute``)."""
 

@@ -24,6 +24,12 @@ import math
 
 import numpy as np
 
+TEST_METRICS: tuple[str, ...] = (
+    "accel_err_mean", "accel_err_median", "accel_err_std", "accel_err_skew", "accel_err_pearson_sk1",
+    "accel_err_pearson_sk2", "accel_err_bowley", "theta_deg", "radial_pct", "loglog_slope_in", "loglog_slope_out",
+    "rollout_pos_err_pct", "rollout_pos_err_final_pct", "rollout_energy_drift", "rollout_failed")
+"""Metric names reported per test set as ``test/<set>/<name>`` (rollout ones only with rollout)."""
+
 
 def mode_kde(x: np.ndarray, grid_points: int = 512, max_samples: int = 5000, seed: int = 0) -> float:
     """Mode of a continuous sample: the peak of a Gaussian kernel density estimate."""

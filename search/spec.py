@@ -1,0 +1,335 @@
+"""Sweep specs: one YAML file per sweep, validated completely before Ray starts.
+
+A spec::
+
+    name: twobody_asha
+    family: twobody
+    base: {steps: 2000, report_every: 100}        # the family's defaults, overridden
+    space:                                        # one entry per swept parameter
+      feature: {choice: [sph_4D_rinv_vel, sph_4D_rinv_vel_harmonics]}
+      harmonic_order: {randint: [2, 9], when: {feature: sph_4D_rinv_vel_harmonics}}
+      lr: {loguniform: [1.0e-4, 1.0e-2]}
+      width: {qrandint: [16, 64, 16]}
+      segment_length: {grid: [4, 10, 18]}
+      depth: 2                                    # a plain value: fixed
+    search: {algorithm: optuna, seed: 0, metric: val_loss, mode: min, num_samples: 20}
+    scheduler: {type: asha, grace_period: 200, reduction_factor: 3, max_t: 2000, time_attr: step}
+    resources: {cpu: 1, gpu: 0.25}
+    max_concurrent: 2
+    retries: 1
+    trial_time_limit_s: 3600
+    tracking: {uri: null, experiment: null}       # null: sqlite in the sweep folder; experiment = name
+    storage: runs
+
+Distributions (each a mapping with exactly one of these keys, plus an optional ``when``):
+``choice: [v, ...]``, ``grid: [v, ...]``, ``uniform: [low, high]``, ``loguniform: [low, high]``,
+``randint: [low, high]`` (high exclusive), ``qrandint: [low, high, q]`` (high inclusive).
+``when: {param: value or [values]}`` makes a parameter exist only when another has one of the
+given values (Optuna asks for it only then; other searchers leave it at the base value).
+
+Every error names the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from trainables.common.config import suggest
+from trainables.common.errors import ConfigError, DynsweepError
+from trainables.registry import FAMILIES, family_config
+
+from .overrides import apply_overrides
+
+DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint")
+ALGORITHMS = ("optuna", "random", "grid")
+SCHEDULERS = ("asha", "fifo")
+TOP_KEYS = ("name", "family", "base", "space", "search", "scheduler", "resources", "max_concurrent", "retries",
+            "trial_time_limit_s", "tracking", "storage", "reuse_actors")
+SECTION_KEYS = {
+    "search": ("algorithm", "seed", "metric", "mode", "num_samples", "points_to_evaluate"),
+    "scheduler": ("type", "grace_period", "reduction_factor", "max_t", "time_attr"),
+    "resources": ("cpu", "gpu"),
+    "tracking": ("uri", "experiment"),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One swept parameter: ``kind`` in DISTRIBUTIONS or ``fixed``; ``args`` its values/bounds."""
+
+    name: str
+    kind: str
+    args: tuple[Any, ...]
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def candidates(self) -> list[Any]:
+        """Values to check against the family's config: every choice, or the range's ends."""
+        if self.kind in ("choice", "grid"):
+            return list(self.args)
+        if self.kind == "fixed":
+            return [self.args[0]]
+        if self.kind == "randint":
+            return [self.args[0], self.args[1] - 1]
+        return [self.args[0], self.args[1]]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep (see the module docstring)."""
+
+    path: str
+    name: str
+    family: str
+    base: dict[str, Any]
+    params: tuple[Param, ...]
+    algorithm: str = "optuna"
+    seed: int = 0
+    metric: str = "loss"
+    mode: str = "min"
+    num_samples: int = 10
+    points_to_evaluate: tuple[dict[str, Any], ...] = ()
+    scheduler: str = "fifo"
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+    max_t: int = 100
+    time_attr: str = "training_iteration"
+    cpu: float = 1.0
+    gpu: float = 0.0
+    max_concurrent: int = 2
+    retries: int = 0
+    trial_time_limit_s: float | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    storage: str = "runs"
+    reuse_actors: bool = False
+
+    @property
+    def sweep_dir(self) -> Path:
+        """The absolute folder of this sweep's state, Ray temp files and default MLflow store."""
+        return (Path(self.storage) / self.name).resolve()
+
+
+def _err(path: str, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {key}: {message}")
+
+
+def _check_keys(path: str, where: str, data: dict[str, Any], allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    for key in data:
+        if key not in allowed:
+            raise _err(path, f"{where}{key}", f"unknown key{suggest(str(key), allowed)}; "
+                                              f"allowed: {', '.join(allowed)}")
+
+
+def _number(path: str, key: str, value: Any, integer: bool = False) -> float:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
+        raise _err(path, key, f"{value!r} is not {'an integer' if integer else 'a number'}")
+    return value
+
+
+def parse_param(path: str, name: str, raw: Any) -> Param:
+    """One ``space`` entry -> :class:`Param` (shape checks only; values are checked later)."""
+    key = f"space.{name}"
+    if not isinstance(raw, dict):
+        return Param(name, "fixed", (raw,))
+    when_raw = raw.get("when", {})
+    dists = [k for k in raw if k != "when"]
+    if len(dists) != 1 or dists[0] not in DISTRIBUTIONS:
+        unknown = [k for k in dists if k not in DISTRIBUTIONS]
+        hint = suggest(str(unknown[0]), DISTRIBUTIONS) if unknown else ""
+        raise _err(path, key, f"needs exactly one distribution{hint}; allowed: {', '.join(DISTRIBUTIONS)} "
+                              f"(plus an optional `when`), got {sorted(map(str, dists))}")
+    kind = dists[0]
+    args = raw[kind]
+    if not isinstance(args, list):
+        raise _err(path, f"{key}.{kind}", f"expected a list, got {args!r}")
+    if kind in ("choice", "grid"):
+        if not args:
+            raise _err(path, f"{key}.{kind}", "is empty; give at least one value")
+    else:
+        n = 3 if kind == "qrandint" else 2
+        if len(args) != n:
+            shape = "[low, high, q]" if n == 3 else "[low, high]"
+            raise _err(path, f"{key}.{kind}", f"expected {shape}, got {args!r}")
+        integer = kind in ("randint", "qrandint")
+        low, high = (_number(path, f"{key}.{kind}", v, integer) for v in args[:2])
+        if not low < high:
+            raise _err(path, f"{key}.{kind}", f"bounds reversed or empty: low={low} must be < high={high}")
+        if kind == "loguniform" and low <= 0:
+            raise _err(path, f"{key}.{kind}", f"loguniform needs low > 0, got {low}")
+        if kind == "qrandint" and (_number(path, f"{key}.{kind}", args[2], True) < 1 or (high - low) % args[2]):
+            raise _err(path, f"{key}.{kind}", f"q={args[2]} must be >= 1 and divide high - low = {high - low}")
+    if not isinstance(when_raw, dict) or not when_raw:
+        if "when" in raw:
+            raise _err(path, f"{key}.when", f"expected a mapping {{param: value or [values]}}, got {when_raw!r}")
+    when = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in when_raw.items()}
+    return Param(name, kind, tuple(args), when)
+
+
+def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> SweepSpec:
+    """Read, override and validate a sweep YAML; raises :class:`ConfigError` naming file and key."""
+    p = str(path)
+    if not Path(p).is_file():
+        raise ConfigError(f"{p}: no such file")
+    try:
+        raw = yaml.safe_load(Path(p).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides)
+    return validate(raw, p)
+
+
+def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
+    """Check everything a user can get wrong and build the :class:`SweepSpec`."""
+    raw = copy.deepcopy(raw)
+    _check_keys(path, "", raw, TOP_KEYS)
+    for key in ("name", "family"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise _err(path, key, f"is required (a non-empty string), got {raw.get(key)!r}")
+    family = raw["family"]
+    if family not in FAMILIES:
+        raise _err(path, "family", f"unknown family {family!r}{suggest(family, FAMILIES)}; "
+                                   f"known: {', '.join(sorted(FAMILIES))}")
+    sections: dict[str, dict[str, Any]] = {}
+    for section, keys in SECTION_KEYS.items():
+        value = raw.get(section) or {}
+        if not isinstance(value, dict):
+            raise _err(path, section, f"expected a mapping, got {value!r}")
+        _check_keys(path, f"{section}.", value, keys)
+        sections[section] = value
+    base = raw.get("base") or {}
+    space = raw.get("space") or {}
+    for key, value in (("base", base), ("space", space)):
+        if not isinstance(value, dict):
+            raise _err(path, key, f"expected a mapping, got {value!r}")
+    params = tuple(parse_param(path, name, value) for name, value in space.items())
+
+    config_cls = family_config(family)
+    try:
+        base_cfg = config_cls.from_dict(base, where="base")
+    except DynsweepError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    known_keys = set(base_cfg.to_dict())
+    names = {p.name for p in params}
+    for param in params:
+        if param.name not in known_keys:
+            raise _err(path, f"space.{param.name}", f"is not a {family} config key"
+                                                   f"{suggest(param.name, known_keys)}")
+        for other, values in param.when.items():
+            if other not in names:
+                raise _err(path, f"space.{param.name}.when.{other}", f"is not a swept parameter; swept: "
+                                                                     f"{', '.join(sorted(names))}")
+            allowed = _values_of(next(p for p in params if p.name == other))
+            if allowed is not None:
+                bad = [v for v in values if v not in allowed]
+                if bad:
+                    raise _err(path, f"space.{param.name}.when.{other}", f"{bad[0]!r} is never a value of {other}; "
+                                                                         f"its values: {allowed}")
+        for value in param.candidates():
+            context = {**base, param.name: value}
+            for other, values in param.when.items():  # check in the context where the parameter exists
+                context[other] = values[0]
+            try:
+                config_cls.from_dict(context, where="config")
+            except DynsweepError as err:
+                raise _err(path, f"space.{param.name}", f"value {value!r} is refused by the {family} family: {err}")
+
+    search = sections["search"]
+    algorithm = search.get("algorithm", "optuna")
+    if algorithm not in ALGORITHMS:
+        raise _err(path, "search.algorithm", f"{algorithm!r} is not allowed; allowed: {', '.join(ALGORITHMS)}")
+    mode = search.get("mode", "min")
+    if mode not in ("min", "max"):
+        raise _err(path, "search.mode", f"{mode!r} is not allowed; allowed: min, max")
+    metric = search.get("metric")
+    reported = base_cfg.metric_names()
+    if metric not in reported:
+        raise _err(path, "search.metric", f"{metric!r} is never reported by the {family} family"
+                                          f"{suggest(str(metric), reported)}; it reports e.g. "
+                                          f"{', '.join(sorted(reported)[:8])}")
+    num_samples = _number(path, "search.num_samples", search.get("num_samples", 10), integer=True)
+    if num_samples < 1:
+        raise _err(path, "search.num_samples", f"{num_samples} must be >= 1")
+    if algorithm == "grid":
+        loose = [p.name for p in params if p.kind not in ("grid", "choice", "fixed")]
+        if loose:
+            raise _err(path, "search.algorithm", f"grid search needs grid/choice parameters only; "
+                                                 f"{', '.join(loose)} are continuous")
+    points = search.get("points_to_evaluate") or []
+    if not isinstance(points, list) or not all(isinstance(pt, dict) for pt in points):
+        raise _err(path, "search.points_to_evaluate", "expected a list of {param: value} mappings")
+    for i, point in enumerate(points):
+        for key in point:
+            if key not in names:
+                raise _err(path, f"search.points_to_evaluate[{i}].{key}", f"is not a swept parameter"
+                                                                          f"{suggest(str(key), names)}")
+
+    sched = sections["scheduler"]
+    scheduler = sched.get("type", "fifo")
+    if scheduler not in SCHEDULERS:
+        raise _err(path, "scheduler.type", f"{scheduler!r} is not allowed; allowed: {', '.join(SCHEDULERS)}")
+    grace = _number(path, "scheduler.grace_period", sched.get("grace_period", 1), integer=True)
+    max_t = _number(path, "scheduler.max_t", sched.get("max_t", 100), integer=True)
+    factor = _number(path, "scheduler.reduction_factor", sched.get("reduction_factor", 3))
+    if scheduler == "asha":
+        if not 1 <= grace <= max_t:
+            raise _err(path, "scheduler.grace_period", f"{grace} must be in [1, max_t={max_t}]")
+        if factor <= 1:
+            raise _err(path, "scheduler.reduction_factor", f"{factor} must be > 1")
+    time_attr = sched.get("time_attr", "training_iteration")
+    if time_attr not in reported | {"training_iteration", "time_total_s"}:
+        raise _err(path, "scheduler.time_attr", f"{time_attr!r} is never reported; use step, training_iteration "
+                                                "or time_total_s")
+
+    res = sections["resources"]
+    cpu = _number(path, "resources.cpu", res.get("cpu", 1))
+    gpu = _number(path, "resources.gpu", res.get("gpu", 0))
+    if cpu <= 0:
+        raise _err(path, "resources.cpu", f"{cpu} must be > 0")
+    if gpu < 0 or (gpu > 1 and gpu != int(gpu)):
+        raise _err(path, "resources.gpu", f"{gpu} must be a fraction in [0, 1] or a whole number of GPUs")
+    max_concurrent = _number(path, "max_concurrent", raw.get("max_concurrent", 2), integer=True)
+    retries = _number(path, "retries", raw.get("retries", 0), integer=True)
+    if max_concurrent < 1 or retries < 0:
+        raise _err(path, "max_concurrent" if max_concurrent < 1 else "retries", "must be >= 1 (max_concurrent) "
+                                                                               "and >= 0 (retries)")
+    limit = raw.get("trial_time_limit_s")
+    if limit is not None and _number(path, "trial_time_limit_s", limit) <= 0:
+        raise _err(path, "trial_time_limit_s", f"{limit} must be > 0")
+    tracking = sections["tracking"]
+    return SweepSpec(
+        path=path, name=raw["name"], family=family, base=base, params=params, algorithm=algorithm,
+        seed=int(search.get("seed", 0)), metric=metric, mode=mode, num_samples=int(num_samples),
+        points_to_evaluate=tuple(points), scheduler=scheduler, grace_period=int(grace),
+        reduction_factor=float(factor), max_t=int(max_t), time_attr=time_attr, cpu=float(cpu), gpu=float(gpu),
+        max_concurrent=int(max_concurrent), retries=int(retries),
+        trial_time_limit_s=float(limit) if limit is not None else None,
+        tracking_uri=tracking.get("uri"), experiment=tracking.get("experiment"),
+        storage=str(raw.get("storage", "runs")), reuse_actors=bool(raw.get("reuse_actors", False)))
+
+
+def _values_of(param: Param) -> list[Any] | None:
+    if param.kind in ("choice", "grid"):
+        return list(param.args)
+    if param.kind == "fixed":
+        return [param.args[0]]
+    return None
+
+
+def check_resources(spec: SweepSpec, cpus: float, gpus: float, where: str = "this machine") -> None:
+    """Refuse per-trial resources that ``cpus``/``gpus`` can never satisfy."""
+    if spec.cpu > cpus:
+        raise _err(spec.path, "resources.cpu", f"{spec.cpu:g} CPUs per trial, but {where} has {cpus:g}")
+    if spec.gpu > gpus:
+        raise _err(spec.path, "resources.gpu", f"{spec.gpu:g} GPU per trial, but {where} has {gpus:g} "
+                                               "(set resources.gpu: 0, or run on a machine or cluster with GPUs)")

@@ -1,0 +1,6 @@
+"""A tiny family for testing and benchmarking the sweep engine without physics.
+
+Its "loss" after step k is ``(x - target)^2 / (1 + k) + noise``: known good and bad configs,
+controllable speed (``sleep_s`` per step) and controllable failures (``fail``: ``raise``,
+``nan``, ``exit`` (``os._exit``), ``config``, or ``none``; at ``fail_at``).
+"""

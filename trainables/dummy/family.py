@@ -1,0 +1,89 @@
+"""The dummy family: config and ``run(config, reporter)`` (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from trainables.common.config import from_mapping, to_mapping
+from trainables.common.errors import ConfigError, DivergedError
+from trainables.common.reporter import Reporter
+
+FAILURES = ("none", "raise", "nan", "exit", "config", "once")
+
+
+@dataclass(frozen=True)
+class DummyConfig:
+    x: float = 0.0
+    target: float = 1.0
+    steps: int = 10
+    sleep_s: float = 0.0
+    report_every: int = 1
+    fail: str = "none"
+    fail_at: int = 1
+    marker_dir: str | None = None
+    choice: str = "a"
+    extra: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.fail not in FAILURES:
+            raise ConfigError(f"config.fail: {self.fail!r} is not allowed; allowed: {', '.join(FAILURES)}")
+        if self.steps < 1:
+            raise ConfigError(f"config.steps: {self.steps} must be >= 1")
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any] | "DummyConfig", where: str = "config") -> "DummyConfig":
+        return data if isinstance(data, DummyConfig) else from_mapping(DummyConfig, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+    def metric_names(self) -> set[str]:
+        return {"loss", "step"}
+
+
+def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str, float]:
+    """Report ``loss`` every ``report_every`` steps, failing as configured."""
+    cfg = DummyConfig.from_dict(config)
+    start = 0
+    restore = reporter.restore_dir()
+    if restore:
+        start = json.loads((Path(restore) / "state.json").read_text())["step"]
+    last: dict[str, float] = {}
+    for step in range(start + 1, cfg.steps + 1):
+        if cfg.sleep_s:
+            time.sleep(cfg.sleep_s)
+        if step == cfg.fail_at:
+            _fail(cfg, step)
+        loss = (cfg.x - cfg.target) ** 2 / (1 + step) + cfg.extra
+        if cfg.fail == "nan" and step >= cfg.fail_at:
+            loss = math.nan
+        if not math.isfinite(loss):
+            raise DivergedError(f"loss is {loss}", step)
+        if step % cfg.report_every == 0 or step == cfg.steps:
+            last = {"loss": loss}
+            with tempfile.TemporaryDirectory(prefix="dynsweep-dummy-") as ckpt:
+                (Path(ckpt) / "state.json").write_text(json.dumps({"step": step}))
+                reporter.report(step, last, ckpt)
+    return last
+
+
+def _fail(cfg: DummyConfig, step: int) -> None:
+    if cfg.fail == "raise":
+        raise RuntimeError(f"dummy failure at step {step}")
+    if cfg.fail == "exit":
+        os._exit(3)
+    if cfg.fail == "config":
+        raise ConfigError(f"config.fail: dummy config error at step {step}")
+    if cfg.fail == "once" and cfg.marker_dir:  # fail on the first attempt only
+        marker = Path(cfg.marker_dir) / f"x={cfg.x}"
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("failed once")
+            raise RuntimeError(f"dummy first-attempt failure at step {step}")
