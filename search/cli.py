@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = data_sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
         p.set_defaults(handler=cmd.run)
+    from . import launch_args
+
+    validate = sub.add_parser("validate", help="check a sweep YAML without running it (writes nothing)")
+    launch_args.add_validate_arguments(validate)
+    validate.set_defaults(handler=launch_args.lazy("run_validate"))
+    launch = sub.add_parser("launch", help="run a sweep on a local Ray (or a cluster) tracked in MLflow")
+    launch_args.add_launch_arguments(launch)
+    launch.set_defaults(handler=launch_args.lazy("run_launch"))
     train = sub.add_parser("train", help="train one trial of a family locally (no Ray)",
                            description="Train one trial of a family locally, without Ray, and print its metrics.")
     train_cmd.add_arguments(train)

@@ -45,12 +45,16 @@ class DummyConfig:
         return to_mapping(self)
 
     def metric_names(self) -> set[str]:
-        return {"loss", "step"}
+        return {"loss", "step", "t_start", "t_now"}
 
 
 def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str, float]:
     """Report ``loss`` every ``report_every`` steps, failing as configured."""
     cfg = DummyConfig.from_dict(config)
+    t_start = time.time()
+    if cfg.marker_dir:  # one line per attempt, for tests of retries
+        with open(Path(cfg.marker_dir) / f"attempts-x={cfg.x}", "a") as f:
+            f.write(f"{t_start}\n")
     start = 0
     restore = reporter.restore_dir()
     if restore:
@@ -67,7 +71,8 @@ def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str
         if not math.isfinite(loss):
             raise DivergedError(f"loss is {loss}", step)
         if step % cfg.report_every == 0 or step == cfg.steps:
-            last = {"loss": loss}
+            last = {"loss": loss, "t_start": t_start, "t_now": time.time(),
+                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")}
             with tempfile.TemporaryDirectory(prefix="dynsweep-dummy-") as ckpt:
                 (Path(ckpt) / "state.json").write_text(json.dumps({"step": step}))
                 reporter.report(step, last, ckpt)

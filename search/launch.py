@@ -1,0 +1,218 @@
+"""``dynsweep launch`` and ``dynsweep validate``: run a sweep end to end.
+
+Validation happens first and writes nothing. Then: the sweep folder ``<storage>/<name>/`` gets
+the spec, Ray starts with its temp folder inside it, the Tuner runs with the MLflow tracker and
+a live progress line, and at the end a table of the top trials, the totals (trials by state,
+trial-seconds) and the command that opens the MLflow UI are printed. Failed trials do not make
+the driver fail: its exit status is 0 when the sweep ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray.tune import Callback
+
+from trainables.common.errors import ConfigError
+
+from .spec import SweepSpec, check_resources, load_spec
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec, args.overrides)
+    print(f"{args.spec}: valid {spec.family} sweep {spec.name!r}: {len(spec.params)} parameters, "
+          f"{spec.algorithm} x {spec.num_samples} samples, {spec.scheduler}, metric {spec.metric} ({spec.mode})")
+    return 0
+
+
+def _machine_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    return len(list(Path("/dev").glob("nvidia[0-9]*")))
+
+
+def run_launch(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides) + ([f"storage={args.storage}"] if args.storage else [])
+    spec = load_spec(args.spec, overrides)
+    if not args.address:
+        cpus = args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1)
+        gpus = args.num_gpus if args.num_gpus is not None else float(_machine_gpus())
+        check_resources(spec, cpus, gpus)
+    sweep_dir = spec.sweep_dir
+    if (sweep_dir / "tune").exists():
+        raise ConfigError(f"{args.spec}: sweep folder {sweep_dir} already holds a sweep named {spec.name!r}; "
+                          "choose another `name` (or --set name=...), or resume it")
+    summary = launch(spec, args.tracking_uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet)
+    return 0 if summary is not None else 1
+
+
+def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | None = None,
+           num_gpus: float | None = None, address: str | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Run the sweep; returns its summary (counts by state, failure classes, best trial, seconds)."""
+    from .runtime import dir_size, ray_session
+    from .tracking import MlflowTracker, default_tracking_uri
+    from .tuner import TrialTimeLimit, build_tuner
+
+    quiet_ray()
+    sweep_dir = spec.sweep_dir
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    raw = yaml.safe_load(Path(spec.path).read_text()) if Path(spec.path).is_file() else {}
+    (sweep_dir / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    uri = tracking_uri or spec.tracking_uri or default_tracking_uri(sweep_dir)
+    start = time.perf_counter()
+    tracker = MlflowTracker(uri, spec.experiment or spec.name, sweep_dir, raw, spec.family,
+                            max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr)
+    progress = Progress(spec, start, quiet)
+    stopper = TrialTimeLimit(spec.trial_time_limit_s) if spec.trial_time_limit_s else None
+    with ray_session(sweep_dir, num_cpus, num_gpus, address) as temp:
+        progress.temp = temp
+        tuner = build_tuner(spec, [tracker, progress], stopper)
+        results = tuner.fit()
+        trials = progress.trials
+    summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
+    table = sweep_dir / "summary.csv"
+    write_table(table, summary["rows"])
+    tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table)
+    summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
+    summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
+    print_summary(spec, summary, uri)
+    del results
+    return summary
+
+
+def quiet_ray() -> None:
+    """Keep Ray Tune's own tables and warnings out of the terminal: dynsweep prints its own."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class Progress(Callback):
+    """A Tune callback drawing one status line (and collecting the trials for the summary)."""
+
+    def __init__(self, spec: SweepSpec, start: float, quiet: bool) -> None:
+        self.spec = spec
+        self.start = start
+        self.quiet = quiet or not sys.stderr.isatty()
+        self.trials: list[Any] = []
+        self.temp: Path | None = None
+        self.peak_temp = 0
+        self._last = 0.0
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self.trials = trials
+        now = time.perf_counter()
+        if now - self._last < 2.0:
+            return
+        self._last = now
+        if self.temp is not None:
+            from .runtime import dir_size
+
+            self.peak_temp = max(self.peak_temp, dir_size(self.temp))
+        if self.quiet:
+            return
+        states = Counter(t.status for t in trials)
+        best = best_value(self.spec, trials)
+        done = states.get("TERMINATED", 0) + states.get("ERROR", 0)
+        elapsed = now - self.start
+        eta = elapsed / done * (self.spec.num_samples - done) if done else math.nan
+        print(f"\r{elapsed:6.0f}s  pending {states.get('PENDING', 0)}  running {states.get('RUNNING', 0)}  "
+              f"done {states.get('TERMINATED', 0)}  errored {states.get('ERROR', 0)}  "
+              f"best {self.spec.metric}={best:.4g}  eta {eta:.0f}s   ", end="", file=sys.stderr, flush=True)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.trials = trials
+        if not self.quiet:
+            print(file=sys.stderr)
+
+
+def best_value(spec: SweepSpec, trials: list[Any]) -> float:
+    values = [t.last_result.get(spec.metric) for t in trials if t.last_result]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not values:
+        return math.nan
+    return min(values) if spec.mode == "min" else max(values)
+
+
+def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wall_s: float) -> dict[str, Any]:
+    swept = [p.name for p in spec.params if p.kind != "fixed"]
+    rows, states = [], Counter()
+    failures: Counter[str] = Counter()
+    trial_seconds = 0.0
+    for t in trials:
+        last = t.last_result or {}
+        seconds = float(last.get("time_total_s", 0.0))
+        trial_seconds += seconds
+        if t.status == "ERROR":
+            failure = tracker.failures.get(t.trial_id, ("error", ""))[0]
+            state = "errored"
+            failures[failure] += 1
+        elif stopper is not None and t.trial_id in stopper.timed_out:
+            state = "timeout"
+        elif spec.scheduler == "asha" and last.get(spec.time_attr, spec.max_t) < spec.max_t:
+            state = "stopped early"
+        else:
+            state = "finished"
+        states[state] += 1
+        rows.append({"trial": t.trial_id, "state": state, spec.metric: last.get(spec.metric, math.nan),
+                     "seconds": round(seconds, 2), **{k: t.config.get(k) for k in swept}})
+    sign = 1 if spec.mode == "min" else -1
+    rows.sort(key=lambda r: (math.isnan(_num(r[spec.metric])), sign * _num(r[spec.metric])))
+    return {"rows": rows, "trials": len(trials), "finished": states["finished"],
+            "stopped_early": states["stopped early"], "errored": states["errored"], "timeout": states["timeout"],
+            "failures": dict(failures), "trial_seconds": trial_seconds, "wall_seconds": wall_s,
+            "best": rows[0][spec.metric] if rows else math.nan,
+            "results": {t.trial_id: dict(t.last_result or {}) for t in trials},
+            "configs": {t.trial_id: dict(t.config) for t in trials}}
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) else math.nan
+
+
+def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def print_summary(spec: SweepSpec, summary: dict[str, Any], uri: str, top: int = 10) -> None:
+    rows = summary["rows"][:top]
+    if rows:
+        keys = list(rows[0])
+        widths = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys}
+        print("  ".join(k.ljust(widths[k]) for k in keys))
+        for r in rows:
+            print("  ".join(_fmt(r.get(k)).ljust(widths[k]) for k in keys))
+    fails = ", ".join(f"{k} {v}" for k, v in sorted(summary["failures"].items())) or "none"
+    print(f"\n{summary['trials']} trials: {summary['finished']} finished, {summary['stopped_early']} stopped early, "
+          f"{summary['errored']} errored ({fails}), {summary['timeout']} timed out; "
+          f"{summary['trial_seconds']:.1f} trial-seconds in {summary['wall_seconds']:.1f} s")
+    print(f"results: {spec.sweep_dir}/summary.csv\nMLflow UI: mlflow ui --backend-store-uri '{uri}' "
+          "--host 127.0.0.1 --port 5000")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if v != v else f"{v:.4g}"
+    return str(v)

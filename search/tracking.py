@@ -1,0 +1,196 @@
+"""Driver-side MLflow tracking: one parent run per sweep, one child run per trial.
+
+One writer (the driver), so it works with the embedded SQLite store and with an ``mlflow
+server``. The trial -> run map is kept in ``<sweep>/mlflow_runs.json`` (written atomically), so
+a retried or resumed trial continues its own run and never opens a second one.
+
+Child runs get the trial's flattened params, every numeric metric by ``step``, the status
+(FINISHED, FAILED, or KILLED for trials a scheduler stopped early), tags ``trial_id``,
+``failure_class``, ``failure_message``, ``stopped_early``, ``trial_seconds``, and, from the
+final checkpoint, the ``artifacts/`` the family wrote plus the checkpoint itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+
+PARENT_KEY = "__sweep__"
+MAX_BATCH = 900
+
+
+def default_tracking_uri(sweep_dir: Path) -> str:
+    """The embedded store: a SQLite file in the sweep folder."""
+    return f"sqlite:///{(sweep_dir / 'mlflow.db').resolve()}"
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested params as flat ``a.b`` keys with string values (MLflow params)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class RunMap:
+    """trial id -> MLflow run id, persisted atomically in the sweep folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+
+    def __getitem__(self, key: str) -> str:
+        return self.data[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def set(self, key: str, run_id: str) -> None:
+        self.data[key] = run_id
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        os.replace(tmp, self.path)
+
+
+class MlflowTracker(Callback):
+    """The Tune callback (driver side) that writes the sweep to MLflow."""
+
+    def __init__(self, tracking_uri: str, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any],
+                 family: str, max_t: int | None = None, time_attr: str = "step") -> None:
+        self.client = MlflowClient(tracking_uri)
+        self.tracking_uri = tracking_uri
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+            experiment, artifact_location=(sweep_dir / "mlartifacts").resolve().as_uri()
+            if tracking_uri.startswith("sqlite") else None)
+        self.runs = RunMap(sweep_dir / "mlflow_runs.json")
+        self.family = family
+        self.max_t = max_t
+        self.time_attr = time_attr
+        self._last_step: dict[str, int] = {}
+        self.failures: dict[str, tuple[str, str]] = {}
+        if PARENT_KEY not in self.runs:
+            parent = self.client.create_run(self.experiment_id, run_name=sweep_dir.name,
+                                            tags={"dynsweep.kind": "sweep", "dynsweep.family": family,
+                                                  "git_commit": git_commit()})
+            self.runs.set(PARENT_KEY, parent.info.run_id)
+            self._log(parent.info.run_id, params=flatten(sweep_params))
+        else:
+            self.client.update_run(self.runs[PARENT_KEY], status="RUNNING")
+        self.parent_id = self.runs[PARENT_KEY]
+
+    # --- helpers -------------------------------------------------------------------------
+    def _log(self, run_id: str, metrics: list[Metric] | None = None, params: dict[str, str] | None = None,
+             tags: dict[str, str] | None = None) -> None:
+        metrics = metrics or []
+        plist = [Param(k, v[:6000]) for k, v in (params or {}).items()]
+        tlist = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+        for i in range(0, max(len(metrics), len(plist), len(tlist), 1), MAX_BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i:i + MAX_BATCH], params=plist[i:i + 100] if i == 0 else [],
+                                  tags=tlist if i == 0 else [])
+        for i in range(100, len(plist), 100):
+            self.client.log_batch(run_id, params=plist[i:i + 100])
+
+    def run_id(self, trial: Any) -> str:
+        """The child run of ``trial`` (created on first sight, reused on retries and resumes)."""
+        if trial.trial_id not in self.runs:
+            run = self.client.create_run(self.experiment_id, run_name=str(trial),
+                                         tags={"mlflow.parentRunId": self.parent_id, "trial_id": trial.trial_id,
+                                               "dynsweep.family": self.family})
+            self.runs.set(trial.trial_id, run.info.run_id)
+            self._log(run.info.run_id, params=flatten(trial.config))
+        return self.runs[trial.trial_id]
+
+    # --- Tune hooks ----------------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        run_id = self.run_id(trial)
+        self.client.update_run(run_id, status="RUNNING")
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        step = int(result.get("step", result.get("training_iteration", 0)))
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",)
+                   and "/" not in k[:1] and math.isfinite(float(v))]
+        self._last_step[trial.trial_id] = step
+        self._log(self.run_id(trial), metrics=metrics)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        run_id = self.run_id(trial)
+        last = trial.last_result or {}
+        reached = last.get(self.time_attr, last.get("step"))
+        stopped_early = self.max_t is not None and reached is not None and reached < self.max_t
+        self._finish(trial, run_id, "KILLED" if stopped_early else "FINISHED",
+                     {"stopped_early": str(bool(stopped_early)).lower()})
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        failure, message = failure_of(trial)
+        self.failures[trial.trial_id] = (failure, message)
+        self._finish(trial, self.run_id(trial), "FAILED", {"failure_class": failure,
+                                                             "failure_message": message[:2000]})
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        failure, message = failure_of(trial)
+        self._log(self.run_id(trial), tags={"last_retry_failure": f"{failure}: {message[:500]}"})
+
+    def _finish(self, trial: Any, run_id: str, status: str, tags: dict[str, str]) -> None:
+        last = trial.last_result or {}
+        tags = {**tags, "trial_seconds": f"{float(last.get('time_total_s', 0.0)):.3f}"}
+        self._log(run_id, tags=tags)
+        checkpoint = trial.checkpoint
+        if checkpoint is not None and checkpoint.path and os.path.isdir(checkpoint.path):
+            self.client.log_artifacts(run_id, checkpoint.path, artifact_path="checkpoint")
+        self.client.set_terminated(run_id, status)
+
+    def finish_sweep(self, summary: dict[str, float], table_path: Path | None, status: str = "FINISHED") -> None:
+        self._log(self.parent_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)
+                                           for k, v in summary.items()])
+        if table_path is not None and table_path.exists():
+            self.client.log_artifact(self.parent_id, str(table_path))
+        self.client.set_terminated(self.parent_id, status)
+
+
+def failure_of(trial: Any) -> tuple[str, str]:
+    """``(failure class, first line of the message)`` of an errored trial."""
+    text = ""
+    path = trial.error_file
+    if path and os.path.exists(path):
+        text = Path(path).read_text(errors="replace")
+    for line in text.splitlines():
+        if "TrialError: [" in line or line.startswith("["):
+            body = line.split("TrialError: ", 1)[-1]
+            cls, _, msg = body[1:].partition("] ")
+            return cls, msg.strip()
+    lowered = text.lower()
+    if "actor died" in lowered or "actordied" in lowered or "worker died" in lowered or "exit" in lowered:
+        return "crashed", _first_line(text)
+    if "outofmemory" in lowered or "out of memory" in lowered:
+        return "out-of-memory", _first_line(text)
+    return "error", _first_line(text)
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(("Traceback", "  "))]
+    return lines[-1] if lines else "unknown failure"

@@ -1,0 +1,127 @@
+"""The Tune adapter: a family's ``run(config, reporter)`` as a Tune function trainable.
+
+Inside each trial: numeric threads = the trial's CPU share; trials without a GPU share do not
+see the machine's GPUs (``CUDA_VISIBLE_DEVICES=""``; Ray leaves it unset for them); the device
+is CUDA when the trial holds a GPU share. Reports become ``tune.report`` with a
+``tune.Checkpoint``; the family's artefacts travel inside the checkpoint (``artifacts/``), so
+the driver can log them to MLflow wherever the trial ran. Failures are classified
+(``config``, ``data``, ``diverged``, ``solver``, ``out-of-memory``, ``error``) into the
+exception message as ``[class]``; a deterministic failure (config, data) is remembered in the
+trial folder and a retry of that trial fails at once instead of repeating the work.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from ray import tune
+
+from trainables.common.errors import ConfigError, DataError, TrialFailure
+from trainables.registry import family_config, family_run
+
+from .runtime import cap_threads
+
+DETERMINISTIC = ("config", "data")
+MARKER = "deterministic_failure.txt"
+
+
+class TrialError(RuntimeError):
+    """A trial's failure, with its class in front of the message: ``[diverged] ...``."""
+
+    def __init__(self, failure_class: str, message: str) -> None:
+        self.failure_class = failure_class
+        super().__init__(f"[{failure_class}] {message}")
+
+
+def classify(err: BaseException) -> str:
+    """The failure class of an exception raised inside a trial."""
+    if isinstance(err, TrialFailure):
+        return err.failure_class
+    if isinstance(err, ConfigError):
+        return "config"
+    if isinstance(err, DataError):
+        return "data"
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return "out-of-memory"
+    return "error"
+
+
+class TuneReporter:
+    """Implements ``trainables.common.reporter.Reporter`` over ``tune.report``."""
+
+    def __init__(self) -> None:
+        self._artifacts = Path(tempfile.mkdtemp(prefix="dynsweep-artifacts-"))
+        self._restore: tempfile.TemporaryDirectory[str] | None = None
+
+    def restore_dir(self) -> str | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        self._restore = tempfile.TemporaryDirectory(prefix="dynsweep-restore-")
+        return checkpoint.to_directory(self._restore.name)
+
+    def artifact_dir(self) -> Path:
+        return self._artifacts
+
+    def report(self, step: int, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        row = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+        row["step"] = step
+        if checkpoint_dir is None:
+            tune.report(row)
+            return
+        arts = list(self._artifacts.iterdir())
+        if arts:
+            target = Path(checkpoint_dir) / "artifacts"
+            target.mkdir(exist_ok=True)
+            for a in arts:
+                shutil.copy2(a, target / a.name)
+        tune.report(row, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+    def close(self) -> None:
+        shutil.rmtree(self._artifacts, ignore_errors=True)
+        if self._restore is not None:
+            self._restore.cleanup()
+
+
+def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
+                   conditions: dict[str, dict[str, tuple[Any, ...]]] | None = None) -> Callable[[dict[str, Any]], None]:
+    """The function trainable of one sweep: ``base`` overlaid by the trial's sampled config.
+
+    ``conditions`` maps a conditional parameter to ``{other: allowed values}``; when a searcher
+    sampled it although its condition does not hold (random, grid), the base value is used.
+    """
+    conditions = conditions or {}
+
+    has_device = "device" in family_config(family).from_dict({}).to_dict()
+
+    def trainable(config: dict[str, Any]) -> None:
+        cap_threads(int(cpu))
+        if gpu <= 0:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        trial_dir = Path(tune.get_context().get_trial_dir())
+        marker = trial_dir / MARKER
+        if marker.exists():
+            raise TrialError(*marker.read_text().split("\n", 1))
+        sampled = {k: v for k, v in config.items()
+                   if all(config.get(o, base.get(o)) in vals for o, vals in conditions.get(k, {}).items())}
+        full = {**base, **sampled}
+        if has_device:
+            full["device"] = "cuda" if gpu > 0 else "cpu"
+        reporter = TuneReporter()
+        try:
+            family_run(family)(full, reporter)
+        except Exception as err:  # classify, remember deterministic ones, re-raise for Tune
+            failure = classify(err)
+            if failure in DETERMINISTIC:
+                trial_dir.mkdir(parents=True, exist_ok=True)
+                marker.write_text(f"{failure}\n{err}")
+            raise TrialError(failure, f"{type(err).__name__}: {err}") from err
+        finally:
+            reporter.close()
+
+    trainable.__name__ = f"dynsweep_{family}"
+    return trainable

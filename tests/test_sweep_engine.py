@@ -1,0 +1,152 @@
+"""The sweep engine on a real local Ray and a real MLflow (SQLite) store, with the dummy family."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import ray
+import yaml
+from mlflow.tracking import MlflowClient
+
+from search.cli import main
+from search.launch import launch
+from search.spec import load_spec
+from search.tracking import default_tracking_uri
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One Ray for the module, in its own temp folder: 2 CPUs and 1 logical GPU."""
+    temp = Path("/tmp") / f"dynsweep-test-ray-{tmp_path_factory.getbasetemp().name}"
+    ray.init(num_cpus=2, num_gpus=1, _temp_dir=str(temp), include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    import shutil
+
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def _spec(tmp_path: Path, **data: Any):  # -> SweepSpec
+    raw = {"name": "s", "family": "dummy", "storage": str(tmp_path / "runs"),
+           "search": {"algorithm": "grid", "metric": "loss", "mode": "min", "num_samples": 1}, **data}
+    path = tmp_path / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_spec(path)
+
+
+def _child_runs(spec: Any) -> list[Any]:
+    client = MlflowClient(default_tracking_uri(spec.sweep_dir))
+    exp = client.get_experiment_by_name(spec.name)
+    runs = client.search_runs([exp.experiment_id])
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_failing_trials_are_isolated_and_classified(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, name="failing", base={"steps": 4, "fail_at": 2},
+                 space={"fail": {"grid": ["raise", "raise", "nan", "exit", "none", "none", "none", "none"]}},
+                 resources={"cpu": 0.5}, max_concurrent=4)
+    summary = launch(spec, quiet=True)
+    assert (summary["trials"], summary["finished"], summary["errored"]) == (8, 4, 4)
+    assert summary["failures"] == {"error": 2, "diverged": 1, "crashed": 1}
+    runs = _child_runs(spec)
+    assert len(runs) == 8 and len({r.data.tags["trial_id"] for r in runs}) == 8   # one run per trial
+    by_fail: dict[str, list[Any]] = {}
+    for r in runs:
+        by_fail.setdefault(r.data.params["fail"], []).append(r)
+    assert {r.info.status for r in by_fail["none"]} == {"FINISHED"}
+    assert [r.data.tags["failure_class"] for r in by_fail["raise"]] == ["error", "error"]
+    assert "dummy failure at step 2" in by_fail["raise"][0].data.tags["failure_message"]
+    assert by_fail["nan"][0].data.tags["failure_class"] == "diverged"
+    assert by_fail["exit"][0].data.tags["failure_class"] == "crashed"
+    assert all(r.info.status == "FAILED" for f in ("raise", "nan", "exit") for r in by_fail[f])
+    finished = by_fail["none"][0]
+    history = MlflowClient(default_tracking_uri(spec.sweep_dir)).get_metric_history(finished.info.run_id, "loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    assert (spec.sweep_dir / "summary.csv").exists()
+
+
+def test_retries_restart_transient_failures_but_not_config_errors(tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    spec = _spec(tmp_path, name="retry", base={"steps": 3, "fail_at": 2, "marker_dir": str(markers)},
+                 space={"x": {"grid": [1.0, 2.0]}, "fail": {"grid": ["once", "config"]}}, retries=2,
+                 resources={"cpu": 1})
+    summary = launch(spec, quiet=True)
+    configs = summary["configs"]
+    states = {(c["x"], c["fail"]): r["state"] for r in summary["rows"] for tid, c in configs.items()
+              if r["trial"] == tid}
+    assert states[(1.0, "once")] == "finished" and states[(2.0, "once")] == "finished"
+    assert states[(1.0, "config")] == "errored"
+    assert summary["failures"] == {"config": 2}
+    runs = _child_runs(spec)
+    assert len(runs) == 4                                        # a retried trial keeps its own run
+    # Per x: "once" ran its work twice (failed, then resumed and finished); "config" ran it once,
+    # its retries failing at once on the remembered deterministic failure.
+    for x in ("1.0", "2.0"):
+        assert (markers / f"attempts-x={x}").read_text().count("\n") == 2 + 1
+
+
+def test_fractional_gpus_share_one_device(tmp_path: Path) -> None:
+    def overlap(summary: dict[str, Any]) -> int:
+        spans = [(r["t_start"], r["t_now"]) for r in summary["results"].values()]
+        return max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+
+    seen = {}
+    for share in (0.25, 0.5):
+        spec = _spec(tmp_path, name=f"gpu{share}", base={"steps": 1, "sleep_s": 1.5},
+                     space={"x": {"grid": [float(i) for i in range(8)]}},
+                     resources={"cpu": 0.25, "gpu": share}, max_concurrent=8)
+        summary = launch(spec, quiet=True)
+        assert summary["finished"] == 8
+        seen[share] = overlap(summary)
+        assert {r["cuda_visible_devices"] for r in summary["results"].values()} == {"0"}
+    assert seen == {0.25: 4, 0.5: 2}
+    spec = _spec(tmp_path, name="nogpu", base={"steps": 1}, space={"x": 1.0}, resources={"cpu": 1})
+    summary = launch(spec, quiet=True)
+    assert [r["cuda_visible_devices"] for r in summary["results"].values()] == [""]   # hidden from CPU trials
+
+
+def test_optuna_asha_conditional_and_seeded(tmp_path: Path) -> None:
+    space = {"x": {"uniform": [0.0, 2.0]}, "choice": {"choice": ["a", "b"]},
+             "extra": {"uniform": [5.0, 10.0], "when": {"choice": "b"}}}
+    base = {"steps": 27, "target": 1.0}
+    runs = []
+    for name in ("opt1", "opt2"):
+        spec = _spec(tmp_path, name=name, base=base, space=space, reuse_actors=True,
+                     search={"algorithm": "optuna", "seed": 7, "metric": "loss", "mode": "min", "num_samples": 10},
+                     scheduler={"type": "asha", "grace_period": 3, "reduction_factor": 3, "max_t": 27,
+                                "time_attr": "step"},
+                     resources={"cpu": 2}, max_concurrent=1)
+        runs.append(launch(spec, quiet=True))
+    first, second = runs
+    configs = list(first["configs"].values())
+    assert [c for c in configs] == list(second["configs"].values())      # same seed, same suggestions
+    assert all(("extra" in c) == (c["choice"] == "b") for c in configs)  # conditional respected
+    assert any(c["choice"] == "b" for c in configs) and any(c["choice"] == "a" for c in configs)
+    steps = {tid: first["results"][tid]["step"] for tid in first["configs"]}
+    bad = [tid for tid, c in first["configs"].items() if c["choice"] == "b"]   # known bad: loss >= 5
+    stopped = [tid for tid in steps if steps[tid] < 27]
+    assert all(steps[tid] in (3, 9) for tid in stopped)                 # stopped at ASHA's rungs
+    # ASHA is asynchronous: a bad trial may run to the end only while its rung has too few peers.
+    assert len(set(bad) & set(stopped)) >= len(bad) - 1 >= 1
+    assert first["stopped_early"] == len(stopped)
+    best = min(first["rows"], key=lambda r: r["loss"])
+    assert first["configs"][best["trial"]]["choice"] == "a"
+
+
+def test_cli_launch_and_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "cli.yaml"
+    path.write_text(yaml.safe_dump({"name": "cli", "family": "dummy", "storage": str(tmp_path / "runs"),
+                                    "base": {"steps": 2}, "space": {"x": {"choice": [0.5, 1.5]}},
+                                    "search": {"algorithm": "random", "metric": "loss", "num_samples": 2}}))
+    assert main(["validate", str(path)]) == 0
+    assert "valid dummy sweep 'cli'" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()                               # validation writes nothing
+    assert main(["launch", str(path), "--quiet", "--set", "search.num_samples=3"]) == 0
+    out = capsys.readouterr().out
+    assert "3 trials: 3 finished" in out and "mlflow ui --backend-store-uri" in out
+    assert main(["launch", str(path)]) == 2                               # the same sweep again: refused
+    assert "already holds a sweep named 'cli'" in capsys.readouterr().err
