@@ -94,6 +94,8 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
 def quiet_ray() -> None:
     """Keep Ray Tune's own tables and warnings out of the terminal: dynsweep prints its own."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials keep the driver's folder: relative paths work
+    os.environ["DYNSWEEP_DATASETS"] = str(Path(os.environ.get("DYNSWEEP_DATASETS", "datasets")).resolve())
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     logging.getLogger("mlflow").setLevel(logging.WARNING)

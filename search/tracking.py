@@ -16,6 +16,7 @@ import json
 import math
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,8 @@ class MlflowTracker(Callback):
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",)
                    and "/" not in k[:1] and math.isfinite(float(v))]
         self._last_step[trial.trial_id] = step
-        self._log(self.run_id(trial), metrics=metrics)
+        tags = {k: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
+        self._log(self.run_id(trial), metrics=metrics, tags={k[4:]: v for k, v in tags.items()})
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         run_id = self.run_id(trial)
@@ -162,7 +164,36 @@ class MlflowTracker(Callback):
         checkpoint = trial.checkpoint
         if checkpoint is not None and checkpoint.path and os.path.isdir(checkpoint.path):
             self.client.log_artifacts(run_id, checkpoint.path, artifact_path="checkpoint")
+        self._log_curves(run_id)
         self.client.set_terminated(run_id, status)
+
+    def _log_curves(self, run_id: str) -> None:
+        """A PNG of every loss-like metric against step (what users plot by hand first)."""
+        run = self.client.get_run(run_id)
+        keys = sorted(k for k in run.data.metrics if "loss" in k and "/" not in k)
+        if not keys:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key in keys:
+            hist = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
+            ax.plot([m.step for m in hist], [m.value for m in hist], marker=".", label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        if all(m.value > 0 for k in keys for m in self.client.get_metric_history(run_id, k)):
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        ax.set_title(run.info.run_name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "loss_curve.png"
+            fig.savefig(path, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            self.client.log_artifact(run_id, str(path))
 
     def finish_sweep(self, summary: dict[str, float], table_path: Path | None, status: str = "FINISHED") -> None:
         self._log(self.parent_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)

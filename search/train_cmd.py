@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     """A table of ``test/<set>/<metric>`` values (sets as rows) plus the training figures."""
-    lines = [f"{k:>14}: {v:.5g}" for k, v in metrics.items()
-             if not k.startswith("test/") and isinstance(v, (int, float))]
+    lines = [f"{k:>14}: {v:.5g}" if isinstance(v, (int, float)) else f"{k:>14}: {v}"
+             for k, v in metrics.items() if not k.startswith("test/")]
     sets: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         if key.startswith("test/"):
