@@ -71,10 +71,11 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
     (sweep_dir / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     uri = tracking_uri or spec.tracking_uri or default_tracking_uri(sweep_dir)
     start = time.perf_counter()
-    tracker = MlflowTracker(uri, spec.experiment or spec.name, sweep_dir, raw, spec.family,
-                            max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr)
-    progress = Progress(spec, start, quiet)
     stopper = TrialTimeLimit(spec.trial_time_limit_s) if spec.trial_time_limit_s else None
+    tracker = MlflowTracker(uri, spec.experiment or spec.name, sweep_dir, raw, spec.family,
+                            max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr,
+                            timed_out=stopper.timed_out if stopper else None)
+    progress = Progress(spec, start, quiet)
     with ray_session(sweep_dir, num_cpus, num_gpus, address) as temp:
         progress.temp = temp
         tuner = build_tuner(spec, [tracker, progress], stopper)

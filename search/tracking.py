@@ -78,7 +78,8 @@ class MlflowTracker(Callback):
     """The Tune callback (driver side) that writes the sweep to MLflow."""
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any],
-                 family: str, max_t: int | None = None, time_attr: str = "step") -> None:
+                 family: str, max_t: int | None = None, time_attr: str = "step",
+                 timed_out: set[str] | None = None) -> None:
         self.client = MlflowClient(tracking_uri)
         self.tracking_uri = tracking_uri
         exp = self.client.get_experiment_by_name(experiment)
@@ -91,6 +92,7 @@ class MlflowTracker(Callback):
         self.time_attr = time_attr
         self._last_step: dict[str, int] = {}
         self.failures: dict[str, tuple[str, str]] = {}
+        self.timed_out = timed_out if timed_out is not None else set()
         if PARENT_KEY not in self.runs:
             parent = self.client.create_run(self.experiment_id, run_name=sweep_dir.name,
                                             tags={"dynsweep.kind": "sweep", "dynsweep.family": family,
@@ -142,6 +144,12 @@ class MlflowTracker(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         run_id = self.run_id(trial)
         last = trial.last_result or {}
+        if trial.trial_id in self.timed_out:
+            seconds = float(last.get("time_total_s", 0.0))
+            self.failures[trial.trial_id] = ("timeout", f"stopped after {seconds:.1f} s (trial_time_limit_s)")
+            self._finish(trial, run_id, "FAILED", {"failure_class": "timeout",
+                                                   "failure_message": self.failures[trial.trial_id][1]})
+            return
         reached = last.get(self.time_attr, last.get("step"))
         stopped_early = self.max_t is not None and reached is not None and reached < self.max_t
         self._finish(trial, run_id, "KILLED" if stopped_early else "FINISHED",

@@ -150,3 +150,61 @@ def test_cli_launch_and_validate(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "3 trials: 3 finished" in out and "mlflow ui --backend-store-uri" in out
     assert main(["launch", str(path)]) == 2                               # the same sweep again: refused
     assert "already holds a sweep named 'cli'" in capsys.readouterr().err
+
+
+def test_trial_time_limit_is_enforced_and_tracked(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, name="slow", base={"steps": 40, "sleep_s": 0.1},
+                 space={"x": {"grid": [0.0, 1.0]}}, trial_time_limit_s=1.0, resources={"cpu": 1})
+    summary = launch(spec, quiet=True)
+    assert summary["timeout"] == 2
+    assert all(r["step"] < 40 for r in summary["results"].values())
+    runs = _child_runs(spec)
+    assert {(r.info.status, r.data.tags["failure_class"]) for r in runs} == {("FAILED", "timeout")}
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free loopback port, stopped by its own process group."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen([str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                             "--default-artifact-root", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_tracking_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) -> None:
+    spec = _spec(tmp_path, name="served", base={"steps": 3},
+                 space={"fail": {"grid": ["none", "raise"]}}, resources={"cpu": 1})
+    summary = launch(spec, tracking_uri=mlflow_server, quiet=True)
+    assert summary["finished"] == 1 and summary["errored"] == 1
+    client = MlflowClient(mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name("served").experiment_id])
+    children = {r.data.params["fail"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert children["none"].info.status == "FINISHED" and children["raise"].info.status == "FAILED"
+    assert len(runs) == 3 and not (spec.sweep_dir / "mlflow.db").exists()
+    assert "loss_curve.png" in [a.path for a in client.list_artifacts(children["none"].info.run_id)]
