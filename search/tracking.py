@@ -18,6 +18,7 @@ import os
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +88,12 @@ class MlflowTracker(Callback):
             experiment, artifact_location=(sweep_dir / "mlartifacts").resolve().as_uri()
             if tracking_uri.startswith("sqlite") else None)
         self.runs = RunMap(sweep_dir / "mlflow_runs.json")
+        # One writer thread: Tune's event loop never waits for MLflow (SQLite or HTTP).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
+        self._errors: list[BaseException] = []
         self.family = family
         self.max_t = max_t
         self.time_attr = time_attr
-        self._last_step: dict[str, int] = {}
         self.failures: dict[str, tuple[str, str]] = {}
         self.timed_out = timed_out if timed_out is not None else set()
         if PARENT_KEY not in self.runs:
@@ -115,20 +118,48 @@ class MlflowTracker(Callback):
         for i in range(100, len(plist), 100):
             self.client.log_batch(run_id, params=plist[i:i + 100])
 
-    def run_id(self, trial: Any) -> str:
-        """The child run of ``trial`` (created on first sight, reused on retries and resumes)."""
-        if trial.trial_id not in self.runs:
-            run = self.client.create_run(self.experiment_id, run_name=str(trial),
-                                         tags={"mlflow.parentRunId": self.parent_id, "trial_id": trial.trial_id,
-                                               "dynsweep.family": self.family})
-            self.runs.set(trial.trial_id, run.info.run_id)
-            self._log(run.info.run_id, params=flatten(trial.config))
-        return self.runs[trial.trial_id]
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles callbacks with the experiment state: leave the thread and client out."""
+        state = dict(self.__dict__)
+        for key in ("_writer", "client", "_errors"):
+            state.pop(key, None)
+        return state
 
-    # --- Tune hooks ----------------------------------------------------------------------
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = MlflowClient(self.tracking_uri)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
+        self._errors = []
+
+    def _submit(self, fn: Any, *args: Any) -> None:
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except Exception as err:  # keep writing the rest; reported at the end of the sweep
+                self._errors.append(err)
+
+        self._writer.submit(guarded)
+
+    def run_id(self, trial_id: str, name: str, config: dict[str, Any]) -> str:
+        """The child run of a trial (created on first sight, reused on retries and resumes).
+
+        Runs on the writer thread only.
+        """
+        if trial_id not in self.runs:
+            run = self.client.create_run(self.experiment_id, run_name=name,
+                                         tags={"mlflow.parentRunId": self.parent_id, "trial_id": trial_id,
+                                               "dynsweep.family": self.family})
+            self.runs.set(trial_id, run.info.run_id)
+            self._log(run.info.run_id, params=flatten(config))
+        return self.runs[trial_id]
+
+    def _ids(self, trial: Any) -> tuple[str, str, dict[str, Any]]:
+        return trial.trial_id, str(trial), dict(trial.config)
+
+    # --- Tune hooks (called on Tune's event loop: they only queue work) ----------------
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        run_id = self.run_id(trial)
-        self.client.update_run(run_id, status="RUNNING")
+        ids = self._ids(trial)
+        self._submit(lambda: self.client.update_run(self.run_id(*ids), status="RUNNING"))
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
@@ -136,44 +167,50 @@ class MlflowTracker(Callback):
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",)
-                   and "/" not in k[:1] and math.isfinite(float(v))]
-        self._last_step[trial.trial_id] = step
-        tags = {k: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
-        self._log(self.run_id(trial), metrics=metrics, tags={k[4:]: v for k, v in tags.items()})
+                   and math.isfinite(float(v))]
+        tags = {k[4:]: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
+        ids = self._ids(trial)
+        self._submit(lambda: self._log(self.run_id(*ids), metrics=metrics, tags=tags))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        run_id = self.run_id(trial)
         last = trial.last_result or {}
         if trial.trial_id in self.timed_out:
             seconds = float(last.get("time_total_s", 0.0))
             self.failures[trial.trial_id] = ("timeout", f"stopped after {seconds:.1f} s (trial_time_limit_s)")
-            self._finish(trial, run_id, "FAILED", {"failure_class": "timeout",
-                                                   "failure_message": self.failures[trial.trial_id][1]})
+            self._finish(trial, "FAILED", {"failure_class": "timeout",
+                                           "failure_message": self.failures[trial.trial_id][1]})
             return
         reached = last.get(self.time_attr, last.get("step"))
         stopped_early = self.max_t is not None and reached is not None and reached < self.max_t
-        self._finish(trial, run_id, "KILLED" if stopped_early else "FINISHED",
+        self._finish(trial, "KILLED" if stopped_early else "FINISHED",
                      {"stopped_early": str(bool(stopped_early)).lower()})
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         failure, message = failure_of(trial)
         self.failures[trial.trial_id] = (failure, message)
-        self._finish(trial, self.run_id(trial), "FAILED", {"failure_class": failure,
-                                                             "failure_message": message[:2000]})
+        self._finish(trial, "FAILED", {"failure_class": failure, "failure_message": message[:2000]})
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         failure, message = failure_of(trial)
-        self._log(self.run_id(trial), tags={"last_retry_failure": f"{failure}: {message[:500]}"})
+        ids = self._ids(trial)
+        self._submit(lambda: self._log(self.run_id(*ids), tags={"last_retry_failure": f"{failure}: {message[:500]}"}))
 
-    def _finish(self, trial: Any, run_id: str, status: str, tags: dict[str, str]) -> None:
+    def _finish(self, trial: Any, status: str, tags: dict[str, str]) -> None:
         last = trial.last_result or {}
         tags = {**tags, "trial_seconds": f"{float(last.get('time_total_s', 0.0)):.3f}"}
-        self._log(run_id, tags=tags)
         checkpoint = trial.checkpoint
-        if checkpoint is not None and checkpoint.path and os.path.isdir(checkpoint.path):
-            self.client.log_artifacts(run_id, checkpoint.path, artifact_path="checkpoint")
-        self._log_curves(run_id)
-        self.client.set_terminated(run_id, status)
+        path = checkpoint.path if checkpoint is not None and checkpoint.path else None
+        ids = self._ids(trial)
+
+        def write() -> None:
+            run_id = self.run_id(*ids)
+            self._log(run_id, tags=tags)
+            if path and os.path.isdir(path):
+                self.client.log_artifacts(run_id, path, artifact_path="checkpoint")
+            self._log_curves(run_id)
+            self.client.set_terminated(run_id, status)
+
+        self._submit(write)
 
     def _log_curves(self, run_id: str) -> None:
         """A PNG of every loss-like metric against step (what users plot by hand first)."""
@@ -181,12 +218,10 @@ class MlflowTracker(Callback):
         keys = sorted(k for k in run.data.metrics if "loss" in k and "/" not in k)
         if not keys:
             return
-        import matplotlib
+        from matplotlib.figure import Figure  # the object API: no pyplot state, safe off the main thread
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         for key in keys:
             hist = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
             ax.plot([m.step for m in hist], [m.value for m in hist], marker=".", label=key)
@@ -200,15 +235,23 @@ class MlflowTracker(Callback):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "loss_curve.png"
             fig.savefig(path, dpi=100, bbox_inches="tight")
-            plt.close(fig)
             self.client.log_artifact(run_id, str(path))
 
+    def flush(self) -> None:
+        """Wait until every queued write is done."""
+        self._writer.submit(lambda: None).result()
+
     def finish_sweep(self, summary: dict[str, float], table_path: Path | None, status: str = "FINISHED") -> None:
+        """Write the sweep's totals and table to the parent run, end it, and drain the queue."""
+        self.flush()
         self._log(self.parent_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)
                                            for k, v in summary.items()])
         if table_path is not None and table_path.exists():
             self.client.log_artifact(self.parent_id, str(table_path))
         self.client.set_terminated(self.parent_id, status)
+        self._writer.shutdown(wait=True)
+        if self._errors:
+            raise RuntimeError(f"{len(self._errors)} MLflow writes failed; first: {self._errors[0]!r}")
 
 
 def failure_of(trial: Any) -> tuple[str, str]:

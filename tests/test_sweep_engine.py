@@ -44,10 +44,11 @@ def _child_runs(spec: Any) -> list[Any]:
     return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def test_failing_trials_are_isolated_and_classified(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reuse", [False, True])
+def test_failing_trials_are_isolated_and_classified(tmp_path: Path, reuse: bool) -> None:
     spec = _spec(tmp_path, name="failing", base={"steps": 4, "fail_at": 2},
-                 space={"fail": {"grid": ["raise", "raise", "nan", "exit", "none", "none", "none", "none"]}},
-                 resources={"cpu": 0.5}, max_concurrent=4)
+                 space={"fail": {"grid": ["raise", "nan", "exit", "none", "raise", "none", "none", "none"]}},
+                 resources={"cpu": 0.5}, max_concurrent=4, reuse_actors=reuse)
     summary = launch(spec, quiet=True)
     assert (summary["trials"], summary["finished"], summary["errored"]) == (8, 4, 4)
     assert summary["failures"] == {"error": 2, "diverged": 1, "crashed": 1}
@@ -66,6 +67,7 @@ def test_failing_trials_are_isolated_and_classified(tmp_path: Path) -> None:
     history = MlflowClient(default_tracking_uri(spec.sweep_dir)).get_metric_history(finished.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3, 4]
     assert (spec.sweep_dir / "summary.csv").exists()
+    assert {r["omp_num_threads"] for r in summary["results"].values()} == {"1"}   # threads = CPU share
 
 
 def test_retries_restart_transient_failures_but_not_config_errors(tmp_path: Path) -> None:
@@ -122,6 +124,7 @@ def test_optuna_asha_conditional_and_seeded(tmp_path: Path) -> None:
                      resources={"cpu": 2}, max_concurrent=1)
         runs.append(launch(spec, quiet=True))
     first, second = runs
+    assert {r["omp_num_threads"] for r in first["results"].values()} == {"2"}    # a 2-CPU trial: 2 threads
     configs = list(first["configs"].values())
     assert [c for c in configs] == list(second["configs"].values())      # same seed, same suggestions
     assert all(("extra" in c) == (c["choice"] == "b") for c in configs)  # conditional respected
@@ -208,3 +211,26 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) ->
     assert children["none"].info.status == "FINISHED" and children["raise"].info.status == "FAILED"
     assert len(runs) == 3 and not (spec.sweep_dir / "mlflow.db").exists()
     assert "loss_curve.png" in [a.path for a in client.list_artifacts(children["none"].info.run_id)]
+
+
+def test_own_ray_keeps_its_temp_folder_small_and_removes_it(tmp_path: Path) -> None:
+    """A sweep that starts its own Ray (not the module's shared one) in a subprocess."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump({"name": "own", "family": "dummy", "storage": str(tmp_path / "r"),
+                                    "base": {"steps": 3}, "space": {"x": {"grid": [float(i) for i in range(20)]}},
+                                    "search": {"algorithm": "grid", "metric": "loss"}, "reuse_actors": True,
+                                    "resources": {"cpu": 1}, "max_concurrent": 2}))
+    exe = Path(sys.executable).parent / "dynsweep"
+    before = set(Path("/tmp").glob("dynsweep-ray-*"))
+    out = subprocess.run([str(exe), "launch", str(path), "--quiet", "--num-cpus", "2"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "20 trials: 20 finished" in out.stdout
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("Ray temp folder"))
+    peak = float(line.split("peak ")[1].split(" MB")[0])
+    assert 0 < peak < 200 and line.endswith("0 MB left after it")
+    assert not (tmp_path / "r" / "own" / "ray").exists()
+    assert set(Path("/tmp").glob("dynsweep-ray-*")) == before          # the short fallback folder too

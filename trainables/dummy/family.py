@@ -25,6 +25,7 @@ class DummyConfig:
     steps: int = 10
     sleep_s: float = 0.0
     report_every: int = 1
+    checkpoint_every: int = 1
     fail: str = "none"
     fail_at: int = 1
     marker_dir: str | None = None
@@ -72,7 +73,11 @@ def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str
             raise DivergedError(f"loss is {loss}", step)
         if step % cfg.report_every == 0 or step == cfg.steps:
             last = {"loss": loss, "t_start": t_start, "t_now": time.time(),
-                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")}
+                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
+                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "<unset>")}
+            if step % cfg.checkpoint_every and step != cfg.steps:
+                reporter.report(step, last)
+                continue
             with tempfile.TemporaryDirectory(prefix="dynsweep-dummy-") as ckpt:
                 (Path(ckpt) / "state.json").write_text(json.dumps({"step": step}))
                 reporter.report(step, last, ckpt)
