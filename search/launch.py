@@ -212,8 +212,8 @@ def print_summary(spec: SweepSpec, summary: dict[str, Any], uri: str, top: int =
           f"{summary['errored']} errored ({fails}), {summary['timeout']} timed out; "
           f"{summary['trial_seconds']:.1f} trial-seconds in {summary['wall_seconds']:.1f} s")
     if summary.get("ray_temp_peak_mb") is not None:
-        print(f"Ray temp folder: peak {summary['ray_temp_peak_mb']:.0f} MB during the sweep, "
-              f"{summary['ray_temp_after_mb']:.0f} MB left after it")
+        print(f"Ray temp folder: peak {summary['ray_temp_peak_mb']:.1f} MB during the sweep, "
+              f"{summary['ray_temp_after_mb']:.1f} MB left after it")
     print(f"results: {spec.sweep_dir}/summary.csv\nMLflow UI: mlflow ui --backend-store-uri '{uri}' "
           "--host 127.0.0.1 --port 5000")
 

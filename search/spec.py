@@ -257,7 +257,8 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         raise _err(path, "search.metric", f"{metric!r} is never reported by the {family} family"
                                           f"{suggest(str(metric), reported)}; it reports e.g. "
                                           f"{', '.join(sorted(reported)[:8])}")
-    num_samples = _number(path, "search.num_samples", search.get("num_samples", 10), integer=True)
+    num_samples = _number(path, "search.num_samples", search.get("num_samples", 1 if algorithm == "grid" else 10),
+                          integer=True)  # with grid: repeats of the whole grid
     if num_samples < 1:
         raise _err(path, "search.num_samples", f"{num_samples} must be >= 1")
     if algorithm == "grid":

@@ -83,22 +83,28 @@ class MlflowTracker(Callback):
                  timed_out: set[str] | None = None) -> None:
         self.client = MlflowClient(tracking_uri)
         self.tracking_uri = tracking_uri
-        exp = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
-            experiment, artifact_location=(sweep_dir / "mlartifacts").resolve().as_uri()
-            if tracking_uri.startswith("sqlite") else None)
         self.runs = RunMap(sweep_dir / "mlflow_runs.json")
-        # One writer thread: Tune's event loop never waits for MLflow (SQLite or HTTP).
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
-        self._errors: list[BaseException] = []
         self.family = family
         self.max_t = max_t
         self.time_attr = time_attr
         self.failures: dict[str, tuple[str, str]] = {}
         self.timed_out = timed_out if timed_out is not None else set()
+        self.experiment_id = ""
+        self.parent_id = ""
+        # One writer thread: Tune's event loop never waits for MLflow (SQLite or HTTP), and the
+        # store is opened (a new SQLite database takes seconds) while Ray starts.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
+        self._errors: list[BaseException] = []
+        self._submit(self._open, experiment, sweep_dir, sweep_params)
+
+    def _open(self, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any]) -> None:
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+            experiment, artifact_location=(sweep_dir / "mlartifacts").resolve().as_uri()
+            if self.tracking_uri.startswith("sqlite") else None)
         if PARENT_KEY not in self.runs:
             parent = self.client.create_run(self.experiment_id, run_name=sweep_dir.name,
-                                            tags={"dynsweep.kind": "sweep", "dynsweep.family": family,
+                                            tags={"dynsweep.kind": "sweep", "dynsweep.family": self.family,
                                                   "git_commit": git_commit()})
             self.runs.set(PARENT_KEY, parent.info.run_id)
             self._log(parent.info.run_id, params=flatten(sweep_params))
@@ -106,14 +112,14 @@ class MlflowTracker(Callback):
             self.client.update_run(self.runs[PARENT_KEY], status="RUNNING")
         self.parent_id = self.runs[PARENT_KEY]
 
-    # --- helpers -------------------------------------------------------------------------
     def _log(self, run_id: str, metrics: list[Metric] | None = None, params: dict[str, str] | None = None,
              tags: dict[str, str] | None = None) -> None:
+        """Batched writes (MLflow caps a batch at 1000 metrics and 100 params)."""
         metrics = metrics or []
         plist = [Param(k, v[:6000]) for k, v in (params or {}).items()]
         tlist = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
-        for i in range(0, max(len(metrics), len(plist), len(tlist), 1), MAX_BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i:i + MAX_BATCH], params=plist[i:i + 100] if i == 0 else [],
+        for i in range(0, max(len(metrics), 1), MAX_BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i:i + MAX_BATCH], params=plist[:100] if i == 0 else [],
                                   tags=tlist if i == 0 else [])
         for i in range(100, len(plist), 100):
             self.client.log_batch(run_id, params=plist[i:i + 100])

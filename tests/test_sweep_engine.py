@@ -231,6 +231,6 @@ def test_own_ray_keeps_its_temp_folder_small_and_removes_it(tmp_path: Path) -> N
     assert "20 trials: 20 finished" in out.stdout
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("Ray temp folder"))
     peak = float(line.split("peak ")[1].split(" MB")[0])
-    assert 0 < peak < 200 and line.endswith("0 MB left after it")
+    assert 0 < peak < 200 and line.endswith(" 0.0 MB left after it")
     assert not (tmp_path / "r" / "own" / "ray").exists()
     assert set(Path("/tmp").glob("dynsweep-ray-*")) == before          # the short fallback folder too
