@@ -17,7 +17,6 @@ shows as much less.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -108,10 +107,15 @@ def throughput() -> None:
             path.write_text(yaml.safe_dump(spec))
             _timed([str(Path(sys.executable).parent / "dynsweep"), "launch", str(path), "--quiet",
                     "--num-cpus", "2"], env={"DYNSWEEP_DATASETS": str(folder / "datasets")})
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(f"sqlite:///{folder / 'runs' / f'thr{n}' / 'mlflow.db'}")
+            runs = client.search_runs([client.get_experiment_by_name(f"thr{n}").experiment_id])
             rates = []
-            for trial in (folder / "runs" / f"thr{n}" / "tune").glob("*/result.json"):
-                rows = [json.loads(line) for line in trial.read_text().splitlines() if line.strip()]
-                rates.append(sum(r["steps_per_s"] for r in rows[1:]) / max(1, len(rows) - 1))  # after warm-up
+            for run in runs:
+                if "trial_id" in run.data.tags:
+                    hist = sorted(client.get_metric_history(run.info.run_id, "steps_per_s"), key=lambda m: m.step)
+                    rates.append(sum(m.value for m in hist[1:]) / max(1, len(hist) - 1))  # after warm-up
             results[n] = sum(rates)
     print(f"(b) two-body recipe, 1-CPU trials: 1 alone {results[1]:.2f} steps/s; 2 together "
           f"{results[2]:.2f} steps/s in total; throughput ratio {results[2] / results[1]:.2f}x")
