@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
 from ray.tune import Callback
+
+# mlflow (about 1 s to import) is imported on the writer thread, while Ray starts.
 
 PARENT_KEY = "__sweep__"
 MAX_BATCH = 900
@@ -81,7 +81,7 @@ class MlflowTracker(Callback):
     def __init__(self, tracking_uri: str, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any],
                  family: str, max_t: int | None = None, time_attr: str = "step",
                  timed_out: set[str] | None = None) -> None:
-        self.client = MlflowClient(tracking_uri)
+        self.client: Any = None
         self.tracking_uri = tracking_uri
         self.runs = RunMap(sweep_dir / "mlflow_runs.json")
         self.family = family
@@ -98,6 +98,9 @@ class MlflowTracker(Callback):
         self._submit(self._open, experiment, sweep_dir, sweep_params)
 
     def _open(self, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any]) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(self.tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
             experiment, artifact_location=(sweep_dir / "mlartifacts").resolve().as_uri()
@@ -112,10 +115,12 @@ class MlflowTracker(Callback):
             self.client.update_run(self.runs[PARENT_KEY], status="RUNNING")
         self.parent_id = self.runs[PARENT_KEY]
 
-    def _log(self, run_id: str, metrics: list[Metric] | None = None, params: dict[str, str] | None = None,
-             tags: dict[str, str] | None = None) -> None:
-        """Batched writes (MLflow caps a batch at 1000 metrics and 100 params)."""
-        metrics = metrics or []
+    def _log(self, run_id: str, metrics: list[tuple[str, float, int, int]] | None = None,
+             params: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> None:
+        """Batched writes of (key, value, timestamp ms, step) metrics, params and tags."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        metrics = [Metric(*m) for m in metrics or []]
         plist = [Param(k, v[:6000]) for k, v in (params or {}).items()]
         tlist = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
         for i in range(0, max(len(metrics), 1), MAX_BATCH):
@@ -133,9 +138,11 @@ class MlflowTracker(Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.client = MlflowClient(self.tracking_uri)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
         self._errors = []
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(self.tracking_uri)
 
     def _submit(self, fn: Any, *args: Any) -> None:
         def guarded() -> None:
@@ -171,7 +178,7 @@ class MlflowTracker(Callback):
                         **info: Any) -> None:
         step = int(result.get("step", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+        metrics = [(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",)
                    and math.isfinite(float(v))]
         tags = {k[4:]: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
@@ -250,8 +257,7 @@ class MlflowTracker(Callback):
     def finish_sweep(self, summary: dict[str, float], table_path: Path | None, status: str = "FINISHED") -> None:
         """Write the sweep's totals and table to the parent run, end it, and drain the queue."""
         self.flush()
-        self._log(self.parent_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)
-                                           for k, v in summary.items()])
+        self._log(self.parent_id, metrics=[(k, float(v), int(time.time() * 1000), 0) for k, v in summary.items()])
         if table_path is not None and table_path.exists():
             self.client.log_artifact(self.parent_id, str(table_path))
         self.client.set_terminated(self.parent_id, status)
