@@ -28,7 +28,7 @@ from .constants import SAMPLES_PER_ORBIT
 from .features import FEATURES
 from .heads import HEADS
 from .losses import LOSSES
-from .metrics import TEST_METRICS
+from .metrics import TEST_METRICS, test_set_label
 from .segments import SPLIT_MODES, check_segments
 
 SOLVERS = ("dopri5", "torchdiffeq_dopri5", "rk4")
@@ -152,7 +152,7 @@ class TwoBodyConfig:
         names = {"step", "epoch", "phase", "total_steps", "lr", "train_loss", "val_loss", "steps_per_s",
                  "nfe_per_step", "first_step_s"}
         for name in self.test_datasets:
-            label = name[: -len("_test")] if name.endswith("_test") else name
+            label = test_set_label(name)
             names |= {f"test/{label}/{m}" for m in TEST_METRICS if self.rollout or not m.startswith("rollout")}
         return names
 

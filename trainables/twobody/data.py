@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -41,9 +41,7 @@ class SegmentBatch:
 def auto_val_name(train_name: str) -> str:
     """The validation set that ``val_dataset: auto`` means: same population, min(n, 10) orbits."""
     spec = spec_from_name(train_name)
-    geometry = "planar" if spec.planar else "3D"
-    nu0 = "_nu0fixed" if spec.fixed_nu0 else ""
-    return f"{spec.kind}_TBP_{geometry}{nu0}_{min(spec.orbits, 10)}_val"
+    return replace(spec, orbits=min(spec.orbits, 10), split="val").name
 
 
 @dataclass

@@ -17,7 +17,7 @@ from .config import TwoBodyConfig
 from .constants import AU, MU_EARTH
 from .data import STATE_SCALE, to_canonical
 from .dataset import load_named
-from .metrics import field_metrics, rollout_metrics, true_anomaly_deg
+from .metrics import field_metrics, rollout_metrics, test_set_label, true_anomaly_deg
 from .model import VectorField, integrate
 
 ROLLOUT_MAX_STEPS = 50_000
@@ -26,11 +26,6 @@ PER_POINT_SCHEMA = pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32())
                               ("r_km", pa.float64()), ("r_over_a", pa.float64()),
                               ("true_anomaly_deg", pa.float64()), ("accel_err_pct", pa.float64()),
                               ("theta_deg", pa.float64())])
-
-
-def test_set_label(name: str) -> str:
-    """``complex_TBP_planar_10_test`` -> ``complex_TBP_planar_10`` (the metric-name segment)."""
-    return name[: -len("_test")] if name.endswith("_test") else name
 
 
 @torch.no_grad()

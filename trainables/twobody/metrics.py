@@ -31,6 +31,11 @@ TEST_METRICS: tuple[str, ...] = (
 """Metric names reported per test set as ``test/<set>/<name>`` (rollout ones only with rollout)."""
 
 
+def test_set_label(name: str) -> str:
+    """``complex_TBP_planar_10_test`` -> ``complex_TBP_planar_10`` (the metric-name segment)."""
+    return name[: -len("_test")] if name.endswith("_test") else name
+
+
 def mode_kde(x: np.ndarray, grid_points: int = 512, max_samples: int = 5000, seed: int = 0) -> float:
     """Mode of a continuous sample: the peak of a Gaussian kernel density estimate."""
     x = np.asarray(x, dtype=np.float64)
