@@ -99,6 +99,7 @@ def quiet_ray() -> None:
     os.environ["DYNSWEEP_DATASETS"] = str(Path(os.environ.get("DYNSWEEP_DATASETS", "datasets")).resolve())
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow resets its logger when imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)

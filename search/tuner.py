@@ -105,6 +105,7 @@ def build_searcher(spec: SweepSpec) -> tuple[Any, dict[str, Any]]:
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         searcher = OptunaSearch(space=OptunaSpace(spec.params), metric=spec.metric, mode=spec.mode,
                                 points_to_evaluate=list(spec.points_to_evaluate) or None,
                                 sampler=optuna.samplers.TPESampler(seed=spec.seed))

@@ -47,13 +47,13 @@ def _child_runs(spec: Any) -> list[Any]:
 @pytest.mark.parametrize("reuse", [False, True])
 def test_failing_trials_are_isolated_and_classified(tmp_path: Path, reuse: bool) -> None:
     spec = _spec(tmp_path, name="failing", base={"steps": 4, "fail_at": 2},
-                 space={"fail": {"grid": ["raise", "nan", "exit", "none", "raise", "none", "none", "none"]}},
+                 space={"fail": {"grid": ["raise", "nan", "exit", "none", "raise", "none", "none", "none", "kill"]}},
                  resources={"cpu": 0.5}, max_concurrent=4, reuse_actors=reuse)
-    summary = launch(spec, quiet=True)
-    assert (summary["trials"], summary["finished"], summary["errored"]) == (8, 4, 4)
-    assert summary["failures"] == {"error": 2, "diverged": 1, "crashed": 1}
+    summary = launch(spec, quiet=True)   # 1 in 4 raise, 1 in 8 NaN, 1 in 8 os._exit (+ one SIGKILL)
+    assert (summary["trials"], summary["finished"], summary["errored"]) == (9, 4, 5)
+    assert summary["failures"] == {"error": 2, "diverged": 1, "crashed": 2}
     runs = _child_runs(spec)
-    assert len(runs) == 8 and len({r.data.tags["trial_id"] for r in runs}) == 8   # one run per trial
+    assert len(runs) == 9 and len({r.data.tags["trial_id"] for r in runs}) == 9   # one run per trial
     by_fail: dict[str, list[Any]] = {}
     for r in runs:
         by_fail.setdefault(r.data.params["fail"], []).append(r)
@@ -62,7 +62,8 @@ def test_failing_trials_are_isolated_and_classified(tmp_path: Path, reuse: bool)
     assert "dummy failure at step 2" in by_fail["raise"][0].data.tags["failure_message"]
     assert by_fail["nan"][0].data.tags["failure_class"] == "diverged"
     assert by_fail["exit"][0].data.tags["failure_class"] == "crashed"
-    assert all(r.info.status == "FAILED" for f in ("raise", "nan", "exit") for r in by_fail[f])
+    assert by_fail["kill"][0].data.tags["failure_class"] == "crashed"
+    assert all(r.info.status == "FAILED" for f in ("raise", "nan", "exit", "kill") for r in by_fail[f])
     finished = by_fail["none"][0]
     history = MlflowClient(default_tracking_uri(spec.sweep_dir)).get_metric_history(finished.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3, 4]

@@ -2,5 +2,6 @@
 
 Its "loss" after step k is ``(x - target)^2 / (1 + k) + noise``: known good and bad configs,
 controllable speed (``sleep_s`` per step) and controllable failures (``fail``: ``raise``,
-``nan``, ``exit`` (``os._exit``), ``config``, or ``none``; at ``fail_at``).
+``nan``, ``exit`` (``os._exit``), ``kill`` (SIGKILL), ``config``, ``once`` (first attempt only), or
+``none``; at ``fail_at``).
 """

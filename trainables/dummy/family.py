@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from trainables.common.config import from_mapping, to_mapping
 from trainables.common.errors import ConfigError, DivergedError
 from trainables.common.reporter import Reporter
 
-FAILURES = ("none", "raise", "nan", "exit", "config", "once")
+FAILURES = ("none", "raise", "nan", "exit", "kill", "config", "once")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def _fail(cfg: DummyConfig, step: int) -> None:
         raise RuntimeError(f"dummy failure at step {step}")
     if cfg.fail == "exit":
         os._exit(3)
+    if cfg.fail == "kill":  # what the OOM killer or a user's kill -9 does
+        os.kill(os.getpid(), signal.SIGKILL)
     if cfg.fail == "config":
         raise ConfigError(f"config.fail: dummy config error at step {step}")
     if cfg.fail == "once" and cfg.marker_dir:  # fail on the first attempt only
