@@ -91,6 +91,7 @@ class MlflowTracker(Callback):
         self.timed_out = timed_out if timed_out is not None else set()
         self.experiment_id = ""
         self.parent_id = ""
+        self._curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
         # One writer thread: Tune's event loop never waits for MLflow (SQLite or HTTP), and the
         # store is opened (a new SQLite database takes seconds) while Ray starts.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
@@ -182,6 +183,10 @@ class MlflowTracker(Callback):
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",)
                    and math.isfinite(float(v))]
         tags = {k[4:]: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
+        curves = self._curves.setdefault(trial.trial_id, {})
+        for key, value, _, _ in metrics:
+            if "loss" in key and "/" not in key:
+                curves.setdefault(key, []).append((step, value))
         ids = self._ids(trial)
         self._submit(lambda: self._log(self.run_id(*ids), metrics=metrics, tags=tags))
 
@@ -214,37 +219,36 @@ class MlflowTracker(Callback):
         checkpoint = trial.checkpoint
         path = checkpoint.path if checkpoint is not None and checkpoint.path else None
         ids = self._ids(trial)
+        curves = {k: list(v) for k, v in self._curves.get(trial.trial_id, {}).items()}
 
         def write() -> None:
             run_id = self.run_id(*ids)
             self._log(run_id, tags=tags)
             if path and os.path.isdir(path):
                 self.client.log_artifacts(run_id, path, artifact_path="checkpoint")
-            self._log_curves(run_id)
+            self._log_curves(run_id, ids[1], curves)
             self.client.set_terminated(run_id, status)
 
         self._submit(write)
 
-    def _log_curves(self, run_id: str) -> None:
+    def _log_curves(self, run_id: str, title: str, curves: dict[str, list[tuple[int, float]]]) -> None:
         """A PNG of every loss-like metric against step (what users plot by hand first)."""
-        run = self.client.get_run(run_id)
-        keys = sorted(k for k in run.data.metrics if "loss" in k and "/" not in k)
-        if not keys:
+        if not curves:
             return
         from matplotlib.figure import Figure  # the object API: no pyplot state, safe off the main thread
 
         fig = Figure(figsize=(6, 4))
         ax = fig.subplots()
-        for key in keys:
-            hist = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
-            ax.plot([m.step for m in hist], [m.value for m in hist], marker=".", label=key)
+        for key, points in sorted(curves.items()):
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=key)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
-        if all(m.value > 0 for k in keys for m in self.client.get_metric_history(run_id, k)):
+        if all(p[1] > 0 for pts in curves.values() for p in pts):
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         ax.legend()
-        ax.set_title(run.info.run_name)
+        ax.set_title(title)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "loss_curve.png"
             fig.savefig(path, dpi=100, bbox_inches="tight")
