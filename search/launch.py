@@ -54,7 +54,7 @@ def run_launch(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.spec}: sweep folder {sweep_dir} already holds a sweep named {spec.name!r}; "
                           "choose another `name` (or --set name=...), or resume it")
     summary = launch(spec, args.tracking_uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet)
-    return 0 if summary is not None else 1
+    return 130 if summary["interrupted"] else 0
 
 
 def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | None = None,
@@ -81,10 +81,12 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
         tuner = build_tuner(spec, [tracker, progress], stopper)
         results = tuner.fit()
         trials = progress.trials
+        tracker.end_unfinished(trials)
     summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
     table = sweep_dir / "summary.csv"
     write_table(table, summary["rows"])
-    tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table)
+    tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table,
+                         "KILLED" if summary["interrupted"] else "FINISHED")
     summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
     print_summary(spec, summary, uri)
@@ -169,6 +171,8 @@ def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wa
             state = "timeout"
         elif spec.scheduler == "asha" and last.get(spec.time_attr, spec.max_t) < spec.max_t:
             state = "stopped early"
+        elif not last.get("done", False):
+            state = "interrupted"  # Ctrl-C: Tune ends running trials without their final result
         else:
             state = "finished"
         states[state] += 1
@@ -178,6 +182,7 @@ def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wa
     rows.sort(key=lambda r: (math.isnan(_num(r[spec.metric])), sign * _num(r[spec.metric])))
     return {"rows": rows, "trials": len(trials), "finished": states["finished"],
             "stopped_early": states["stopped early"], "errored": states["errored"], "timeout": states["timeout"],
+            "interrupted": states["interrupted"],
             "failures": dict(failures), "trial_seconds": trial_seconds, "wall_seconds": wall_s,
             "best": rows[0][spec.metric] if rows else math.nan,
             "results": {t.trial_id: dict(t.last_result or {}) for t in trials},
@@ -210,8 +215,11 @@ def print_summary(spec: SweepSpec, summary: dict[str, Any], uri: str, top: int =
             print("  ".join(_fmt(r.get(k)).ljust(widths[k]) for k in keys))
     fails = ", ".join(f"{k} {v}" for k, v in sorted(summary["failures"].items())) or "none"
     print(f"\n{summary['trials']} trials: {summary['finished']} finished, {summary['stopped_early']} stopped early, "
-          f"{summary['errored']} errored ({fails}), {summary['timeout']} timed out; "
+          f"{summary['errored']} errored ({fails}), {summary['timeout']} timed out"
+          f"{', %d interrupted' % summary['interrupted'] if summary['interrupted'] else ''}; "
           f"{summary['trial_seconds']:.1f} trial-seconds in {summary['wall_seconds']:.1f} s")
+    if summary["interrupted"]:
+        print(f"the sweep was interrupted; its state is kept in {spec.sweep_dir}/tune")
     if summary.get("ray_temp_peak_mb") is not None:
         print(f"Ray temp folder: peak {summary['ray_temp_peak_mb']:.1f} MB during the sweep, "
               f"{summary['ray_temp_after_mb']:.1f} MB left after it")

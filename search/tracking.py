@@ -92,6 +92,8 @@ class MlflowTracker(Callback):
         self.experiment_id = ""
         self.parent_id = ""
         self._curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
+        self._ended: set[str] = set()
+        self._started: set[str] = set()
         # One writer thread: Tune's event loop never waits for MLflow (SQLite or HTTP), and the
         # store is opened (a new SQLite database takes seconds) while Ray starts.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
@@ -172,6 +174,7 @@ class MlflowTracker(Callback):
 
     # --- Tune hooks (called on Tune's event loop: they only queue work) ----------------
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._started.add(trial.trial_id)
         ids = self._ids(trial)
         self._submit(lambda: self.client.update_run(self.run_id(*ids), status="RUNNING"))
 
@@ -200,8 +203,10 @@ class MlflowTracker(Callback):
             return
         reached = last.get(self.time_attr, last.get("step"))
         stopped_early = self.max_t is not None and reached is not None and reached < self.max_t
-        self._finish(trial, "KILLED" if stopped_early else "FINISHED",
-                     {"stopped_early": str(bool(stopped_early)).lower()})
+        interrupted = not stopped_early and not last.get("done", False)
+        self._finish(trial, "KILLED" if stopped_early or interrupted else "FINISHED",
+                     {"stopped_early": str(bool(stopped_early)).lower(),
+                      "interrupted": str(bool(interrupted)).lower()})
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         failure, message = failure_of(trial)
@@ -213,7 +218,14 @@ class MlflowTracker(Callback):
         ids = self._ids(trial)
         self._submit(lambda: self._log(self.run_id(*ids), tags={"last_retry_failure": f"{failure}: {message[:500]}"}))
 
+    def end_unfinished(self, trials: list[Any]) -> None:
+        """End the runs of trials Tune stopped without a callback (Ctrl-C): KILLED, interrupted."""
+        for trial in trials:
+            if trial.trial_id in self._started and trial.trial_id not in self._ended:
+                self._finish(trial, "KILLED", {"interrupted": "true", "stopped_early": "false"})
+
     def _finish(self, trial: Any, status: str, tags: dict[str, str]) -> None:
+        self._ended.add(trial.trial_id)
         last = trial.last_result or {}
         tags = {**tags, "trial_seconds": f"{float(last.get('time_total_s', 0.0)):.3f}"}
         checkpoint = trial.checkpoint

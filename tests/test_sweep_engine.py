@@ -235,3 +235,35 @@ def test_own_ray_keeps_its_temp_folder_small_and_removes_it(tmp_path: Path) -> N
     assert 0 < peak < 200 and line.endswith(" 0.0 MB left after it")
     assert not (tmp_path / "r" / "own" / "ray").exists()
     assert set(Path("/tmp").glob("dynsweep-ray-*")) == before          # the short fallback folder too
+
+
+def test_ctrl_c_stops_the_sweep_cleanly(tmp_path: Path) -> None:
+    """SIGINT to `dynsweep launch` (its own Ray): trials marked interrupted, Ray's temp folder removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump({"name": "long", "family": "dummy", "storage": str(tmp_path / "r"),
+                                    "base": {"steps": 200, "sleep_s": 0.2},
+                                    "space": {"x": {"grid": [0.0, 1.0, 2.0, 3.0]}},
+                                    "search": {"algorithm": "grid", "metric": "loss"}, "resources": {"cpu": 1}}))
+    before = set(Path("/tmp").glob("dynsweep-ray-*"))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dynsweep"), "launch", str(path), "--quiet",
+                             "--num-cpus", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs_json = tmp_path / "r" / "long" / "mlflow_runs.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (runs_json.exists() and runs_json.read_text().count(":") >= 3):
+        time.sleep(0.5)                                   # wait until trials are running
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in out and "0.0 MB left after it" in out
+    assert set(Path("/tmp").glob("dynsweep-ray-*")) == before
+    client = MlflowClient(default_tracking_uri(tmp_path / "r" / "long"))
+    runs = client.search_runs([client.get_experiment_by_name("long").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert children and all(r.data.tags.get("interrupted") == "true" and r.info.status == "KILLED" for r in children)
+    assert [r.info.status for r in runs if "mlflow.parentRunId" not in r.data.tags] == ["KILLED"]
