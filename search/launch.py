@@ -67,7 +67,7 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
     quiet_ray()
     sweep_dir = spec.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    raw = yaml.safe_load(Path(spec.path).read_text()) if Path(spec.path).is_file() else {}
+    raw = spec.raw
     (sweep_dir / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     uri = tracking_uri or spec.tracking_uri or default_tracking_uri(sweep_dir)
     start = time.perf_counter()
@@ -79,7 +79,7 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
     with ray_session(sweep_dir, num_cpus, num_gpus, address) as temp:
         progress.temp = temp
         tuner = build_tuner(spec, [tracker, progress], stopper)
-        results = tuner.fit()
+        tuner.fit()
         trials = progress.trials
         tracker.end_unfinished(trials)
     summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
@@ -90,7 +90,6 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
     summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
     print_summary(spec, summary, uri)
-    del results
     return summary
 
 

@@ -109,6 +109,8 @@ class SweepSpec:
     experiment: str | None = None
     storage: str = "runs"
     reuse_actors: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The YAML document as validated, overrides applied (recorded with the sweep)."""
 
     @property
     def sweep_dir(self) -> Path:
@@ -316,7 +318,7 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         max_concurrent=int(max_concurrent), retries=int(retries),
         trial_time_limit_s=float(limit) if limit is not None else None,
         tracking_uri=tracking.get("uri"), experiment=tracking.get("experiment"),
-        storage=str(raw.get("storage", "runs")), reuse_actors=bool(raw.get("reuse_actors", False)))
+        storage=str(raw.get("storage", "runs")), reuse_actors=bool(raw.get("reuse_actors", False)), raw=raw)
 
 
 def _values_of(param: Param) -> list[Any] | None:

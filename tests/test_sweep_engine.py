@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -152,6 +151,8 @@ def test_cli_launch_and_validate(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["launch", str(path), "--quiet", "--set", "search.num_samples=3"]) == 0
     out = capsys.readouterr().out
     assert "3 trials: 3 finished" in out and "mlflow ui --backend-store-uri" in out
+    saved = yaml.safe_load((tmp_path / "runs" / "cli" / "spec.yaml").read_text())
+    assert saved["search"]["num_samples"] == 3                            # recorded with the override
     assert main(["launch", str(path)]) == 2                               # the same sweep again: refused
     assert "already holds a sweep named 'cli'" in capsys.readouterr().err
 
