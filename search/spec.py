@@ -69,6 +69,10 @@ class Param:
     args: tuple[Any, ...]
     when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
+    def active(self, values: dict[str, Any]) -> bool:
+        """Whether this parameter exists given the other parameters' ``values``."""
+        return all(values.get(k) in v for k, v in self.when.items())
+
     def candidates(self) -> list[Any]:
         """Values to check against the family's config: every choice, or the range's ends."""
         if self.kind in ("choice", "grid"):

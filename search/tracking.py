@@ -294,7 +294,8 @@ def failure_of(trial: Any) -> tuple[str, str]:
             cls, _, msg = body[1:].partition("] ")
             return cls, msg.strip()
     lowered = text.lower()
-    if "actor died" in lowered or "actordied" in lowered or "worker died" in lowered or "exit" in lowered:
+    if any(sign in lowered for sign in ("actordiederror", "actor died", "actor is dead", "worker died",
+                                        "worker process has died")):
         return "crashed", _first_line(text)
     if "outofmemory" in lowered or "out of memory" in lowered:
         return "out-of-memory", _first_line(text)

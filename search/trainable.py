@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ray import tune
 
@@ -24,6 +24,7 @@ from trainables.common.errors import ConfigError, DataError, TrialFailure
 from trainables.registry import family_config, family_run
 
 from .runtime import cap_threads
+from .spec import Param
 
 DETERMINISTIC = ("config", "data")
 MARKER = "deterministic_failure.txt"
@@ -88,14 +89,12 @@ class TuneReporter:
 
 
 def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
-                   conditions: dict[str, dict[str, tuple[Any, ...]]] | None = None) -> Callable[[dict[str, Any]], None]:
+                   conditional: Sequence[Param] = ()) -> Callable[[dict[str, Any]], None]:
     """The function trainable of one sweep: ``base`` overlaid by the trial's sampled config.
 
-    ``conditions`` maps a conditional parameter to ``{other: allowed values}``; when a searcher
-    sampled it although its condition does not hold (random, grid), the base value is used.
+    A ``conditional`` parameter that a searcher sampled although its condition does not hold
+    (random, grid) is dropped, so the base value is used.
     """
-    conditions = conditions or {}
-
     has_device = "device" in family_config(family).from_dict({}).to_dict()
 
     def trainable(config: dict[str, Any]) -> None:
@@ -106,9 +105,8 @@ def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
         marker = trial_dir / MARKER
         if marker.exists():
             raise TrialError(*marker.read_text().split("\n", 1))
-        sampled = {k: v for k, v in config.items()
-                   if all(config.get(o, base.get(o)) in vals for o, vals in conditions.get(k, {}).items())}
-        full = {**base, **sampled}
+        inactive = {p.name for p in conditional if not p.active({**base, **config})}
+        full = {**base, **{k: v for k, v in config.items() if k not in inactive}}
         if has_device:
             full["device"] = "cuda" if gpu > 0 else "cpu"
         reporter = TuneReporter()

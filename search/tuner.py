@@ -43,11 +43,6 @@ class TrialTimeLimit(tune.Stopper):
         return False
 
 
-def active(param: Param, values: dict[str, Any]) -> bool:
-    """Whether a conditional parameter exists given the other values."""
-    return all(values.get(k) in v for k, v in param.when.items())
-
-
 class OptunaSpace:
     """A define-by-run space for OptunaSearch; returns the fixed values as constants.
 
@@ -61,7 +56,7 @@ class OptunaSpace:
         values: dict[str, Any] = {}
         constants: dict[str, Any] = {}
         for p in sorted(self.params, key=lambda q: bool(q.when)):
-            if p.when and not active(p, values):
+            if p.when and not p.active(values):
                 continue
             if p.kind == "fixed":
                 constants[p.name] = values[p.name] = p.args[0]
@@ -125,8 +120,7 @@ def build_scheduler(spec: SweepSpec) -> Any:
 def build_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None) -> tune.Tuner:
     """The Tuner of ``spec``; its experiment lives in ``<sweep>/tune``."""
     searcher, space = build_searcher(spec)
-    trainable = make_trainable(spec.family, spec.base, spec.cpu, spec.gpu,
-                               {p.name: p.when for p in spec.params if p.when})
+    trainable = make_trainable(spec.family, spec.base, spec.cpu, spec.gpu, [p for p in spec.params if p.when])
     resources = {"cpu": spec.cpu, "gpu": spec.gpu}
     return tune.Tuner(
         tune.with_resources(trainable, resources),

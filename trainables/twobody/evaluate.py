@@ -68,7 +68,8 @@ def _rollout(field: VectorField, cfg: TwoBodyConfig, states: np.ndarray, t: np.n
              true_physical: np.ndarray) -> dict[str, float]:
     """Propagate each test orbit for one period from its first state (one batched solve)."""
     k = t.shape[1]
-    y0 = torch.as_tensor(states[:, 0], dtype=field.net[0].weight.dtype, device=field.net[0].weight.device)
+    param = next(field.parameters())
+    y0 = torch.as_tensor(states[:, 0], dtype=param.dtype, device=param.device)
     dt = torch.as_tensor(t[:, 1] - t[:, 0], dtype=y0.dtype, device=y0.device)
     solver_cfg = dataclasses.replace(cfg, max_solver_steps=ROLLOUT_MAX_STEPS, adjoint=False)
     try:

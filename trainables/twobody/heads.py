@@ -73,7 +73,6 @@ HEADS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mlp_4D_signed": _mag_dir(_identity, _identity),
     "mlp_4D": _mag_dir(torch.abs, _identity),
     "mlp_4D_accsoftplus": _mag_dir(F.softplus, _identity),
-    "mlp_4D_softplus": _mag_dir(F.softplus, _identity),
     "mlp_4D_unit": _mag_dir(torch.abs, _unit),
     "mlp_4D_unit_softplus": _mag_dir(F.softplus, _unit),
     "mlp_4D_logmag_exp": _mag_dir(torch.exp, _identity),
@@ -83,6 +82,7 @@ HEADS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "rtn": rtn,
 }
 """Output heads by name (``mlp_4D_softplus`` is an alias of ``mlp_4D_accsoftplus``)."""
+HEADS["mlp_4D_softplus"] = HEADS["mlp_4D_accsoftplus"]
 
 HEAD_DIMS: dict[str, int] = {name: 4 for name in HEADS} | {"mlp_simple": 6, "mlp_simple_hybrid": 3, "rtn": 3}
 """Number of MLP outputs each head consumes."""
