@@ -1,6 +1,6 @@
 """Sweep-engine overhead, measured against bare Ray Tune in the same run.
 
-Run: ``python benchmarks/sweep_overhead.py [--trials 40] [--skip-twobody]``.
+Run: ``python benchmarks/sweep_overhead.py [--trials 40] [--repeats 3] [--skip-twobody]``.
 
 (a) ``--trials`` trials that each sleep 1 s (10 reports of 0.1 s), 2 at a time on 2 CPUs. Wall
 time from the command's start (a fresh process: imports, Ray start, MLflow store, everything)
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,28 +68,39 @@ def _dynsweep_spec(folder: Path, name: str, trials: int, reuse: bool) -> Path:
     return path
 
 
-def overhead(trials: int) -> None:
+def overhead(trials: int, repeats: int) -> None:
+    """Part (a). The reuse_actors pair is run ``repeats`` times, alternating, and the medians are
+    compared (this machine's run-to-run noise is a few seconds); the new-worker pair once."""
     ideal = trials / 2.0
-    rows = []
+    walls: dict[str, list[float]] = {}
+    exe = str(Path(sys.executable).parent / "dynsweep")
     with tempfile.TemporaryDirectory(prefix="dynsweep-ovh-", dir="/tmp") as tmp:
         folder = Path(tmp)
         script = folder / "bare.py"
         script.write_text(BARE_TUNE)
-        for mode in ("new", "reuse"):
-            wall = _timed([sys.executable, str(script), str(trials), mode, str(folder / f"ray-{mode}"),
-                           str(folder / "bare-store")])
-            rows.append((f"bare Ray Tune, {'reuse_actors' if mode == 'reuse' else 'new worker per trial'}", wall))
-        exe = str(Path(sys.executable).parent / "dynsweep")
-        for reuse in (True, False):
-            spec = _dynsweep_spec(folder, f"ovh{int(reuse)}", trials, reuse)
-            wall = _timed([exe, "launch", str(spec), "--quiet", "--num-cpus", "2"])
-            rows.append((f"dynsweep + MLflow, {'reuse_actors' if reuse else 'new worker per trial'}", wall))
-    print(f"(a) {trials} trials x 1 s, 2 at a time on 2 CPUs; ideal {ideal:.0f} s")
-    print(f"    {'':<48} {'wall s':>7} {'overhead':>9}")
-    for name, wall in rows:
-        print(f"    {name:<48} {wall:>7.1f} {100 * (wall - ideal) / ideal:>8.0f}%")
-    bare_reuse = rows[1][1]
-    print(f"    dynsweep (reuse) / bare Tune (reuse) wall-time ratio: {rows[2][1] / bare_reuse:.2f}")
+
+        def bare(mode: str, i: int) -> float:
+            return _timed([sys.executable, str(script), str(trials), mode, str(folder / f"ray-{mode}{i}"),
+                           str(folder / f"bare-store{i}")])
+
+        def dynsweep(reuse: bool, i: int) -> float:
+            spec = _dynsweep_spec(folder, f"ovh{int(reuse)}_{i}", trials, reuse)
+            return _timed([exe, "launch", str(spec), "--quiet", "--num-cpus", "2"])
+
+        for i in range(repeats):
+            walls.setdefault("bare Ray Tune, reuse_actors", []).append(bare("reuse", i))
+            walls.setdefault("dynsweep + MLflow, reuse_actors", []).append(dynsweep(True, i))
+        walls["bare Ray Tune, new worker per trial"] = [bare("new", 0)]
+        walls["dynsweep + MLflow, new worker per trial"] = [dynsweep(False, 0)]
+    print(f"(a) {trials} trials x 1 s, 2 at a time on 2 CPUs; ideal {ideal:.0f} s; median of the runs shown")
+    print(f"    {'':<42} {'runs (wall s)':>20} {'median':>7} {'overhead':>9}")
+    medians = {}
+    for name, runs in walls.items():
+        medians[name] = statistics.median(runs)
+        shown = " ".join(f"{w:.1f}" for w in runs)
+        print(f"    {name:<42} {shown:>20} {medians[name]:>7.1f} {100 * (medians[name] - ideal) / ideal:>8.0f}%")
+    ratio = medians["dynsweep + MLflow, reuse_actors"] / medians["bare Ray Tune, reuse_actors"]
+    print(f"    dynsweep (reuse) / bare Tune (reuse) median wall-time ratio: {ratio:.2f}")
 
 
 def throughput() -> None:
@@ -124,9 +136,10 @@ def throughput() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the reuse_actors pair (median)")
     parser.add_argument("--skip-twobody", action="store_true")
     args = parser.parse_args()
-    overhead(args.trials)
+    overhead(args.trials, args.repeats)
     if not args.skip_twobody:
         throughput()
 

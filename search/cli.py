@@ -7,22 +7,16 @@ status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
-from typing import Sequence
+from collections.abc import Sequence
 
 from trainables.common.errors import DynsweepError
 from trainables.registry import data_commands
 
 from . import train_cmd
-
-
-def package_version() -> str:
-    """The installed distribution's version (``0+unknown`` when run from a bare checkout)."""
-    try:
-        return version("dynsweep")
-    except PackageNotFoundError:
-        return "0+unknown"
+from .version import package_version
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     launch = sub.add_parser("launch", help="run a sweep on a local Ray (or a cluster) tracked in MLflow")
     launch_args.add_launch_arguments(launch)
     launch.set_defaults(handler=launch_args.lazy("run_launch"))
+    from . import resume, sweeps_cmd
+
+    ls = sub.add_parser("ls", help="the sweeps in a runs folder: state, trials, best metric, resumable")
+    sweeps_cmd.add_ls_arguments(ls)
+    ls.set_defaults(handler=sweeps_cmd.run_ls)
+    status = sub.add_parser("status", help="one sweep: trials by state, errors, trial-seconds, driver alive")
+    sweeps_cmd.add_status_arguments(status)
+    status.set_defaults(handler=sweeps_cmd.run_status)
+    res = sub.add_parser("resume", help="continue a sweep that died or was interrupted",
+                         description="Continue a sweep from its folder: unfinished trials from their last "
+                                     "checkpoint, errored ones as asked; the searcher's state is restored.")
+    resume.add_arguments(res)
+    res.set_defaults(handler=resume.run_resume)
+    ext = sub.add_parser("extend", help="add trials to an Optuna sweep, continuing its searcher's history")
+    resume.add_arguments(ext, extend=True)
+    ext.set_defaults(handler=resume.run_extend)
     train = sub.add_parser("train", help="train one trial of a family locally (no Ray)",
                            description="Train one trial of a family locally, without Ray, and print its metrics.")
     train_cmd.add_arguments(train)
@@ -66,5 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script: :func:`main`, then exit.
+
+    After a command that loaded Ray (a sweep), everything it started has been shut down and
+    written by the time :func:`main` returns; the interpreter's own teardown of the Ray, torch
+    and MLflow modules would only add about a second, so the process ends at once.
+    """
+    code = main()
+    if "ray" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

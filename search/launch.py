@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,8 @@ from ray.tune import Callback
 from trainables.common.errors import ConfigError
 
 from .spec import SweepSpec, check_resources, load_spec
+from .sweep_folder import SPEC, SweepFolder, sha256_file
+from .version import package_version
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -49,41 +54,91 @@ def run_launch(args: argparse.Namespace) -> int:
         cpus = args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1)
         gpus = args.num_gpus if args.num_gpus is not None else float(_machine_gpus())
         check_resources(spec, cpus, gpus)
-    sweep_dir = spec.sweep_dir
-    if (sweep_dir / "tune").exists():
-        raise ConfigError(f"{args.spec}: sweep folder {sweep_dir} already holds a sweep named {spec.name!r}; "
-                          "choose another `name` (or --set name=...), or resume it")
+    folder = SweepFolder(spec.sweep_dir)
+    if folder.is_sweep() or folder.tune_dir.exists():
+        raise ConfigError(f"{args.spec}: sweep folder {folder.path} already holds a sweep named {spec.name!r}; "
+                          "choose another `name` (or --set name=...), or continue it with "
+                          f"`dynsweep resume {folder.path}`")
     summary = launch(spec, args.tracking_uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet)
     return 130 if summary["interrupted"] else 0
 
 
-def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | None = None,
-           num_gpus: float | None = None, address: str | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Run the sweep; returns its summary (counts by state, failure classes, best trial, seconds)."""
-    from .runtime import dir_size, ray_session
-    from .tracking import MlflowTracker, default_tracking_uri
-    from .tuner import TrialTimeLimit, build_tuner
+@dataclass
+class Resume:
+    """How ``dynsweep resume`` continues a sweep (see ``search.resume``)."""
 
-    quiet_ray()
-    sweep_dir = spec.sweep_dir
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    raw = spec.raw
-    (sweep_dir / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    uri = tracking_uri or spec.tracking_uri or default_tracking_uri(sweep_dir)
+    errored: str = "skip"  # skip | resume (from the last checkpoint) | restart (from scratch)
+    tracking_uri: str | None = None
+    resources_changed: bool = False
+
+
+def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | None = None,
+           num_gpus: float | None = None, address: str | None = None, quiet: bool = False,
+           resume: Resume | None = None) -> dict[str, Any]:
+    """Run (or, with ``resume``, continue) the sweep; returns its summary (counts by state,
+    failure classes, best trial, seconds). Holds the sweep's driver lock throughout."""
+    folder = SweepFolder(spec.sweep_dir)
+    with folder.driver_lock("resume" if resume else "launch"):
+        quiet_ray()
+        if resume is None:
+            from .tracking import default_tracking_uri
+
+            uri = tracking_uri or spec.tracking_uri or default_tracking_uri(folder.path)
+            folder.path.mkdir(parents=True, exist_ok=True)
+            (folder.path / SPEC).write_text(yaml.safe_dump(spec.raw, sort_keys=False))
+            folder.write_meta(dynsweep_version=package_version(), name=spec.name, family=spec.family,
+                              created=dt.datetime.now().isoformat(timespec="seconds"),
+                              spec_sha256=sha256_file(folder.path / SPEC), tracking_uri=folder.stored_uri(uri),
+                              datasets=os.environ["DYNSWEEP_DATASETS"], metric=spec.metric, mode=spec.mode,
+                              num_samples=spec.total_trials(), state="running")
+        else:
+            uri = resume.tracking_uri or folder.tracking_uri()
+            folder.write_meta(state="running", tracking_uri=folder.stored_uri(uri))
+        summary = _run(spec, folder, uri, num_cpus, num_gpus, address, quiet, resume)
+        folder.write_meta(state="interrupted" if summary["interrupted"] else "finished",
+                          trials=summary["trials"], best=summary["best"])
+        return summary
+
+
+def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None, num_gpus: float | None,
+         address: str | None, quiet: bool, resume: Resume | None) -> dict[str, Any]:
+    from .journal import Journal, completed_after_snapshot
+    from .runtime import dir_size, ray_session, sigterm_as_sigint
+    from .tracking import MlflowTracker, Resumed
+    from .tuner import TrialTimeLimit, build_tuner, restore_tuner, set_trial_resources
+
     start = time.perf_counter()
     stopper = TrialTimeLimit(spec.trial_time_limit_s) if spec.trial_time_limit_s else None
-    tracker = MlflowTracker(uri, spec.experiment or spec.name, sweep_dir, raw, spec.family,
+    resumed = None
+    if resume is not None:
+        snapshot = folder.trials()
+        known = {t.trial_id: t.status for t in snapshot}
+        restarted = {t.experiment_tag: t.trial_id for t in snapshot if t.status == "ERROR"} \
+            if resume.errored == "restart" else {}
+        resumed = Resumed(known, completed_after_snapshot(Journal(folder.path).read(), known), restarted)
+    tracker = MlflowTracker(uri, spec.experiment or spec.name, folder.path, spec.raw, spec.family,
                             max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr,
-                            timed_out=stopper.timed_out if stopper else None)
+                            timed_out=stopper.timed_out if stopper else None, resume=resumed)
     progress = Progress(spec, start, quiet)
-    with ray_session(sweep_dir, num_cpus, num_gpus, address) as temp:
+    stale = folder.read_meta().get("ray_temp")
+    if stale and Path(stale).is_dir():  # a dead driver's Ray session (we hold the driver lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    with ray_session(folder.path, num_cpus, num_gpus, address) as temp, sigterm_as_sigint():
+        folder.write_meta(ray_temp=str(temp) if temp else None)
         progress.temp = temp
-        tuner = build_tuner(spec, [tracker, progress], stopper)
+        if resume is None:
+            tuner = build_tuner(spec, [tracker, progress], stopper)
+        else:
+            if resume.resources_changed:
+                again = ("PENDING", "RUNNING", "PAUSED") + (("ERROR",) if resume.errored != "skip" else ())
+                set_trial_resources(folder.tune_dir, {"cpu": spec.cpu, "gpu": spec.gpu}, again)
+            tuner = restore_tuner(spec, [tracker, progress], stopper, resume.errored, resumed.completed)
         tuner.fit()
         trials = progress.trials
         tracker.end_unfinished(trials)
+    folder.write_meta(ray_temp=None)
     summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
-    table = sweep_dir / "summary.csv"
+    table = folder.path / "summary.csv"
     write_table(table, summary["rows"])
     tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table,
                          "KILLED" if summary["interrupted"] else "FINISHED")
@@ -100,6 +155,10 @@ def quiet_ray() -> None:
     os.environ["DYNSWEEP_DATASETS"] = str(Path(os.environ.get("DYNSWEEP_DATASETS", "datasets")).resolve())
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Tune snapshots the experiment every 10 s or more by default; a driver killed in between
+    # loses what happened since. Every 2 s keeps that small; what is lost anyway is recovered
+    # on resume from the trials' checkpoints and the tracker's journal.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow resets its logger when imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     for name in ("ray.tune", "ray.train", "ray.air"):
@@ -154,6 +213,8 @@ def best_value(spec: SweepSpec, trials: list[Any]) -> float:
 
 
 def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wall_s: float) -> dict[str, Any]:
+    from .tracking import failure_of
+
     swept = [p.name for p in spec.params if p.kind != "fixed"]
     rows, states = [], Counter()
     failures: Counter[str] = Counter()
@@ -163,14 +224,15 @@ def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wa
         seconds = float(last.get("time_total_s", 0.0))
         trial_seconds += seconds
         if t.status == "ERROR":
-            failure = tracker.failures.get(t.trial_id, ("error", ""))[0]
+            failure = tracker.failures.get(t.trial_id) or failure_of(t)
+            failure = failure[0]
             state = "errored"
             failures[failure] += 1
         elif stopper is not None and t.trial_id in stopper.timed_out:
             state = "timeout"
         elif spec.scheduler == "asha" and last.get(spec.time_attr, spec.max_t) < spec.max_t:
             state = "stopped early"
-        elif not last.get("done", False):
+        elif t.status != "TERMINATED" or not last or (t.trial_id in tracker.started and not last.get("done", False)):
             state = "interrupted"  # Ctrl-C: Tune ends running trials without their final result
         else:
             state = "finished"

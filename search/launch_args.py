@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:

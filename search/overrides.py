@@ -7,7 +7,8 @@ The users' old tool only honoured an override that listed two or more values; he
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 

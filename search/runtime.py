@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 MAX_TEMP_DIR_LEN = 60
 """Ray puts Unix sockets under its temp folder; AF_UNIX paths are limited to ~107 bytes."""
@@ -74,6 +76,25 @@ def ray_session(sweep_dir: Path, num_cpus: float | None = None, num_gpus: float 
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sigterm_as_sigint() -> Iterator[None]:
+    """Handle SIGTERM (what SLURM and Kubernetes send on preemption) like Ctrl-C.
+
+    Tune stops gracefully on SIGINT only (trials stopped, experiment state saved); SIGTERM
+    would kill the driver outright. Ray's core worker installs its own SIGTERM handler in
+    ``ray.init``, so this must be entered after Ray started. Only the main thread can install
+    signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cap_threads(n: int) -> None:

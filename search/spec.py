@@ -35,9 +35,10 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -115,6 +116,16 @@ class SweepSpec:
     reuse_actors: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     """The YAML document as validated, overrides applied (recorded with the sweep)."""
+
+    def total_trials(self) -> int:
+        """How many trials the sweep runs: ``num_samples``, times the grid's size without Optuna."""
+        if self.algorithm == "optuna":
+            return self.num_samples
+        size = 1
+        for p in self.params:
+            if p.kind == "grid" or (self.algorithm == "grid" and p.kind == "choice"):
+                size *= len(p.args)
+        return self.num_samples * size
 
     @property
     def sweep_dir(self) -> Path:

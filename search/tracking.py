@@ -19,10 +19,14 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+
+from .failures import classify_error_text
+from .journal import Journal
 
 # mlflow (about 1 s to import) is imported on the writer thread, while Ray starts.
 
@@ -70,9 +74,29 @@ class RunMap:
 
     def set(self, key: str, run_id: str) -> None:
         self.data[key] = run_id
+        self._write()
+
+    def remove(self, key: str) -> None:
+        self.data.pop(key, None)
+        self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1))
         os.replace(tmp, self.path)
+
+
+@dataclass
+class Resumed:
+    """What a resumed tracker needs to know about the sweep it continues."""
+
+    known: dict[str, str]
+    """trial id -> status in Tune's last experiment snapshot"""
+    completed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """trials that finished after that snapshot -> their final (family) result"""
+    restarted: dict[str, str] = field(default_factory=dict)
+    """``--restart-errored``: experiment tag -> id of the errored trial that Tune restarts under a
+    new id (its MLflow run continues with the new trial)"""
 
 
 class MlflowTracker(Callback):
@@ -80,7 +104,9 @@ class MlflowTracker(Callback):
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any],
                  family: str, max_t: int | None = None, time_attr: str = "step",
-                 timed_out: set[str] | None = None) -> None:
+                 timed_out: set[str] | None = None, resume: Resumed | None = None) -> None:
+        """``resume``: on ``dynsweep resume``, what Tune's last snapshot knows; the tracker then
+        first brings MLflow up to date from the journal (:meth:`_reconcile`)."""
         self.client: Any = None
         self.tracking_uri = tracking_uri
         self.runs = RunMap(sweep_dir / "mlflow_runs.json")
@@ -94,6 +120,10 @@ class MlflowTracker(Callback):
         self._curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
         self._ended: set[str] = set()
         self._started: set[str] = set()
+        self._logged: dict[str, int] = {}  # trial id -> last step sent to MLflow (retries re-report steps)
+        self._resume = resume
+        self._closed: set[str] = set()  # finished before a resume: nothing more to write
+        self.journal = Journal(sweep_dir)
         # One writer thread: Tune's event loop never waits for MLflow (SQLite or HTTP), and the
         # store is opened (a new SQLite database takes seconds) while Ray starts.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
@@ -103,6 +133,9 @@ class MlflowTracker(Callback):
     def _open(self, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any]) -> None:
         from mlflow.tracking import MlflowClient
 
+        from .store_template import prepare_store
+
+        prepare_store(self.tracking_uri)
         self.client = MlflowClient(self.tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
@@ -117,6 +150,60 @@ class MlflowTracker(Callback):
         else:
             self.client.update_run(self.runs[PARENT_KEY], status="RUNNING")
         self.parent_id = self.runs[PARENT_KEY]
+        if self._resume is not None:
+            self._reconcile(self._resume)
+
+    def _reconcile(self, resume: Resumed) -> None:
+        """After a driver died: write to MLflow what the journal has and MLflow lacks.
+
+        ``known``: trial id -> status in Tune's last experiment snapshot. A trial the snapshot
+        does not know started after it; Tune will not resume it (its searcher state is older), so
+        its run is deleted. Other trials get their missing results (steps beyond the last one
+        MLflow holds) and, if they ended, their end (tags, artefacts, status). Trials that
+        finished although the snapshot has them unfinished are closed: Tune re-reports their
+        final result (see ``search.trainable``) and their run is left as it is.
+        """
+        known = resume.known
+        for trial_id, record in self.journal.read().items():
+            if trial_id not in known:
+                if trial_id in self.runs:
+                    self.client.delete_run(self.runs[trial_id])
+                    self.runs.remove(trial_id)
+                continue
+            run_id = self.run_id(trial_id, record.name, record.config)
+            logged = self._last_logged_step(run_id)
+            metrics = [(k, v, t, step) for step, t, values, _ in record.results if step > logged
+                       for k, v in values.items()]
+            tags = {k: v for step, _, _, t in record.results if step > logged for k, v in t.items()}
+            if metrics or tags:
+                self._log(run_id, metrics=metrics, tags=tags)
+            self._logged[trial_id] = max([logged] + [r[0] for r in record.results])
+            curves = self._curves.setdefault(trial_id, {})
+            for step, _, values, _ in record.results:
+                for key, value in values.items():
+                    if "loss" in key and "/" not in key:
+                        curves.setdefault(key, []).append((step, value))
+            end = record.end
+            if end is None and known[trial_id] in ("TERMINATED", "ERROR"):
+                end = {"status": "FINISHED" if known[trial_id] == "TERMINATED" else "FAILED", "tags": {},
+                       "checkpoint": None}
+            if end is not None and self.client.get_run(run_id).info.status == "RUNNING":
+                self._write_end(run_id, record.name, end["status"], end["tags"], end["checkpoint"],
+                                {k: sorted(set(v)) for k, v in curves.items()})
+            if trial_id in resume.completed:
+                self._closed.add(trial_id)
+
+    def _adopt(self, old: str, new: str) -> None:
+        """A restarted errored trial (new id, same configuration) continues the old one's run."""
+        if old in self.runs and new not in self.runs:
+            run_id = self.runs[old]
+            self.runs.set(new, run_id)
+            self.runs.remove(old)
+            self._log(run_id, tags={"trial_id": new, "restarted": "true", "previous_trial_id": old})
+    def _last_logged_step(self, run_id: str) -> int:
+        """The last step MLflow holds for a run (``training_iteration`` comes with every result)."""
+        history = self.client.get_metric_history(run_id, "training_iteration")
+        return max((m.step for m in history), default=-1)
 
     def _log(self, run_id: str, metrics: list[tuple[str, float, int, int]] | None = None,
              params: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> None:
@@ -135,7 +222,7 @@ class MlflowTracker(Callback):
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles callbacks with the experiment state: leave the thread and client out."""
         state = dict(self.__dict__)
-        for key in ("_writer", "client", "_errors"):
+        for key in ("_writer", "client", "_errors", "_resume"):
             state.pop(key, None)
         return state
 
@@ -143,6 +230,7 @@ class MlflowTracker(Callback):
         self.__dict__.update(state)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
         self._errors = []
+        self._resume = None
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(self.tracking_uri)
@@ -161,6 +249,10 @@ class MlflowTracker(Callback):
 
         Runs on the writer thread only.
         """
+        if trial_id not in self.runs and self._resume is not None:  # created, then the driver died
+            found = self.client.search_runs([self.experiment_id], f"tags.trial_id = '{trial_id}'", max_results=1)
+            if found:
+                self.runs.set(trial_id, found[0].info.run_id)
         if trial_id not in self.runs:
             run = self.client.create_run(self.experiment_id, run_name=name,
                                          tags={"mlflow.parentRunId": self.parent_id, "trial_id": trial_id,
@@ -175,7 +267,13 @@ class MlflowTracker(Callback):
     # --- Tune hooks (called on Tune's event loop: they only queue work) ----------------
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._started.add(trial.trial_id)
+        if trial.trial_id in self._closed:
+            return
         ids = self._ids(trial)
+        previous = self._resume.restarted.get(trial.experiment_tag) if self._resume is not None else None
+        if previous is not None and previous != trial.trial_id:
+            self._submit(self._adopt, previous, trial.trial_id)
+        self.journal.append({"e": "start", "trial": ids[0], "name": ids[1], "config": ids[2]})
         self._submit(lambda: self.client.update_run(self.run_id(*ids), status="RUNNING"))
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
@@ -186,6 +284,11 @@ class MlflowTracker(Callback):
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",)
                    and math.isfinite(float(v))]
         tags = {k[4:]: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
+        if step <= self._logged.get(trial.trial_id, -1):
+            return  # a retry or resume re-running steps after its checkpoint: MLflow has them
+        self._logged[trial.trial_id] = step
+        self.journal.append({"e": "result", "trial": trial.trial_id, "step": step, "t": now,
+                             "metrics": {k: v for k, v, _, _ in metrics}, "tags": tags})
         curves = self._curves.setdefault(trial.trial_id, {})
         for key, value, _, _ in metrics:
             if "loss" in key and "/" not in key:
@@ -218,6 +321,11 @@ class MlflowTracker(Callback):
         ids = self._ids(trial)
         self._submit(lambda: self._log(self.run_id(*ids), tags={"last_retry_failure": f"{failure}: {message[:500]}"}))
 
+    @property
+    def started(self) -> set[str]:
+        """Trials that ran in this session (restored finished ones did not)."""
+        return set(self._started)
+
     def end_unfinished(self, trials: list[Any]) -> None:
         """End the runs of trials Tune stopped without a callback (Ctrl-C): KILLED, interrupted."""
         for trial in trials:
@@ -226,28 +334,33 @@ class MlflowTracker(Callback):
 
     def _finish(self, trial: Any, status: str, tags: dict[str, str]) -> None:
         self._ended.add(trial.trial_id)
+        if trial.trial_id in self._closed:
+            return
         last = trial.last_result or {}
         tags = {**tags, "trial_seconds": f"{float(last.get('time_total_s', 0.0)):.3f}"}
         checkpoint = trial.checkpoint
         path = checkpoint.path if checkpoint is not None and checkpoint.path else None
         ids = self._ids(trial)
         curves = {k: list(v) for k, v in self._curves.get(trial.trial_id, {}).items()}
+        self.journal.append({"e": "end", "trial": ids[0], "status": status, "tags": tags, "checkpoint": path,
+                             "result": family_result(last)})
+        self._submit(lambda: self._write_end(self.run_id(*ids), ids[1], status, tags, path, curves))
 
-        def write() -> None:
-            run_id = self.run_id(*ids)
-            self._log(run_id, tags=tags)
-            if path and os.path.isdir(path):
-                self.client.log_artifacts(run_id, path, artifact_path="checkpoint")
-            self._log_curves(run_id, ids[1], curves)
-            self.client.set_terminated(run_id, status)
-
-        self._submit(write)
+    def _write_end(self, run_id: str, title: str, status: str, tags: dict[str, str], checkpoint: str | None,
+                   curves: dict[str, list[tuple[int, float]]]) -> None:
+        self._log(run_id, tags=tags)
+        if checkpoint and os.path.isdir(checkpoint):
+            self.client.log_artifacts(run_id, checkpoint, artifact_path="checkpoint")
+        self._log_curves(run_id, title, curves)
+        self.client.set_terminated(run_id, status)
 
     def _log_curves(self, run_id: str, title: str, curves: dict[str, list[tuple[int, float]]]) -> None:
         """A PNG of every loss-like metric against step (what users plot by hand first)."""
         if not curves:
             return
-        from matplotlib.figure import Figure  # the object API: no pyplot state, safe off the main thread
+        from matplotlib.figure import (
+            Figure,  # the object API: no pyplot state, safe off the main thread
+        )
 
         fig = Figure(figsize=(6, 4))
         ax = fig.subplots()
@@ -278,30 +391,22 @@ class MlflowTracker(Callback):
             self.client.log_artifact(self.parent_id, str(table_path))
         self.client.set_terminated(self.parent_id, status)
         self._writer.shutdown(wait=True)
+        self.journal.close()
         if self._errors:
             raise RuntimeError(f"{len(self._errors)} MLflow writes failed; first: {self._errors[0]!r}")
 
 
+TUNE_KEYS = frozenset({"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date", "done",
+                       "trial_id", "pid", "hostname", "node_ip", "config", "experiment_tag", "time_since_restore",
+                       "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "experiment_id"})
+
+
+def family_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A Tune result without the keys Tune adds itself: what the family reported."""
+    return {k: v for k, v in result.items() if k not in TUNE_KEYS and isinstance(v, (int, float, str, bool))}
+
+
 def failure_of(trial: Any) -> tuple[str, str]:
     """``(failure class, first line of the message)`` of an errored trial."""
-    text = ""
     path = trial.error_file
-    if path and os.path.exists(path):
-        text = Path(path).read_text(errors="replace")
-    for line in text.splitlines():
-        if "TrialError: [" in line or line.startswith("["):
-            body = line.split("TrialError: ", 1)[-1]
-            cls, _, msg = body[1:].partition("] ")
-            return cls, msg.strip()
-    lowered = text.lower()
-    if any(sign in lowered for sign in ("actordiederror", "actor died", "actor is dead", "worker died",
-                                        "worker process has died")):
-        return "crashed", _first_line(text)
-    if "outofmemory" in lowered or "out of memory" in lowered:
-        return "out-of-memory", _first_line(text)
-    return "error", _first_line(text)
-
-
-def _first_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(("Traceback", "  "))]
-    return lines[-1] if lines else "unknown failure"
+    return classify_error_text(Path(path).read_text(errors="replace") if path and os.path.exists(path) else "")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ray import tune
 
@@ -89,15 +90,23 @@ class TuneReporter:
 
 
 def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
-                   conditional: Sequence[Param] = ()) -> Callable[[dict[str, Any]], None]:
+                   conditional: Sequence[Param] = (),
+                   completed: Mapping[str, dict[str, Any]] | None = None) -> Callable[[dict[str, Any]], None]:
     """The function trainable of one sweep: ``base`` overlaid by the trial's sampled config.
 
     A ``conditional`` parameter that a searcher sampled although its condition does not hold
-    (random, grid) is dropped, so the base value is used.
+    (random, grid) is dropped, so the base value is used. ``completed`` (on resume): trials
+    that had finished although Tune's last snapshot did not know it yet; they report their
+    final result again and end, without training.
     """
+    completed = dict(completed or {})
     has_device = "device" in family_config(family).from_dict({}).to_dict()
 
     def trainable(config: dict[str, Any]) -> None:
+        final = completed.get(tune.get_context().get_trial_id())
+        if final is not None:
+            tune.report(final)
+            return
         cap_threads(int(cpu))
         if gpu <= 0:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""

@@ -16,11 +16,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchGenerator
+
+from trainables.common.errors import ConfigError
 
 from .spec import Param, SweepSpec
 from .trainable import make_trainable
@@ -104,8 +112,8 @@ def build_searcher(spec: SweepSpec) -> tuple[Any, dict[str, Any]]:
         searcher = OptunaSearch(space=OptunaSpace(spec.params), metric=spec.metric, mode=spec.mode,
                                 points_to_evaluate=list(spec.points_to_evaluate) or None,
                                 sampler=optuna.samplers.TPESampler(seed=spec.seed))
-        return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent), {}
-    generator = BasicVariantGenerator(points_to_evaluate=list(spec.points_to_evaluate) or None,
+        return Generator(Limiter(searcher, max_concurrent=spec.max_concurrent), spec.num_samples), {}
+    generator = VariantGenerator(points_to_evaluate=list(spec.points_to_evaluate) or None,
                                       max_concurrent=spec.max_concurrent, random_state=spec.seed)
     return generator, tune_space(spec.params, grid=spec.algorithm == "grid")
 
@@ -117,19 +125,157 @@ def build_scheduler(spec: SweepSpec) -> Any:
     return FIFOScheduler()
 
 
-def build_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None) -> tune.Tuner:
-    """The Tuner of ``spec``; its experiment lives in ``<sweep>/tune``."""
+def _configs(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None,
+             completed: Mapping[str, dict[str, Any]] | None) -> tuple[Any, dict[str, Any], Any, Any]:
     searcher, space = build_searcher(spec)
-    trainable = make_trainable(spec.family, spec.base, spec.cpu, spec.gpu, [p for p in spec.params if p.when])
-    resources = {"cpu": spec.cpu, "gpu": spec.gpu}
-    return tune.Tuner(
-        tune.with_resources(trainable, resources),
-        param_space=space,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=build_scheduler(spec),
-                                    num_samples=spec.num_samples, reuse_actors=spec.reuse_actors,
-                                    max_concurrent_trials=spec.max_concurrent),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(spec.sweep_dir), callbacks=callbacks, stop=stopper, verbose=0,
-            failure_config=tune.FailureConfig(max_failures=spec.retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
-    )
+    trainable = make_trainable(spec.family, spec.base, spec.cpu, spec.gpu, [p for p in spec.params if p.when],
+                               completed)
+    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=build_scheduler(spec),
+                                  num_samples=spec.num_samples, reuse_actors=spec.reuse_actors,
+                                  max_concurrent_trials=None if isinstance(searcher, Generator) else spec.max_concurrent)
+    run_config = tune.RunConfig(
+        name="tune", storage_path=str(spec.sweep_dir), callbacks=callbacks, stop=stopper, verbose=0,
+        failure_config=tune.FailureConfig(max_failures=spec.retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+    return tune.with_resources(trainable, {"cpu": spec.cpu, "gpu": spec.gpu}), space, tune_config, run_config
+
+
+def build_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None,
+                completed: Mapping[str, dict[str, Any]] | None = None) -> tune.Tuner:
+    """The Tuner of ``spec``; its experiment lives in ``<sweep>/tune``."""
+    trainable, space, tune_config, run_config = _configs(spec, callbacks, stopper, completed)
+    return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
+
+
+def restore_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None, errored: str,
+                  completed: Mapping[str, dict[str, Any]]) -> tune.Tuner:
+    """The Tuner of a sweep being resumed, by ``Tuner.restore``.
+
+    ``errored``: ``skip``, ``resume`` (from their last checkpoint) or ``restart`` (from
+    scratch). Tune restores the trials, the searcher's state (Optuna's study; the number of
+    trials created so far) and the callbacks' from the experiment folder. The settings a
+    resume may change (retries, concurrency, the trial time limit, tracking) are put into the
+    restored configuration: Tune's public API offers no way to pass them to ``restore``, so
+    this sets the restored Tuner's configs (covered by the resume tests, so a Ray upgrade that
+    moves them fails loudly). Resources are handled by :func:`set_trial_resources`.
+    """
+    trainable, _, fresh_tune, fresh_run = _configs(spec, [RestoreGuard(), *callbacks], stopper, completed)
+    tuner = tune.Tuner.restore(str(spec.sweep_dir / "tune"), trainable, resume_unfinished=True,
+                               resume_errored=errored == "resume", restart_errored=errored == "restart")
+    internal = tuner._local_tuner
+    run_config = internal.get_run_config()
+    run_config.callbacks = fresh_run.callbacks
+    run_config.stop = fresh_run.stop
+    run_config.failure_config = fresh_run.failure_config
+    restored = internal._tune_config
+    restored.search_alg = fresh_tune.search_alg  # state restored into it from the experiment folder
+    restored.max_concurrent_trials = fresh_tune.max_concurrent_trials
+    restored.num_samples = fresh_tune.num_samples
+    return tuner
+
+
+def set_trial_resources(tune_dir: Path, resources: dict[str, float], statuses: tuple[str, ...]) -> int:
+    """Give the trials of Tune's last snapshot that will run again new ``resources``.
+
+    Tune keeps each trial's resources in its experiment state; the snapshot is rewritten with
+    Tune's own trial (de)serialisation, after a copy of the original goes to
+    ``tune/backup/``. Returns the number of trials changed.
+    """
+    from ray.tune.experiment import Trial
+
+    files = sorted(tune_dir.glob("experiment_state-*.json"))
+    if not files:
+        return 0
+    path = files[-1]
+    backup = tune_dir / "backup"
+    backup.mkdir(exist_ok=True)
+    shutil.copy2(path, backup / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+    state = json.loads(path.read_text())
+    changed = 0
+    for item in state["trial_data"]:
+        if json.loads(item[0])["status"] in statuses:
+            trial = Trial.from_json_state(item[0], stub=True)
+            trial.update_resources(dict(resources))
+            trial.stub = False
+            item[0] = trial.get_json_state()[0]
+            changed += 1
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(path)
+    return changed
+
+
+class RestoreGuard(tune.Callback):
+    """Stops a resume whose restore failed, before any trial runs.
+
+    When Tune cannot restore an experiment's state it logs the error and starts the experiment
+    from scratch, under the old sweep's name. For ``dynsweep resume`` that would silently
+    rerun everything; this callback raises instead (Tune calls ``setup`` right after the
+    restore attempt).
+    """
+
+    LOGGER = "ray.tune.execution.tune_controller"
+
+    def __init__(self) -> None:
+        self.failure: BaseException | None = None
+        self._handler = _Capture(self)
+        logger = logging.getLogger(self.LOGGER)
+        logger.addHandler(self._handler)
+        logger.setLevel(logging.ERROR)
+        logger.propagate = False
+
+    def setup(self, **info: Any) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        logger.removeHandler(self._handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+        if self.failure is not None:
+            raise ConfigError(f"Tune could not restore the sweep's state, so nothing was run: "
+                              f"{type(self.failure).__name__}: {self.failure}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"failure": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.failure = None
+
+
+class _Capture(logging.Handler):
+    def __init__(self, guard: RestoreGuard) -> None:
+        super().__init__(logging.ERROR)
+        self.guard = guard
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Failed to restore") and record.exc_info:
+            self.guard.failure = record.exc_info[1]
+
+
+class Generator(SearchGenerator):
+    """Tune's SearchGenerator around a searcher; when a resume restores its state, the current
+    ``num_samples`` applies if it is larger (``dynsweep extend``)."""
+
+    def __init__(self, searcher: Any, num_samples: int) -> None:
+        super().__init__(searcher)
+        self.num_samples = num_samples
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._total_samples = max(self._total_samples, self.num_samples)
+
+
+class Limiter(ConcurrencyLimiter):
+    """Tune's ConcurrencyLimiter, keeping the current limit when a resume restores its state."""
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        limit = self.max_concurrent
+        super().set_state(state)
+        self.max_concurrent = limit
+
+
+class VariantGenerator(BasicVariantGenerator):
+    """Tune's BasicVariantGenerator, keeping the current limit when a resume restores its state."""
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        limit = self.max_concurrent
+        super().set_state(state)
+        self.max_concurrent = limit

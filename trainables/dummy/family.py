@@ -54,13 +54,13 @@ def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str
     """Report ``loss`` every ``report_every`` steps, failing as configured."""
     cfg = DummyConfig.from_dict(config)
     t_start = time.time()
-    if cfg.marker_dir:  # one line per attempt, for tests of retries
-        with open(Path(cfg.marker_dir) / f"attempts-x={cfg.x}", "a") as f:
-            f.write(f"{t_start}\n")
     start = 0
     restore = reporter.restore_dir()
     if restore:
         start = json.loads((Path(restore) / "state.json").read_text())["step"]
+    if cfg.marker_dir:  # one line per attempt (start time, step it starts from), for tests of retries
+        with open(Path(cfg.marker_dir) / f"attempts-x={cfg.x}", "a") as f:
+            f.write(f"{t_start} {start}\n")
     last: dict[str, float] = {}
     for step in range(start + 1, cfg.steps + 1):
         if cfg.sleep_s:

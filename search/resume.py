@@ -1,0 +1,212 @@
+"""``dynsweep resume`` and ``dynsweep extend``: continue a sweep that died, was interrupted, or
+that should get more trials.
+
+A sweep is resumed from its folder: the recorded ``spec.yaml`` (not the YAML it was launched
+from), Tune's experiment state, the MLflow run map and the tracker's journal. Only settings
+that cannot change what a trial computes may change on resume (:data:`SAFE_KEYS`); anything
+else is refused before Ray starts, as are a sweep from another dynsweep version, a
+``spec.yaml`` edited since launch, and a sweep whose driver is still alive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainables.common.errors import ConfigError
+
+from .overrides import apply_overrides
+from .spec import check_resources, load_spec, validate
+from .sweep_folder import SPEC, SweepFolder, resolve_sweep, sha256_file
+from .version import package_version
+
+SAFE_KEYS = ("resources.cpu", "resources.gpu", "retries", "max_concurrent", "trial_time_limit_s", "tracking.uri")
+"""What ``resume --set`` may change: where and how trials run, never what they compute."""
+
+
+def add_arguments(p: argparse.ArgumentParser, extend: bool = False) -> None:
+    p.add_argument("sweep", help="the sweep's folder, or its name under --storage")
+    p.add_argument("--storage", default="runs", help="runs folder holding the sweep (default: runs)")
+    if extend:
+        p.add_argument("--num-samples", type=int, required=True, help="the sweep's new total number of trials")
+    else:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--restart-errored", action="store_true", help="run errored trials again from scratch")
+        group.add_argument("--resume-errored", action="store_true",
+                           help="run errored trials again from their last checkpoint")
+        p.add_argument("--retries", type=int, default=None, help="retries per trial from now on")
+        p.add_argument("--spec", type=Path, default=None,
+                       help="the sweep's YAML: must equal the recorded spec except in the settings a resume may change")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"change a setting that is safe to change: {', '.join(SAFE_KEYS)}")
+    p.add_argument("--tracking-uri", default=None, help="the same MLflow store, reached at another URI")
+    p.add_argument("--num-cpus", type=float, default=None)
+    p.add_argument("--num-gpus", type=float, default=None)
+    p.add_argument("--address", default=None, help="an existing Ray cluster")
+    p.add_argument("--quiet", action="store_true")
+
+
+def flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``a.b`` keys (lists are values)."""
+    if not isinstance(data, dict):
+        return {prefix[:-1]: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flat(value, f"{prefix}{key}."))
+    return out
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    a, b = flat(old), flat(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING))
+
+
+_MISSING = object()
+
+
+def _safe(key: str) -> bool:
+    return any(key == s or key.startswith(s + ".") for s in SAFE_KEYS)
+
+
+def check_identity(folder: SweepFolder, meta: dict[str, Any]) -> None:
+    """Refuse a sweep made by another dynsweep version or whose spec.yaml was edited."""
+    made_by, this = meta.get("dynsweep_version"), package_version()
+    if made_by != this:
+        raise ConfigError(f"{folder.path}/sweep.json: the sweep was made by dynsweep {made_by}; this is dynsweep "
+                          f"{this}. Tune's saved state and the trainables may differ between versions: resume it "
+                          f"with dynsweep {made_by}, or launch it again")
+    if not folder.spec_path.exists() or sha256_file(folder.spec_path) != meta.get("spec_sha256"):
+        raise ConfigError(f"{folder.spec_path}: the recorded spec was changed (or removed) after the sweep was "
+                          "launched, so the trials already run would not match it; restore it, or launch a new "
+                          "sweep from it")
+
+
+def resumable(folder: SweepFolder) -> str:
+    """Why the sweep cannot be resumed, or '' if it can."""
+    try:
+        meta = folder.read_meta()
+        check_identity(folder, meta)
+    except ConfigError as err:
+        return str(err)
+    if folder.driver() is not None:
+        return "its driver is running"
+    if folder.experiment_state() is None:
+        return "Tune saved no state (the driver died in its first seconds): launch it again"
+    return ""
+
+
+def prepare(args: argparse.Namespace, overrides: list[str],
+            num_samples: int | None = None) -> tuple[Any, SweepFolder, str, bool]:
+    """``(spec, folder, tracking URI, resources_changed)`` for a resume; the changed spec is
+    recorded only after every check passed."""
+    folder = resolve_sweep(args.sweep, args.storage)
+    meta = folder.read_meta()
+    check_identity(folder, meta)
+    holder = folder.driver()
+    if holder is not None:
+        raise ConfigError(f"{folder.path}: a driver is running this sweep already (pid {holder.get('pid', '?')} on "
+                          f"{holder.get('host', '?')} since {holder.get('since', '?')}); wait for it, or stop it first")
+    if folder.experiment_state() is None:
+        raise ConfigError(f"{folder.path}: nothing to resume: Tune saved no state (the driver died within its "
+                          f"first seconds); remove the folder and launch the sweep again")
+    recorded = yaml.safe_load(folder.spec_path.read_text())
+    wanted = recorded
+    if getattr(args, "spec", None) is not None:
+        wanted = load_spec(args.spec).raw
+        wanted["storage"] = recorded.get("storage", "runs")
+    wanted = apply_overrides(wanted, overrides)
+    if num_samples is not None:
+        wanted.setdefault("search", {})["num_samples"] = num_samples
+    changes = changed_keys(recorded, wanted)
+    refused = [k for k in changes if not _safe(k) and not (num_samples is not None and k == "search.num_samples")]
+    if refused:
+        source = args.spec if getattr(args, "spec", None) is not None else "--set"
+        raise ConfigError(f"{source}: {', '.join(refused)} cannot change when a sweep is resumed (it would change "
+                          f"what its trials compute); only {', '.join(SAFE_KEYS)} can. Launch a new sweep "
+                          f"(--set name=...) to change the rest")
+    spec = validate({**wanted, "storage": str(folder.path.parent)}, str(folder.spec_path))
+    if spec.name != folder.name:
+        raise ConfigError(f"{folder.spec_path}: name {spec.name!r} does not match the folder {folder.name!r}")
+    if not args.address:
+        check_resources(spec, args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
+                        args.num_gpus if args.num_gpus is not None else _gpus())
+    uri = _tracking_uri(args, spec, folder)
+    if changes:
+        _record(folder, wanted, changes)
+        folder.write_meta(num_samples=spec.total_trials())
+    os.environ.setdefault("DYNSWEEP_DATASETS", meta.get("datasets", "datasets"))
+    return spec, folder, uri, any(k.startswith("resources.") for k in changes)
+
+
+def _gpus() -> float:
+    from .launch import _machine_gpus
+
+    return float(_machine_gpus())
+
+
+def _record(folder: SweepFolder, wanted: dict[str, Any], changes: list[str]) -> None:
+    """Write the changed spec (the old one kept as spec.<n>.yaml) and its hash."""
+    n = len(list(folder.path.glob("spec.*.yaml"))) + 1
+    os.replace(folder.spec_path, folder.path / f"spec.{n}.yaml")
+    (folder.path / SPEC).write_text(yaml.safe_dump(wanted, sort_keys=False))
+    meta = folder.read_meta()
+    history = meta.get("changes", []) + [{"spec": f"spec.{n}.yaml", "keys": changes}]
+    folder.write_meta(spec_sha256=sha256_file(folder.spec_path), changes=history)
+
+
+def _tracking_uri(args: argparse.Namespace, spec: Any, folder: SweepFolder) -> str:
+    uri = args.tracking_uri or spec.tracking_uri or folder.tracking_uri()
+    if uri != folder.tracking_uri():
+        check_store(uri, folder)
+    return uri
+
+
+def check_store(uri: str, folder: SweepFolder) -> None:
+    """A changed tracking URI must reach the store that holds this sweep's runs."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    runs = json.loads((folder.path / "mlflow_runs.json").read_text()) if (folder.path / "mlflow_runs.json").exists() else {}
+    parent = runs.get("__sweep__")
+    if parent is None:
+        return
+    try:
+        MlflowClient(uri).get_run(parent)
+    except MlflowException as err:
+        raise ConfigError(f"tracking URI {uri}: this store does not hold the sweep's parent run {parent} "
+                          f"({str(err).splitlines()[0]}); a resume can only reach the same store at another URI") from None
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from .launch import Resume, launch
+
+    overrides = list(args.overrides) + ([f"retries={args.retries}"] if args.retries is not None else [])
+    spec, _, uri, resources_changed = prepare(args, overrides)
+    errored = "restart" if args.restart_errored else "resume" if args.resume_errored else "skip"
+    summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
+                     resume=Resume(errored=errored, tracking_uri=uri, resources_changed=resources_changed))
+    return 130 if summary["interrupted"] else 0
+
+
+def run_extend(args: argparse.Namespace) -> int:
+    from .launch import Resume, launch
+
+    recorded = yaml.safe_load(resolve_sweep(args.sweep, args.storage).spec_path.read_text())
+    search = recorded.get("search") or {}
+    if search.get("algorithm", "optuna") != "optuna":
+        raise ConfigError(f"{args.sweep}: extend needs an Optuna sweep (its searcher keeps a history to continue "
+                          f"from); search.algorithm is {search.get('algorithm')!r}. Launch a new sweep for more "
+                          "random or grid trials")
+    before = int(search.get("num_samples", 10))
+    if args.num_samples <= before:
+        raise ConfigError(f"--num-samples: {args.num_samples} must be larger than the sweep's {before} trials")
+    spec, _, uri, resources_changed = prepare(args, list(args.overrides), num_samples=args.num_samples)
+    summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
+                     resume=Resume(errored="skip", tracking_uri=uri, resources_changed=resources_changed))
+    return 130 if summary["interrupted"] else 0
