@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     ext = sub.add_parser("extend", help="add trials to an Optuna sweep, continuing its searcher's history")
     resume.add_arguments(ext, extend=True)
     ext.set_defaults(handler=resume.run_extend)
+    from analysis.commands import register
+
+    register(sub)
     train = sub.add_parser("train", help="train one trial of a family locally (no Ray)",
                            description="Train one trial of a family locally, without Ray, and print its metrics.")
     train_cmd.add_arguments(train)

@@ -281,7 +281,7 @@ class MlflowTracker(Callback):
         step = int(result.get("step", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
         metrics = [(k, float(v), now, step) for k, v in result.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",)
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(float(v))]
         tags = {k[4:]: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
         if step <= self._logged.get(trial.trial_id, -1):

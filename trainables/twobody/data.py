@@ -54,6 +54,11 @@ class TrainingData:
     val_dataset: TwoBodyDataset | None
     r_range_km: tuple[float, float]
 
+    def train_physical(self) -> OrbitArrays:
+        """The training orbits in km, km/s, s, km/s^2."""
+        t = self.train
+        return OrbitArrays(orbit_id=t.orbit_id, t=t.t * TU, states=t.states * STATE_SCALE, acc=t.acc * AU)
+
     @staticmethod
     def load(cfg: TwoBodyConfig) -> "TrainingData":
         train_ds = load_named(cfg.train_dataset, cfg.datasets_root)

@@ -16,7 +16,7 @@ from trainables.common.parquet_store import BufferedParquetWriter
 from .config import TwoBodyConfig
 from .constants import AU, MU_EARTH
 from .data import STATE_SCALE, to_canonical
-from .dataset import load_named
+from .dataset import OrbitArrays, load_named
 from .metrics import field_metrics, rollout_metrics, test_set_label, true_anomaly_deg
 from .model import VectorField, integrate
 
@@ -25,17 +25,26 @@ PER_POINT_FILE = "per_point_errors.parquet"
 PER_POINT_SCHEMA = pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("sample", pa.int32()),
                               ("r_km", pa.float64()), ("r_over_a", pa.float64()),
                               ("true_anomaly_deg", pa.float64()), ("accel_err_pct", pa.float64()),
-                              ("theta_deg", pa.float64())])
+                              ("theta_deg", pa.float64()), ("a_pred_km_s2", pa.float64()),
+                              ("a_true_km_s2", pa.float64())])
+ROLLOUT_FILE = "rollout.parquet"
+ROLLOUT_ORBITS = 8
+"""Orbits per test set whose predicted trajectory is kept as an artefact."""
+ROLLOUT_SCHEMA = pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("sample", pa.int32()),
+                            ("x_km", pa.float64()), ("y_km", pa.float64()), ("z_km", pa.float64()),
+                            ("x_pred_km", pa.float64()), ("y_pred_km", pa.float64()), ("z_pred_km", pa.float64())])
 
 
 @torch.no_grad()
 def evaluate(field: VectorField, cfg: TwoBodyConfig, r_range_km: tuple[float, float],
              artifact_dir: Path | None = None) -> dict[str, float]:
-    """All test metrics, flat (``test/<set>/<metric>``); per-point errors to ``artifact_dir``."""
+    """All test metrics, flat (``test/<set>/<metric>``); to ``artifact_dir``: per-point errors
+    (with |a_pred|, |a_true| km/s^2) and predicted vs true rollout trajectories."""
     param = next(field.parameters())
     dtype, device = param.dtype, param.device
     metrics: dict[str, float] = {}
     columns: dict[str, list[np.ndarray]] = {name: [] for name in PER_POINT_SCHEMA.names}
+    rollouts: dict[str, list[np.ndarray]] = {name: [] for name in ROLLOUT_SCHEMA.names}
     for name in cfg.test_datasets:
         ds = load_named(name, cfg.datasets_root)
         orbits = ds.arrays()
@@ -43,9 +52,12 @@ def evaluate(field: VectorField, cfg: TwoBodyConfig, r_range_km: tuple[float, fl
         y = torch.as_tensor(canon.states, dtype=dtype, device=device)
         a_pred = field.acceleration(y).double().cpu().numpy() * AU           # (n, k, 3) km/s^2
         summary, per_point = field_metrics(a_pred, orbits.acc, orbits.states[..., :3], r_range_km)
-        if cfg.rollout:
-            summary.update(_rollout(field, cfg, canon.states, canon.t, orbits.states))
         label = test_set_label(name)
+        if cfg.rollout:
+            rollout, pred = _rollout(field, cfg, canon.states, canon.t, orbits.states)
+            summary.update(rollout)
+            if pred is not None:
+                _add_rollout(rollouts, label, orbits, pred)
         metrics.update({f"test/{label}/{k}": v for k, v in summary.items()})
         n, k = orbits.t.shape
         a = ds.orbits()["a"].to_numpy()
@@ -57,16 +69,36 @@ def evaluate(field: VectorField, cfg: TwoBodyConfig, r_range_km: tuple[float, fl
         columns["true_anomaly_deg"].append(true_anomaly_deg(orbits.states, MU_EARTH).reshape(-1))
         columns["accel_err_pct"].append(per_point["accel_err_pct"])
         columns["theta_deg"].append(per_point["theta_deg"])
+        columns["a_pred_km_s2"].append(per_point["a_pred_km_s2"])
+        columns["a_true_km_s2"].append(np.linalg.norm(orbits.acc, axis=-1).reshape(-1))
     if artifact_dir is not None and cfg.test_datasets:
-        with BufferedParquetWriter(Path(artifact_dir) / PER_POINT_FILE, PER_POINT_SCHEMA, 1 << 16,
-                                   {"config": cfg.to_dict()}, overwrite=True) as w:
-            w.write({k: np.concatenate(v) for k, v in columns.items()})
+        for path, schema, data in ((PER_POINT_FILE, PER_POINT_SCHEMA, columns), (ROLLOUT_FILE, ROLLOUT_SCHEMA, rollouts)):
+            if data["dataset"]:
+                with BufferedParquetWriter(Path(artifact_dir) / path, schema, 1 << 16, {"config": cfg.to_dict()},
+                                           overwrite=True) as w:
+                    w.write({k: np.concatenate(v) for k, v in data.items()})
     return metrics
 
 
+def _add_rollout(out: dict[str, list[np.ndarray]], label: str, orbits: OrbitArrays, pred: np.ndarray) -> None:
+    """The first ROLLOUT_ORBITS orbits' true and predicted positions ``pred (n, K+1, 6)`` km."""
+    n = min(ROLLOUT_ORBITS, pred.shape[0])
+    k = orbits.t.shape[1]
+    true = orbits.states[:n, :, :3]
+    out["dataset"].append(np.full(n * k, label, dtype=object))
+    out["orbit_id"].append(np.repeat(orbits.orbit_id[:n], k))
+    out["sample"].append(np.tile(np.arange(k, dtype=np.int32), n))
+    for i, axis in enumerate("xyz"):
+        out[f"{axis}_km"].append(true[..., i].reshape(-1))
+        out[f"{axis}_pred_km"].append(pred[:n, :k, i].reshape(-1))
+
+
 def _rollout(field: VectorField, cfg: TwoBodyConfig, states: np.ndarray, t: np.ndarray,
-             true_physical: np.ndarray) -> dict[str, float]:
-    """Propagate each test orbit for one period from its first state (one batched solve)."""
+             true_physical: np.ndarray) -> tuple[dict[str, float], np.ndarray | None]:
+    """Propagate each test orbit for one period from its first state (one batched solve).
+
+    Returns the metrics and the predicted states ``(n, K+1, 6)`` km, km/s (None if it failed).
+    """
     k = t.shape[1]
     param = next(field.parameters())
     y0 = torch.as_tensor(states[:, 0], dtype=param.dtype, device=param.device)
@@ -76,7 +108,7 @@ def _rollout(field: VectorField, cfg: TwoBodyConfig, states: np.ndarray, t: np.n
         pred, _ = integrate(field, y0, dt, k + 1, solver_cfg)
     except SolverError:
         return {"rollout_pos_err_pct": math.nan, "rollout_pos_err_final_pct": math.nan,
-                "rollout_energy_drift": math.nan, "rollout_failed": 1.0}
+                "rollout_energy_drift": math.nan, "rollout_failed": 1.0}, None
     pred_physical = pred.double().cpu().numpy() * STATE_SCALE
     truth = np.concatenate([true_physical, true_physical[:, :1]], axis=1)  # after one period: back at start
-    return rollout_metrics(pred_physical, truth, MU_EARTH)
+    return rollout_metrics(pred_physical, truth, MU_EARTH), pred_physical

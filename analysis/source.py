@@ -1,0 +1,130 @@
+"""Where analysis reads from: a sweep's runs in an MLflow tracking store, as Polars frames.
+
+A sweep is named by its folder (``runs/<name>``), its name under ``--storage``, or its name
+with ``--tracking-uri`` for a server. The store is ``--tracking-uri``, else
+``$MLFLOW_TRACKING_URI``, else the embedded default ``sqlite:///<storage>/<name>/mlflow.db``.
+Its parent run is the run tagged ``dynsweep.kind = sweep`` named after the sweep; its trials
+are the parent's child runs. Runs are fetched with MLflow's search API page by page (1,000
+runs a page) into one frame: ``run_id, run_name, status, start_ms, end_ms``, then
+``params.<key>`` (strings, as MLflow stores them), ``metrics.<key>`` (latest values, floats)
+and ``tags.<key>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from trainables.common.errors import ConfigError
+
+PAGE = 1000
+SYSTEM_TAGS = ("mlflow.", "dynsweep.kind")
+
+
+@dataclass
+class Sweep:
+    """One sweep in a tracking store."""
+
+    name: str
+    tracking_uri: str
+    experiment_id: str
+    parent_id: str
+    client: Any
+
+    def runs(self, extra_filter: str = "") -> pl.DataFrame:
+        """The sweep's trial runs (children of its parent run), one row each."""
+        query = f"tags.`mlflow.parentRunId` = '{self.parent_id}'" + (f" and {extra_filter}" if extra_filter else "")
+        return search_frame(self.client, [self.experiment_id], query)
+
+    def parent(self) -> Any:
+        return self.client.get_run(self.parent_id)
+
+    def spec(self) -> dict[str, str]:
+        """The sweep's spec as the parent run's flattened params (``space.lr.loguniform`` ...)."""
+        return dict(self.parent().data.params)
+
+
+def tracking_uri_for(sweep: str, storage: str = "runs", tracking_uri: str | None = None) -> str:
+    if tracking_uri:
+        return tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    for folder in (Path(sweep), Path(storage) / sweep):
+        if (folder / "mlflow.db").is_file():
+            return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+    raise ConfigError(f"{sweep}: no MLflow store found (looked for {Path(sweep) / 'mlflow.db'} and "
+                      f"{Path(storage) / sweep / 'mlflow.db'}); give --tracking-uri for a tracking server")
+
+
+def open_sweep(sweep: str, storage: str = "runs", tracking_uri: str | None = None) -> Sweep:
+    """Find the sweep's parent run in its tracking store."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri_for(sweep, storage, tracking_uri)
+    name = Path(sweep).name
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = client.search_runs(experiments, f"tags.`dynsweep.kind` = 'sweep' and attributes.run_name = '{name}'",
+                                 max_results=10)
+    if not parents:
+        known = [r.info.run_name for r in client.search_runs(experiments, "tags.`dynsweep.kind` = 'sweep'",
+                                                              max_results=50)]
+        raise ConfigError(f"{uri}: no sweep named {name!r} (sweeps there: {', '.join(known) or 'none'})")
+    parent = parents[0]
+    return Sweep(name, uri, parent.info.experiment_id, parent.info.run_id, client)
+
+
+def search_frame(client: Any, experiment_ids: list[str], query: str = "", run_view: int = 1) -> pl.DataFrame:
+    """All runs matching ``query``, page by page, as one frame (see the module docstring)."""
+    rows: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, query, run_view_type=run_view, max_results=PAGE, page_token=token)
+        rows.extend(_row(run) for run in page)
+        token = page.token
+        if not token:
+            break
+    return frame(rows)
+
+
+def _row(run: Any) -> dict[str, Any]:
+    info, data = run.info, run.data
+    row: dict[str, Any] = {"run_id": info.run_id, "run_name": info.run_name, "status": info.status,
+                           "start_ms": info.start_time, "end_ms": info.end_time}
+    row.update({f"params.{k}": v for k, v in data.params.items()})
+    row.update({f"metrics.{k}": float(v) for k, v in data.metrics.items()})
+    row.update({f"tags.{k}": v for k, v in data.tags.items() if not k.startswith(SYSTEM_TAGS)})
+    return row
+
+
+def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Rows with differing keys as one frame: metrics Float64, everything else String."""
+    if not rows:
+        return pl.DataFrame({"run_id": [], "run_name": [], "status": []},
+                            schema={"run_id": pl.String, "run_name": pl.String, "status": pl.String})
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    schema = {k: pl.Float64 if k.startswith("metrics.") else pl.Int64 if k.endswith("_ms") else pl.String
+              for k in keys}
+    return pl.DataFrame({k: [r.get(k) for r in rows] for k in keys}, schema=schema)
+
+
+def param_value(text: str | None) -> Any:
+    """An MLflow param string back as a number / bool / list where it is one."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        if text in ("True", "False"):
+            return text == "True"
+        return text
+
+
+def varying_params(runs: pl.DataFrame) -> list[str]:
+    """The ``params.*`` columns whose value is not the same in every run."""
+    return [c for c in runs.columns if c.startswith("params.") and runs[c].n_unique() > 1]

@@ -1,0 +1,103 @@
+"""The tables users made by hand: generalisation per run, parameter diffs, failure triage, cost."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import polars as pl
+
+from .source import varying_params
+
+GENERALISATION = {"mean": "accel_err_mean", "theta_deg": "theta_deg", "radial_pct": "radial_pct",
+                  "skewness": "accel_err_skew", "pearson_sk1": "accel_err_pearson_sk1",
+                  "pearson_sk2": "accel_err_pearson_sk2", "bowley": "accel_err_bowley"}
+"""Column name in the table -> metric name under ``test/<set>/``."""
+LOWER_IS_BETTER = {"mean", "theta_deg", "radial_pct"}
+"""Columns with a best value (the skewness measures describe a shape: none is best)."""
+
+
+def test_sets(runs: pl.DataFrame) -> list[str]:
+    """The test sets the runs were evaluated on, from their ``metrics.test/<set>/...`` columns."""
+    sets = {c.split("/")[1] for c in runs.columns if c.startswith("metrics.test/")}
+    return sorted(sets, key=lambda s: (len(s), s))
+
+
+def generalisation(runs: pl.DataFrame, sort: str | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
+    """One row per run: run id, trial, the parameters that differ between runs, then per test
+    set ``<set>/<column>`` for each GENERALISATION column. Returns the table and the best value
+    of each lower-is-better column."""
+    params = varying_params(runs)
+    cols: list[Any] = [pl.col("run_id").str.slice(0, 8).alias("run"), pl.col("tags.trial_id").alias("trial")
+                       if "tags.trial_id" in runs.columns else pl.lit(None).alias("trial")]
+    cols += [pl.col(p).alias(p.removeprefix("params.")) for p in params]
+    for s in test_sets(runs):
+        for name, metric in GENERALISATION.items():
+            column = f"metrics.test/{s}/{metric}"
+            cols.append((pl.col(column) if column in runs.columns else pl.lit(None, pl.Float64)).alias(f"{s}/{name}"))
+    table = runs.select(cols)
+    if sort is None and test_sets(runs):
+        sort = f"{test_sets(runs)[0]}/mean"
+    if sort is not None:
+        if sort not in table.columns:
+            from trainables.common.errors import ConfigError
+
+            raise ConfigError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
+        table = table.sort(sort, nulls_last=True, descending=False)
+    best = {c: table[c].drop_nans().min() for c in table.columns
+            if "/" in c and c.split("/", 1)[1] in LOWER_IS_BETTER and table[c].drop_nans().drop_nulls().len()}
+    return table, best
+
+
+def diff(runs: pl.DataFrame, parent_tags: dict[str, str] | None = None) -> pl.DataFrame:
+    """Rows: the parameters, dataset hashes and code commit that differ between ``runs``
+    (N-way); columns: one per run (its short id / trial)."""
+    keys = [c for c in runs.columns if c.startswith("params.") or c.endswith("_sha256") or c == "tags.git_commit"]
+    differing = [k for k in keys if runs[k].n_unique() > 1]
+    names = [f"{r[:8]}" + (f" ({t})" if t else "") for r, t in
+             zip(runs["run_id"], runs["tags.trial_id"] if "tags.trial_id" in runs.columns else [None] * len(runs))]
+    data: dict[str, list[Any]] = {"key": [k.split(".", 1)[1] for k in differing]}
+    for i, name in enumerate(names):
+        data[name] = [runs[k][i] for k in differing]
+    return pl.DataFrame(data, schema={"key": pl.String, **{n: pl.String for n in names}})
+
+
+def sweep_variation(runs: pl.DataFrame) -> pl.DataFrame:
+    """The parameters that vary within a sweep, with their values and how many runs had each."""
+    rows = []
+    for p in varying_params(runs):
+        counts = runs.group_by(p).len().sort(p, nulls_last=True)
+        values = ", ".join(f"{v}({n})" for v, n in counts.iter_rows())
+        rows.append({"param": p.removeprefix("params."), "values": counts.height, "runs per value": values})
+    return pl.DataFrame(rows, schema={"param": pl.String, "values": pl.Int64, "runs per value": pl.String})
+
+
+def signature(message: str | None) -> str:
+    """A failure message with its numbers, ids and paths blanked, so that alike failures group."""
+    text = (message or "").strip().splitlines()[0] if message else ""
+    text = re.sub(r"(/[^\s:'\"]+)+", "<path>", text)
+    text = re.sub(r"0x[0-9a-fA-F]+|[0-9a-f]{8,}", "<id>", text)
+    return re.sub(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?", "#", text)[:160]
+
+
+def failures(runs: pl.DataFrame) -> pl.DataFrame:
+    """Failed runs grouped by class and message signature: how many, trial-seconds lost, and the
+    parameter values every run of the group shares (among the parameters that vary in the sweep)."""
+    params = varying_params(runs)
+    failed = runs.filter(pl.col("status") == "FAILED")
+    if failed.is_empty():
+        return pl.DataFrame(schema={"class": pl.String, "signature": pl.String, "runs": pl.Int64,
+                                    "trial_s": pl.Float64, "shared parameters": pl.String})
+    cls = pl.col("tags.failure_class") if "tags.failure_class" in failed.columns else pl.lit("unknown")
+    msg = failed["tags.failure_message"] if "tags.failure_message" in failed.columns else [None] * failed.height
+    seconds = (pl.col("tags.trial_seconds").cast(pl.Float64) if "tags.trial_seconds" in failed.columns
+               else pl.lit(0.0))
+    failed = failed.with_columns(cls.alias("_class"), pl.Series("_sig", [signature(m) for m in msg]),
+                                 seconds.alias("_s"))
+    rows = []
+    for (klass, sig), group in failed.group_by(["_class", "_sig"], maintain_order=True):
+        shared = [f"{p.removeprefix('params.')}={group[p][0]}" for p in params
+                  if group[p].n_unique() == 1 and group[p][0] is not None]
+        rows.append({"class": klass, "signature": sig, "runs": group.height, "trial_s": float(group["_s"].sum()),
+                     "shared parameters": ", ".join(shared) or "-"})
+    return pl.DataFrame(rows).sort(["runs", "trial_s"], descending=True)

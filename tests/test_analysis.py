@@ -1,0 +1,229 @@
+"""Analysis commands over real sweeps (real Ray, real MLflow): every number checked against the
+values the sweep itself returned, every plot opened as an image, the UI queried over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+import ray
+import yaml
+
+from search.cli import main
+from search.launch import launch
+from search.spec import load_spec
+
+TEST_SET = "complex_TBP_planar_1"
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Three small real sweeps: two-body (2 x 2 grid), dummy failures (3 x 2 grid), dummy ASHA."""
+    root = tmp_path_factory.mktemp("analysis")
+    old = os.environ.get("DYNSWEEP_DATASETS")
+    os.environ["DYNSWEEP_DATASETS"] = str(root / "datasets")
+    temp = Path("/tmp") / f"dynsweep-test-ray-a-{tmp_path_factory.getbasetemp().name}"
+    ray.init(num_cpus=2, _temp_dir=str(temp), include_dashboard=False, log_to_driver=False)
+    try:
+        specs = {
+            "tb": {"name": "tb", "family": "twobody", "storage": str(root / "runs"),
+                   "base": {"steps": 20, "report_every": 10, "train_dataset": f"{TEST_SET}_train",
+                            "val_dataset": None, "test_datasets": [f"{TEST_SET}_test"], "batch_size": 64},
+                   "space": {"segment_length": {"grid": [4, 10]}, "head": {"grid": ["mlp_4D_signed", "mlp_4D_unit"]}},
+                   "search": {"algorithm": "grid", "metric": "train_loss", "mode": "min"},
+                   "resources": {"cpu": 1}, "max_concurrent": 2},
+            "fails": {"name": "fails", "family": "dummy", "storage": str(root / "runs"),
+                      "base": {"steps": 4, "fail_at": 3},
+                      "space": {"fail": {"grid": ["none", "raise", "nan"]}, "choice": {"grid": ["a", "b"]}},
+                      "search": {"algorithm": "grid", "metric": "loss", "mode": "min"},
+                      "resources": {"cpu": 1}, "max_concurrent": 2},
+            "asha": {"name": "asha", "family": "dummy", "storage": str(root / "runs"),
+                     "base": {"steps": 8, "target": 0.0},
+                     "space": {"x": {"uniform": [-1.0, 1.0]}, "extra": {"choice": [0.0, 5.0]},
+                               "choice": {"choice": ["a", "b"]}},
+                     "search": {"algorithm": "optuna", "seed": 1, "metric": "loss", "mode": "min", "num_samples": 16},
+                     "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 8,
+                                   "time_attr": "step"},
+                     "resources": {"cpu": 1}, "max_concurrent": 2},
+        }
+        out: dict[str, Any] = {"root": root}
+        for key, raw in specs.items():
+            path = root / f"{key}.yaml"
+            path.write_text(yaml.safe_dump(raw))
+            spec = load_spec(path)
+            out[key] = {"spec": spec, "summary": launch(spec, quiet=True), "dir": spec.sweep_dir}
+        yield out
+    finally:
+        ray.shutdown()
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+        if old is None:
+            os.environ.pop("DYNSWEEP_DATASETS", None)
+        else:
+            os.environ["DYNSWEEP_DATASETS"] = old
+
+
+def _json(capsys: pytest.CaptureFixture[str], args: list[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(args + ["--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_analyze_table_matches_the_trials_results(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    tb = sweeps["tb"]
+    table = _json(capsys, ["analyze", str(tb["dir"])])
+    rows = table["rows"]
+    results, configs = tb["summary"]["results"], tb["summary"]["configs"]
+    assert len(rows) == 4 and {r["trial"] for r in rows} == set(results)
+    for row in rows:
+        res = results[row["trial"]]
+        assert row["head"] == configs[row["trial"]]["head"]
+        assert int(row["segment_length"]) == configs[row["trial"]]["segment_length"]
+        for column, metric in (("mean", "accel_err_mean"), ("theta_deg", "theta_deg"), ("radial_pct", "radial_pct"),
+                               ("skewness", "accel_err_skew"), ("pearson_sk1", "accel_err_pearson_sk1"),
+                               ("pearson_sk2", "accel_err_pearson_sk2"), ("bowley", "accel_err_bowley")):
+            assert row[f"{TEST_SET}/{column}"] == pytest.approx(res[f"test/{TEST_SET}/{metric}"], rel=1e-9)
+    means = [r[f"{TEST_SET}/mean"] for r in rows]
+    assert means == sorted(means)                                         # sorted by the first set's mean
+    assert table["best"][f"{TEST_SET}/mean"] == pytest.approx(min(means))
+    capsys.readouterr()
+    assert main(["analyze", str(tb["dir"]), "--format", "markdown", "--sort", f"{TEST_SET}/theta_deg",
+                 "--out", str(sweeps["root"] / "tables")]) == 0
+    text = capsys.readouterr().out
+    assert text.count(" *") >= 3 and "| run | trial |" in text          # best values marked
+    assert (sweeps["root"] / "tables" / "tb_generalisation.md").read_text() in text
+    assert main(["analyze", str(tb["dir"]), "--sort", "nope"]) == 2
+    assert "--sort: no column 'nope'" in capsys.readouterr().err
+
+
+def test_diff_shows_only_what_differs(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    tb = sweeps["tb"]
+    configs = tb["summary"]["configs"]
+    a, b = sorted(configs)[:2]
+    expected = {k for k in configs[a] if configs[a][k] != configs[b][k]}
+    table = _json(capsys, ["diff", a, b, "--store", str(tb["dir"])])
+    assert {r["key"] for r in table["rows"]} == expected
+    three = _json(capsys, ["diff", *sorted(configs)[:3], "--store", str(tb["dir"])])
+    assert {r["key"] for r in three["rows"]} == {"segment_length", "head"}
+    variation = _json(capsys, ["diff", "--sweep", str(tb["dir"])])
+    assert {(r["param"], r["values"]) for r in variation["rows"]} == {("segment_length", 2), ("head", 2)}
+    assert all(r["runs per value"].count("(2)") == 2 for r in variation["rows"])
+
+
+def test_failures_grouped_with_shared_parameters(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    fails = sweeps["fails"]
+    results, configs = fails["summary"]["results"], fails["summary"]["configs"]
+    table = _json(capsys, ["failures", str(fails["dir"])])
+    groups = {r["class"]: r for r in table["rows"]}
+    assert set(groups) == {"error", "diverged"}
+    for cls, fail in (("error", "raise"), ("diverged", "nan")):
+        ids = [t for t, c in configs.items() if c["fail"] == fail]
+        assert groups[cls]["runs"] == len(ids) == 2
+        assert groups[cls]["shared parameters"] == f"fail={fail}"
+        assert groups[cls]["trial_s"] == pytest.approx(sum(results[t]["time_total_s"] for t in ids), abs=0.01)
+    assert groups["error"]["signature"] == "RuntimeError: dummy failure at step #"
+
+
+def test_importance_and_marginals(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    asha = sweeps["asha"]
+    results, configs = asha["summary"]["results"], asha["summary"]["configs"]
+    capsys.readouterr()
+    assert main(["importance", str(asha["dir"]), "--format", "json"]) == 0
+    first, second = capsys.readouterr().out.split("\n{", 1)
+    scores = {r["param"]: r["importance"] for r in json.loads(first)["rows"]}
+    assert set(scores) == {"x", "extra", "choice"} and sum(scores.values()) == pytest.approx(1.0, abs=1e-3)
+    assert scores["extra"] > scores["choice"]                               # extra shifts the loss by 5; choice does nothing
+    marginals = json.loads("{" + second)["rows"]
+    for value in (0.0, 5.0):
+        losses = [results[t]["loss"] for t, c in configs.items() if c["extra"] == value]
+        row = next(r for r in marginals if r["param"] == "extra" and float(r["value"]) == value)
+        assert row["runs"] == len(losses) and row["mean"] == pytest.approx(float(np.mean(losses)), rel=1e-9)
+
+
+def test_cost_counts_what_asha_saved(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    asha = sweeps["asha"]
+    summary = asha["summary"]
+    results = summary["results"]
+    table = _json(capsys, ["cost", str(asha["dir"])])
+    by_state = {r["state"]: r for r in table["rows"]}
+    assert by_state["stopped early"]["runs"] == summary["stopped_early"] > 0
+    assert by_state["finished"]["runs"] == summary["finished"]
+    spent = sum(r["time_total_s"] for r in results.values())
+    assert sum(r["trial_s"] for r in table["rows"]) == pytest.approx(spent, abs=0.05)
+    without = sum(r["time_total_s"] / r["step"] * 8 if r["step"] < 8 else r["time_total_s"] for r in results.values())
+    capsys.readouterr()
+    assert main(["cost", str(asha["dir"])]) == 0
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if ln.startswith("without early stopping"))
+    assert float(line.split(": ")[1].split(" trial-s")[0]) == pytest.approx(without, abs=0.1)
+    assert "full grid: not defined (continuous parameters)" in text
+
+
+@pytest.mark.parametrize("kind", ["heatmap", "box", "curves", "loglog", "trajectory", "field", "parallel"])
+def test_plots_are_real_images_logged_to_the_sweep(sweeps: dict[str, Any], kind: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from matplotlib.image import imread
+    from mlflow.tracking import MlflowClient
+
+    tb = sweeps["tb"]
+    out = sweeps["root"] / "plots"
+    extra = ["--x", "segment_length", "--y", "head"] if kind == "heatmap" else []
+    assert main(["plot", str(tb["dir"]), kind, "--out", str(out), *extra]) == 0
+    image = imread(out / f"{kind}.png")
+    assert image.shape[0] > 300 and image.shape[1] > 400
+    assert float(image[..., :3].std()) > 0.05                              # not blank
+    keep = os.environ.get("DYNSWEEP_KEEP_PLOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / f"{kind}.png").write_bytes((out / f"{kind}.png").read_bytes())
+    client = MlflowClient(f"sqlite:///{tb['dir'] / 'mlflow.db'}")
+    parent = json.loads((tb["dir"] / "mlflow_runs.json").read_text())["__sweep__"]
+    assert f"plots/{kind}.png" in [a.path for a in client.list_artifacts(parent, "plots")]
+
+
+def test_ui_serves_the_sweep_over_http(sweeps: dict[str, Any]) -> None:
+    tb = sweeps["tb"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dynsweep"), "ui", str(tb["dir"]), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = ""
+        deadline = time.time() + 120
+        while time.time() < deadline and "compare" not in line:
+            line = proc.stdout.readline() if proc.stdout else ""
+            assert proc.poll() is None or line, "dynsweep ui exited"
+        assert f"http://127.0.0.1:{port}/#/compare-runs?" in line
+        parent = json.loads((tb["dir"] / "mlflow_runs.json").read_text())["__sweep__"]
+        base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+        run = json.load(urllib.request.urlopen(f"{base}/runs/get?run_id={parent}", timeout=10))["run"]
+        body = json.dumps({"experiment_ids": [run["info"]["experiment_id"]], "max_results": 100}).encode()
+        request = urllib.request.Request(f"{base}/runs/search", data=body, headers={"Content-Type": "application/json"})
+        runs = json.load(urllib.request.urlopen(request, timeout=10))["runs"]
+        children = [r for r in runs if any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))]
+        assert len(children) == 4
+        results = tb["summary"]["results"]
+        for child in children:
+            tags = {t["key"]: t["value"] for t in child["data"]["tags"]}
+            params = {p["key"]: p["value"] for p in child["data"]["params"]}
+            metrics = {m["key"]: m["value"] for m in child["data"]["metrics"]}
+            assert params["head"] in ("mlp_4D_signed", "mlp_4D_unit")
+            assert metrics["train_loss"] == pytest.approx(results[tags["trial_id"]]["train_loss"])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    with socket.socket() as sock:                                      # the server is gone with it
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
