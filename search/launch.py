@@ -48,6 +48,9 @@ def _machine_gpus() -> int:
 
 
 def run_launch(args: argparse.Namespace) -> int:
+    from .launch_args import apply_cluster_arguments
+
+    apply_cluster_arguments(args)
     overrides = list(args.overrides) + ([f"storage={args.storage}"] if args.storage else [])
     spec = load_spec(args.spec, overrides)
     if not args.address:

@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser, extend: bool = False) -> None:
     p.add_argument("--num-cpus", type=float, default=None)
     p.add_argument("--num-gpus", type=float, default=None)
     p.add_argument("--address", default=None, help="an existing Ray cluster")
+    from .launch_args import add_cluster_arguments
+
+    add_cluster_arguments(p)
     p.add_argument("--quiet", action="store_true")
 
 
@@ -185,7 +188,9 @@ def check_store(uri: str, folder: SweepFolder) -> None:
 
 def run_resume(args: argparse.Namespace) -> int:
     from .launch import Resume, launch
+    from .launch_args import apply_cluster_arguments
 
+    apply_cluster_arguments(args)
     overrides = list(args.overrides) + ([f"retries={args.retries}"] if args.retries is not None else [])
     spec, _, uri, resources_changed = prepare(args, overrides)
     errored = "restart" if args.restart_errored else "resume" if args.resume_errored else "skip"
@@ -196,7 +201,9 @@ def run_resume(args: argparse.Namespace) -> int:
 
 def run_extend(args: argparse.Namespace) -> int:
     from .launch import Resume, launch
+    from .launch_args import apply_cluster_arguments
 
+    apply_cluster_arguments(args)
     recorded = yaml.safe_load(resolve_sweep(args.sweep, args.storage).spec_path.read_text())
     search = recorded.get("search") or {}
     if search.get("algorithm", "optuna") != "optuna":

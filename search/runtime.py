@@ -58,7 +58,9 @@ def ray_session(sweep_dir: Path, num_cpus: float | None = None, num_gpus: float 
         yield None
         return
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        from cluster.connect import connect
+
+        connect(address, ship_code=os.environ.get("DYNSWEEP_SHIP_CODE", "1") != "0")
         try:
             yield None
         finally:

@@ -163,6 +163,9 @@ def restore_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit
     tuner = tune.Tuner.restore(str(spec.sweep_dir / "tune"), trainable, resume_unfinished=True,
                                resume_errored=errored == "resume", restart_errored=errored == "restart")
     internal = tuner._local_tuner
+    if internal is None:  # Ray Client (ray://): Tune runs the experiment on the head
+        raise ConfigError("resume over Ray Client (ray://) is not supported: run `dynsweep resume` on the head "
+                          "node with --address auto, or on a node with --address <head ip>:6379")
     run_config = internal.get_run_config()
     run_config.callbacks = fresh_run.callbacks
     run_config.stop = fresh_run.stop

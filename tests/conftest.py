@@ -1,14 +1,23 @@
-"""Session-wide test setup: dynsweep's cache folder (the MLflow store template) is a temporary
-folder of this test session, removed at the end, so tests leave the user's cache as it was."""
+"""Session-wide test setup, so that tests leave the machine as they found it:
+
+- dynsweep's cache folder (the MLflow store template) is a temporary folder of this session;
+- when this machine has no Ray auth token yet, the session uses one in ``$RAY_AUTH_TOKEN``
+  (Ray 2.60 would otherwise write ``~/.ray/auth_token`` on the first local ``ray.init``).
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
+from pathlib import Path
 
 _CACHE = tempfile.mkdtemp(prefix="dynsweep-test-cache-")
 os.environ["DYNSWEEP_CACHE_DIR"] = _CACHE
+if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").exists()):
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:
