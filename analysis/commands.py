@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from trainables.common.errors import ConfigError
+from .errors import AnalysisError
 
 from . import formats
 
@@ -58,9 +58,9 @@ def run_diff(args: argparse.Namespace) -> int:
                      title=f"{sweep.name}: parameters that vary across its {runs.height} runs")
         return 0
     if len(args.runs) < 2:
-        raise ConfigError("diff: give two or more runs (run ids, id prefixes or trial ids), or --sweep NAME")
+        raise AnalysisError("diff: give two or more runs (run ids, id prefixes or trial ids), or --sweep NAME")
     if args.tracking_uri is None and args.store is None:
-        raise ConfigError("diff: say where the runs are: --store SWEEP (a sweep folder or name) or --tracking-uri")
+        raise AnalysisError("diff: say where the runs are: --store SWEEP (a sweep folder or name) or --tracking-uri")
     from .source import tracking_uri_for
 
     uri = args.tracking_uri or tracking_uri_for(args.store, args.storage)
@@ -77,7 +77,7 @@ def run_diff(args: argparse.Namespace) -> int:
             everything = search_frame(client, experiments) if everything is None else everything
             match = everything.filter(pl.col("run_id").str.starts_with(ident))
         if match.height != 1:
-            raise ConfigError(f"diff: {ident!r} matches {match.height} runs in {uri}; give a longer run id")
+            raise AnalysisError(f"diff: {ident!r} matches {match.height} runs in {uri}; give a longer run id")
         rows.append(match)
     runs = pl.concat(rows, how="diagonal")
     parents = {r: client.get_run(r).data.tags.get("git_commit") for r in runs["tags.mlflow.parentRunId"]} \

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trainables.common.errors import ConfigError
+from .errors import AnalysisError
 
 from .source import param_value, varying_params
 
@@ -50,7 +50,7 @@ def completed(runs: pl.DataFrame, metric: str) -> pl.DataFrame:
     column = f"metrics.{metric}"
     if column not in runs.columns:
         metrics = sorted(c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics."))
-        raise ConfigError(f"--metric: no run reported {metric!r}; metrics: {', '.join(metrics)}")
+        raise AnalysisError(f"--metric: no run reported {metric!r}; metrics: {', '.join(metrics)}")
     ok = (pl.col("status") == "FINISHED") | (pl.col("tags.stopped_early") == "true" if "tags.stopped_early"
                                               in runs.columns else pl.lit(False))
     return runs.filter(ok & pl.col(column).is_not_null() & pl.col(column).is_not_nan())
@@ -71,7 +71,7 @@ def importances(runs: pl.DataFrame, spec: dict[str, str], metric: str, mode: str
     done = completed(runs, metric)
     dists = distributions(spec, runs)
     if done.height < 2 or not dists:
-        raise ConfigError(f"importance needs at least 2 completed runs with {metric} and a swept parameter "
+        raise AnalysisError(f"importance needs at least 2 completed runs with {metric} and a swept parameter "
                           f"(found {done.height} runs, {len(dists)} parameters)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize" if mode == "min" else "maximize")
@@ -90,7 +90,7 @@ def importances(runs: pl.DataFrame, spec: dict[str, str], metric: str, mode: str
                                                   value=row[f"metrics.{metric}"]))
     common = [n for n in dists if all(n in t.params for t in study.trials)]
     if not common:
-        raise ConfigError("no swept parameter is present in every completed run (conditional parameters only)")
+        raise AnalysisError("no swept parameter is present in every completed run (conditional parameters only)")
     chosen = (optuna.importance.PedAnovaImportanceEvaluator() if evaluator == "ped-anova"
               else optuna.importance.FanovaImportanceEvaluator(seed=0))
     return optuna.importance.get_param_importances(study, evaluator=chosen, params=common)

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from trainables.common.errors import ConfigError
+from .errors import AnalysisError
 
 from .importance import completed
 from .source import Sweep, param_value, varying_params
@@ -47,7 +47,7 @@ def select_runs(runs: pl.DataFrame, metric: str, mode: str, ids: list[str] | Non
                 mask = mask | (pl.col("tags.trial_id") == i)
         chosen = runs.filter(mask)
         if chosen.height == 0:
-            raise ConfigError(f"--runs: none of {', '.join(ids)} is a run id (prefix) or trial id of this sweep")
+            raise AnalysisError(f"--runs: none of {', '.join(ids)} is a run id (prefix) or trial id of this sweep")
         return chosen
     done = completed(runs, metric)
     return done.sort(f"metrics.{metric}", descending=mode == "max").head(top)
@@ -67,7 +67,7 @@ def artifact(sweep: Sweep, run_id: str, name: str, cache: Path) -> pl.DataFrame:
         try:
             local = sweep.client.download_artifacts(run_id, f"{ARTIFACTS}/{name}", str(target.parent))
         except Exception as err:  # MLflow raises several types for a missing artefact
-            raise ConfigError(f"run {run_id[:8]} has no artefact {ARTIFACTS}/{name} (was it evaluated?): {err}") from None
+            raise AnalysisError(f"run {run_id[:8]} has no artefact {ARTIFACTS}/{name} (was it evaluated?): {err}") from None
         Path(local).replace(target)
     return pl.read_parquet(target)
 
@@ -77,7 +77,7 @@ def heatmap(ctx: "Context") -> Figure:
     x = f"params.{ctx.args.x}" if ctx.args.x else (params[0] if params else None)
     y = f"params.{ctx.args.y}" if ctx.args.y else (params[1] if len(params) > 1 else None)
     if x is None or y is None or x not in ctx.runs.columns or y not in ctx.runs.columns:
-        raise ConfigError(f"heatmap needs two swept parameters (--x, --y); swept: "
+        raise AnalysisError(f"heatmap needs two swept parameters (--x, --y); swept: "
                           f"{', '.join(p.removeprefix('params.') for p in params) or 'none'}")
     done = completed(ctx.runs, ctx.metric)
     xs = sorted(done[x].unique().to_list(), key=_order)
@@ -218,7 +218,7 @@ def parallel(ctx: "Context") -> Figure:
     done = completed(ctx.runs, ctx.metric)
     params = varying_params(ctx.runs)
     if not params:
-        raise ConfigError("parallel needs at least one swept parameter")
+        raise AnalysisError("parallel needs at least one swept parameter")
     axes_values, ticks = [], []
     for p in params:
         values = [param_value(v) for v in done[p]]
@@ -292,7 +292,7 @@ class Context:
 def plot(sweep: Sweep, runs: pl.DataFrame, kind: str, metric: str, mode: str, args: Any, out: Path) -> Path:
     """Draw ``kind`` into ``out/<kind>.png``, log it to the sweep's parent run (``plots/``)."""
     if kind not in DRAW:
-        raise ConfigError(f"plot kind {kind!r} is not known; known: {', '.join(KINDS)}")
+        raise AnalysisError(f"plot kind {kind!r} is not known; known: {', '.join(KINDS)}")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small files: no bars
     with tempfile.TemporaryDirectory(prefix="dynsweep-plot-") as cache:
         fig = DRAW[kind](Context(sweep, runs, metric, mode, args, Path(cache)))

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from trainables.common.errors import ConfigError
+from .errors import AnalysisError
 
 PAGE = 1000
 SYSTEM_TAGS = ("mlflow.", "dynsweep.kind")
@@ -57,7 +57,7 @@ def tracking_uri_for(sweep: str, storage: str = "runs", tracking_uri: str | None
     for folder in (Path(sweep), Path(storage) / sweep):
         if (folder / "mlflow.db").is_file():
             return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
-    raise ConfigError(f"{sweep}: no MLflow store found (looked for {Path(sweep) / 'mlflow.db'} and "
+    raise AnalysisError(f"{sweep}: no MLflow store found (looked for {Path(sweep) / 'mlflow.db'} and "
                       f"{Path(storage) / sweep / 'mlflow.db'}); give --tracking-uri for a tracking server")
 
 
@@ -74,7 +74,7 @@ def open_sweep(sweep: str, storage: str = "runs", tracking_uri: str | None = Non
     if not parents:
         known = [r.info.run_name for r in client.search_runs(experiments, "tags.`dynsweep.kind` = 'sweep'",
                                                               max_results=50)]
-        raise ConfigError(f"{uri}: no sweep named {name!r} (sweeps there: {', '.join(known) or 'none'})")
+        raise AnalysisError(f"{uri}: no sweep named {name!r} (sweeps there: {', '.join(known) or 'none'})")
     parent = parents[0]
     return Sweep(name, uri, parent.info.experiment_id, parent.info.run_id, client)
 

@@ -40,9 +40,9 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None) -> tuple[pl.Data
         sort = f"{test_sets(runs)[0]}/mean"
     if sort is not None:
         if sort not in table.columns:
-            from trainables.common.errors import ConfigError
+            from .errors import AnalysisError
 
-            raise ConfigError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
+            raise AnalysisError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
         table = table.sort(sort, nulls_last=True, descending=False)
     best = {c: table[c].drop_nans().min() for c in table.columns
             if "/" in c and c.split("/", 1)[1] in LOWER_IS_BETTER and table[c].drop_nans().drop_nulls().len()}

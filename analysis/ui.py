@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from trainables.common.errors import ConfigError
+from .errors import AnalysisError
 
 from .source import Sweep
 
@@ -27,13 +27,13 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise ConfigError(f"the MLflow UI exited at once (status {proc.returncode}); is the port taken?")
+            raise AnalysisError(f"the MLflow UI exited at once (status {proc.returncode}); is the port taken?")
         try:
             if urllib.request.urlopen(f"{url}/health", timeout=1).status == 200:
                 return
         except OSError:
             time.sleep(0.3)
-    raise ConfigError(f"the MLflow UI did not answer at {url} within {timeout:.0f} s")
+    raise AnalysisError(f"the MLflow UI did not answer at {url} within {timeout:.0f} s")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from analysis.errors import AnalysisError
 from trainables.common.errors import DynsweepError
 from trainables.registry import data_commands
 
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args))
-    except DynsweepError as err:
+    except (DynsweepError, AnalysisError) as err:
         print(f"dynsweep: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
