@@ -7,8 +7,9 @@
 - **Data**: trials read datasets from ``$DYNSWEEP_DATASETS``, passed on to every worker: make it
   a path all nodes share (NFS, Lustre, a Kubernetes volume). Where it is not shared, each node
   generates a standard-named dataset on first use from its name's parameters and seed; the
-  content is identical (bit for bit, tested) and every trial logs its datasets' content hashes
-  to MLflow (``dynsweep diff`` shows any difference).
+  content is identical (bit for bit, tested); the driver records each dataset's content hash
+  (``$DYNSWEEP_DATASET_HASHES``) and a node whose copy differs fails the trial with a data
+  error instead of training on other data.
 - **State**: the sweep folder (``storage``) must be a path the driver and every node can reach,
   so that checkpoints written on workers are there for restore and a resume works from
   another machine.
@@ -47,7 +48,8 @@ def token_available() -> bool:
 
 def runtime_env(ship_code: bool = True) -> dict[str, Any]:
     """The ``runtime_env`` of a sweep on a cluster: dynsweep's packages and its datasets folder."""
-    env: dict[str, Any] = {"env_vars": {k: os.environ[k] for k in ("DYNSWEEP_DATASETS",) if k in os.environ}}
+    passed = ("DYNSWEEP_DATASETS", "DYNSWEEP_DATASET_HASHES")
+    env: dict[str, Any] = {"env_vars": {k: os.environ[k] for k in passed if k in os.environ}}
     if ship_code:
         import importlib
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -123,6 +124,8 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
                             max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr,
                             timed_out=stopper.timed_out if stopper else None, resume=resumed)
     progress = Progress(spec, start, quiet)
+    if address:
+        record_dataset_hashes(spec)
     stale = folder.read_meta().get("ray_temp")
     if stale and Path(stale).is_dir():  # a dead driver's Ray session (we hold the driver lock)
         shutil.rmtree(stale, ignore_errors=True)
@@ -149,6 +152,25 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
     print_summary(spec, summary, uri)
     return summary
+
+
+def record_dataset_hashes(spec: SweepSpec) -> dict[str, str]:
+    """On a cluster: the content hash of every dataset the sweep's trials read, in
+    ``$DYNSWEEP_DATASET_HASHES`` for every node to check its copy against (the base config,
+    and the base with each discrete value of each swept parameter)."""
+    from trainables.common.dataset_hashes import ENV
+    from trainables.registry import family_datasets
+
+    configs = [dict(spec.base)] + [{**spec.base, p.name: v} for p in spec.params
+                                   if p.kind in ("choice", "grid", "fixed") for v in p.args]
+    hashes: dict[str, str] = {}
+    for config in configs:
+        try:
+            hashes.update(family_datasets(spec.family, config))
+        except ConfigError:  # a value valid only together with others: its datasets come with those
+            continue
+    os.environ[ENV] = json.dumps(hashes)
+    return hashes
 
 
 def quiet_ray() -> None:

@@ -86,3 +86,28 @@ def test_slurm_script_is_valid_bash_with_a_head_workers_token_and_the_driver() -
 def test_each_definition_says_how_to_use_it(name: str) -> None:
     text = (CLUSTER / name).read_text()
     assert text.lstrip().startswith("#") and "dynsweep" in text
+
+
+def test_cluster_runtime_env_ships_code_and_the_drivers_dataset_hashes(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from cluster.connect import runtime_env
+    from search.launch import record_dataset_hashes
+    from search.spec import validate
+
+    monkeypatch.setenv("DYNSWEEP_DATASETS", str(tmp_path / "datasets"))
+    monkeypatch.delenv("DYNSWEEP_DATASET_HASHES", raising=False)
+    spec = validate({"name": "c", "family": "twobody", "storage": str(tmp_path / "runs"),
+                     "base": {"train_dataset": "simple_TBP_planar_1_train", "val_dataset": None,
+                              "test_datasets": ["simple_TBP_planar_1_test"]},
+                     "space": {"train_dataset": {"choice": ["simple_TBP_planar_1_train", "circular_TBP_planar_1_train"]}},
+                     "search": {"algorithm": "random", "metric": "train_loss", "num_samples": 2}})
+    hashes = record_dataset_hashes(spec)
+    assert set(hashes) == {"simple_TBP_planar_1_train", "circular_TBP_planar_1_train", "simple_TBP_planar_1_test"}
+    assert all(len(h) == 64 for h in hashes.values())
+    env = runtime_env(ship_code=True)
+    assert json.loads(env["env_vars"]["DYNSWEEP_DATASET_HASHES"]) == hashes
+    assert env["env_vars"]["DYNSWEEP_DATASETS"] == str(tmp_path / "datasets")
+    assert {Path(m).name for m in env["py_modules"]} == {"search", "trainables"}
+    assert "py_modules" not in runtime_env(ship_code=False)

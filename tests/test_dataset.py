@@ -180,3 +180,25 @@ def test_standard_suite_names_and_independent_seeds() -> None:
     names = [s.name for s in STANDARD_SUITE]
     assert names == [f"complex_TBP_planar_{n}_{split}" for split in ("train", "test") for n in (1, 10, 100)]
     assert len({s.seed for s in STANDARD_SUITE}) == 6
+
+
+def test_a_node_refuses_a_dataset_whose_hash_differs_from_the_drivers(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster the driver records content hashes (DYNSWEEP_DATASET_HASHES); a node generating
+    or reading another version of a named dataset fails with a DataError instead of training on it."""
+    import json
+
+    from trainables.registry import family_datasets
+    from trainables.twobody.dataset import load_named
+
+    monkeypatch.delenv("DYNSWEEP_DATASET_HASHES", raising=False)
+    config = {"datasets_root": str(tmp_path), "train_dataset": "simple_TBP_planar_1_train", "val_dataset": None,
+              "test_datasets": ["simple_TBP_planar_1_test"]}
+    hashes = family_datasets("twobody", config)                     # generated on first use, like a node does
+    assert set(hashes) == {"simple_TBP_planar_1_train", "simple_TBP_planar_1_test"}
+    assert family_datasets("dummy", {}) == {}
+    monkeypatch.setenv("DYNSWEEP_DATASET_HASHES", json.dumps(hashes))
+    assert load_named("simple_TBP_planar_1_train", tmp_path).content_hash == hashes["simple_TBP_planar_1_train"]
+    monkeypatch.setenv("DYNSWEEP_DATASET_HASHES", json.dumps({"simple_TBP_planar_1_train": "0" * 64}))
+    with pytest.raises(DataError, match="the nodes do not read the same data"):
+        load_named("simple_TBP_planar_1_train", tmp_path)

@@ -5,7 +5,9 @@ or a YAML validation does not pay for torch. A family provides:
 
 - ``run(config, reporter)``: train and evaluate one trial (see ``trainables.common.reporter``);
 - a config class with ``from_dict(mapping)`` that validates everything a user can get wrong;
-- optionally a ``COMMANDS`` dict of ``dynsweep data <name>`` sub-commands.
+- optionally a ``COMMANDS`` dict of ``dynsweep data <name>`` sub-commands;
+- optionally ``datasets(config) -> {name: content hash}``: the datasets a trial reads (the
+  driver records them so that cluster nodes can check theirs).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ class FamilyEntry:
     run: str
     config: str
     data_cli: str | None = None
+    datasets: str | None = None
 
 
 FAMILIES: dict[str, FamilyEntry] = {
     "twobody": FamilyEntry(run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
-                           data_cli="trainables.twobody.data_cli"),
+                           data_cli="trainables.twobody.data_cli", datasets="trainables.twobody.data:dataset_hashes"),
     "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
 }
 """Family name -> where its pieces live (``module:attribute``)."""
@@ -51,6 +54,12 @@ def family_run(name: str) -> Callable[..., dict[str, float]]:
 def family_config(name: str) -> Any:
     """The config class of family ``name`` (has ``from_dict`` and ``to_dict``)."""
     return _load(entry(name).config)
+
+
+def family_datasets(name: str, config: dict[str, Any]) -> dict[str, str]:
+    """``{dataset name: content hash}`` of what a trial of family ``name`` with ``config`` reads."""
+    path = entry(name).datasets
+    return _load(path)(config) if path else {}
 
 
 def data_commands() -> dict[str, Any]:

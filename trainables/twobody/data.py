@@ -38,6 +38,15 @@ class SegmentBatch:
         return int(self.states.shape[0])
 
 
+def dataset_hashes(config: dict) -> dict[str, str]:
+    """Content hash of every dataset a trial with ``config`` reads (generated here if missing)."""
+    cfg = TwoBodyConfig.from_dict(config)
+    names = [cfg.train_dataset, *cfg.test_datasets]
+    if cfg.val_dataset is not None and cfg.val_fraction == 0.0:
+        names.append(auto_val_name(cfg.train_dataset) if cfg.val_dataset == "auto" else cfg.val_dataset)
+    return {name: load_named(name, cfg.datasets_root).content_hash for name in names}
+
+
 def auto_val_name(train_name: str) -> str:
     """The validation set that ``val_dataset: auto`` means: same population, min(n, 10) orbits."""
     spec = spec_from_name(train_name)

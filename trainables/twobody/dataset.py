@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from trainables.common.dataset_hashes import check as check_hash
 from trainables.common.errors import ConfigError, DataError, DatasetExistsError
 from trainables.common.parquet_store import BufferedParquetWriter, read_dynsweep_metadata
 
@@ -358,8 +359,13 @@ def ensure_dataset(spec: TwoBodySpec, root: str | os.PathLike[str] | None = None
 
 
 def load_named(name: str, root: str | os.PathLike[str] | None = None) -> TwoBodyDataset:
-    """Open dataset ``name`` under ``root``; a missing standard-named one is generated first."""
+    """Open dataset ``name`` under ``root``; a missing standard-named one is generated first.
+
+    Raises DataError if the driver recorded another content hash for it (see
+    ``trainables.common.dataset_hashes``)."""
     root = Path(root) if root is not None else default_root()
     if not (root / name).exists():
         ensure_dataset(spec_from_name(name), root)
-    return TwoBodyDataset(root / name)
+    dataset = TwoBodyDataset(root / name)
+    check_hash(name, dataset.content_hash, root / name)
+    return dataset
