@@ -19,6 +19,12 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cell(value: Any, best: bool = False) -> str:
+    """A value as printed in a table: floats (also MLflow's string params) to 4 significant digits."""
+    if isinstance(value, str) and len(value) > 8:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if value is None:
         text = ""
     elif isinstance(value, float):

@@ -106,7 +106,7 @@ def heatmap(ctx: "Context") -> Figure:
 
 
 def box(ctx: "Context") -> Figure:
-    chosen = ctx.chosen()
+    chosen = ctx.chosen(evaluated=True)
     data, names = [], []
     for row in chosen.iter_rows(named=True):
         points = artifact(ctx.sweep, row["run_id"], "per_point_errors.parquet", ctx.cache)
@@ -226,7 +226,9 @@ def parallel(ctx: "Context") -> Figure:
         if numeric:
             arr = np.array([np.nan if v is None else float(v) for v in values])
             lo, hi = np.nanmin(arr), np.nanmax(arr)
-            axes_values.append((arr - lo) / (hi - lo) if hi > lo else np.full_like(arr, 0.5))
+            scaled = np.log10(arr) if lo > 0 and hi / lo > 10 else arr   # e.g. a loguniform learning rate
+            slo, shi = np.nanmin(scaled), np.nanmax(scaled)
+            axes_values.append((scaled - slo) / (shi - slo) if shi > slo else np.full_like(arr, 0.5))
             ticks.append([(0.0, f"{lo:.3g}"), (1.0, f"{hi:.3g}")])
         else:
             levels = sorted({str(v) for v in values})
@@ -281,12 +283,21 @@ class Context:
         self.sweep, self.runs, self.metric, self.mode, self.args, self.cache = sweep, runs, metric, mode, args, cache
         self.params = varying_params(runs)
 
-    def chosen(self) -> pl.DataFrame:
-        return select_runs(self.runs, self.metric, self.mode, self.args.runs, self.args.top)
+    def chosen(self, evaluated: bool = False) -> pl.DataFrame:
+        """The runs to draw; with ``evaluated``, among the runs that reached their final
+        evaluation (runs ASHA stopped early or that failed have no evaluation artefacts)."""
+        runs = self.runs
+        if evaluated and not self.args.runs:
+            tests = [c for c in runs.columns if c.startswith("metrics.test/")]
+            runs = runs.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in tests])) if tests else runs.clear()
+            if runs.is_empty():
+                raise AnalysisError("no run of this sweep reached its final evaluation (test metrics and "
+                                    "artefacts come with it): nothing to draw")
+        return select_runs(runs, self.metric, self.mode, self.args.runs, self.args.top)
 
     def one(self) -> dict[str, Any]:
-        """The single run a per-run plot draws: the first of ``--runs``, else the best."""
-        return next(self.chosen().head(1).iter_rows(named=True))
+        """The single run a per-run plot draws: the first of ``--runs``, else the best evaluated one."""
+        return next(self.chosen(evaluated=True).head(1).iter_rows(named=True))
 
 
 def plot(sweep: Sweep, runs: pl.DataFrame, kind: str, metric: str, mode: str, args: Any, out: Path) -> Path:
