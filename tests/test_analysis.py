@@ -227,3 +227,11 @@ def test_ui_serves_the_sweep_over_http(sweeps: dict[str, Any]) -> None:
         proc.wait(timeout=30)
     with socket.socket() as sock:                                      # the server is gone with it
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_artefact_plots_need_evaluated_runs(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The dummy sweep's runs (ASHA-stopped or not) have no evaluation artefacts: a clear error."""
+    capsys.readouterr()
+    assert main(["plot", str(sweeps["asha"]["dir"]), "box", "--out", str(sweeps["root"] / "none")]) == 2
+    assert "no run of this sweep reached its final evaluation" in capsys.readouterr().err
+    assert not (sweeps["root"] / "none" / "box.png").exists()
