@@ -89,6 +89,17 @@ class TuneReporter:
             self._restore.cleanup()
 
 
+def use_scratch(trial_dir: Path) -> Path:
+    """Point this process's temporary files (the reporter's artefacts, checkpoints being
+    written, the family's own) at ``<trial dir>/tmp``: removed when the trial ends, and inside the
+    sweep folder, not in /tmp, when a crash or a killed node leaves them behind."""
+    scratch = trial_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = None  # tempfile caches the folder it chose
+    return scratch
+
+
 def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
                    conditional: Sequence[Param] = (),
                    completed: Mapping[str, dict[str, Any]] | None = None) -> Callable[[dict[str, Any]], None]:
@@ -111,6 +122,13 @@ def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
         if gpu <= 0:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         trial_dir = Path(tune.get_context().get_trial_dir())
+        scratch = use_scratch(trial_dir)
+        try:
+            run_trial(trial_dir, config)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def run_trial(trial_dir: Path, config: dict[str, Any]) -> None:
         marker = trial_dir / MARKER
         if marker.exists():
             raise TrialError(*marker.read_text().split("\n", 1))
