@@ -13,9 +13,8 @@ from typing import Any, Callable
 
 import polars as pl
 
-from .errors import AnalysisError
-
 from . import formats
+from .errors import AnalysisError
 
 
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
@@ -163,7 +162,7 @@ def run_ui(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the analysis commands to the ``dynsweep`` sub-command parser."""
-    from .plots import KINDS
+    from .kinds import EVALUATORS, KINDS
 
     def add(name: str, help_text: str, handler: Callable[[argparse.Namespace], int], sweep: bool = True,
             output: bool = True) -> argparse.ArgumentParser:
@@ -187,7 +186,7 @@ def register(sub: Any) -> None:
     p = add("importance", "parameter importance (Optuna fANOVA or PED-ANOVA) and marginal means", run_importance)
     p.add_argument("--metric", default=None, help="default: the sweep's search metric")
     p.add_argument("--mode", choices=("min", "max"), default=None)
-    p.add_argument("--evaluator", choices=("fanova", "ped-anova"), default="fanova",
+    p.add_argument("--evaluator", choices=EVALUATORS, default="fanova",
                    help="fanova: variance of the metric explained (default); ped-anova: what the best 10 %% share")
     add("cost", "trial-seconds by state, and what early stopping saved against the full grid", run_cost)
     p = add("plot", f"PNG figures ({', '.join(KINDS)}), also logged to the sweep's parent run", run_plot,

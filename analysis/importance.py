@@ -9,10 +9,8 @@ import numpy as np
 import polars as pl
 
 from .errors import AnalysisError
-
 from .source import param_value, varying_params
 
-EVALUATORS = ("fanova", "ped-anova")
 BINS = 4
 """Numeric parameters with more distinct values than this are grouped into quantile bins."""
 
@@ -20,7 +18,11 @@ BINS = 4
 def distributions(spec: dict[str, str], runs: pl.DataFrame) -> dict[str, Any]:
     """Optuna distributions of the swept parameters: from the sweep's spec (the parent run's
     ``space.<name>.<kind>`` params) where it says, else from the values the runs took."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     out: dict[str, Any] = {}
     for column in varying_params(runs):

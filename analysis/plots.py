@@ -27,11 +27,10 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from .errors import AnalysisError
-
 from .importance import completed
+from .kinds import KINDS
 from .source import Sweep, param_value, varying_params
 
-KINDS = ("heatmap", "box", "curves", "loglog", "trajectory", "field", "parallel")
 MU_EARTH = 398600.4418  # km^3/s^2
 R_EARTH = 6378.137  # km
 ARTIFACTS = "checkpoint/artifacts"

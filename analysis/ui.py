@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 
 from .errors import AnalysisError
-
 from .source import Sweep
 
 

@@ -96,7 +96,9 @@ def _token_mode() -> None:
     when ``ray.init`` enables token mode for a new local cluster)."""
     os.environ["RAY_AUTH_MODE"] = "token"
     try:
-        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+        from ray._private.authentication.authentication_token_setup import (
+            _enable_token_auth,
+        )
         from ray._raylet import AuthenticationTokenLoader
 
         _enable_token_auth()
@@ -108,11 +110,3 @@ def _token_mode() -> None:
 def _auth_refused(err: BaseException) -> bool:
     text = f"{type(err).__name__} {err} {err.__cause__!r}"
     return "InvalidAuthToken" in text or "AuthenticationError" in text or "Unauthenticated" in text
-
-
-def cluster_resources() -> tuple[float, float]:
-    """(CPUs, GPUs) the connected cluster has now (an autoscaling cluster may grow)."""
-    import ray
-
-    total = ray.cluster_resources()
-    return float(total.get("CPU", 0.0)), float(total.get("GPU", 0.0))
