@@ -37,13 +37,14 @@ def _metric(args: argparse.Namespace, sweep: Any) -> tuple[str, str]:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from .tables import generalisation
+    from .tables import generalisation, test_sets
 
     sweep, runs = _open(args)
     table, best = generalisation(runs, args.sort)
+    sets = "per test set: mean accel error %, theta_deg, radial_pct and the skewness measures; " \
+        if test_sets(runs) else "test metrics; "
     formats.emit(table, args, f"{sweep.name}_generalisation", best,
-                 title=f"{sweep.name}: {table.height} runs; per test set: mean accel error %, theta_deg, radial_pct "
-                       "and the skewness measures; * = best")
+                 title=f"{sweep.name}: {table.height} runs; {sets}* = best")
     return 0
 
 

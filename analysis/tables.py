@@ -17,16 +17,28 @@ LOWER_IS_BETTER = {"mean", "theta_deg", "radial_pct"}
 """Columns with a best value (the skewness measures describe a shape: none is best)."""
 
 
+LOWER_PATTERN = re.compile(r"(rmse|err|drift|loss)", re.IGNORECASE)
+HIGHER_PATTERN = re.compile(r"^vpt", re.IGNORECASE)
+"""Flat ``test/<metric>`` names with a best value: errors are lower-is-better, valid prediction
+times higher-is-better; other metrics (exponents, ratios) describe and have no best."""
+
+
 def test_sets(runs: pl.DataFrame) -> list[str]:
-    """The test sets the runs were evaluated on, from their ``metrics.test/<set>/...`` columns."""
-    sets = {c.split("/")[1] for c in runs.columns if c.startswith("metrics.test/")}
+    """The test sets the runs were evaluated on, from their ``metrics.test/<set>/<metric>`` columns."""
+    sets = {c.split("/")[1] for c in runs.columns if c.startswith("metrics.test/") and c.count("/") >= 2}
     return sorted(sets, key=lambda s: (len(s), s))
+
+
+def flat_test_metrics(runs: pl.DataFrame) -> list[str]:
+    """Test metrics without a set (``metrics.test/<metric>``), in a stable order."""
+    return sorted(c.removeprefix("metrics.test/") for c in runs.columns
+                  if c.startswith("metrics.test/") and c.count("/") == 1)
 
 
 def generalisation(runs: pl.DataFrame, sort: str | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
     """One row per run: run id, trial, the parameters that differ between runs, then per test
-    set ``<set>/<column>`` for each GENERALISATION column. Returns the table and the best value
-    of each lower-is-better column."""
+    set ``<set>/<column>`` for each GENERALISATION column, then every test metric without a set.
+    Returns the table and the best value of each column that has one."""
     params = varying_params(runs)
     cols: list[Any] = [pl.col("run_id").str.slice(0, 8).alias("run"), pl.col("tags.trial_id").alias("trial")
                        if "tags.trial_id" in runs.columns else pl.lit(None).alias("trial")]
@@ -35,6 +47,8 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None) -> tuple[pl.Data
         for name, metric in GENERALISATION.items():
             column = f"metrics.test/{s}/{metric}"
             cols.append((pl.col(column) if column in runs.columns else pl.lit(None, pl.Float64)).alias(f"{s}/{name}"))
+    flat = flat_test_metrics(runs)
+    cols += [pl.col(f"metrics.test/{m}").alias(m) for m in flat]
     table = runs.select(cols)
     if sort is None and test_sets(runs):
         sort = f"{test_sets(runs)[0]}/mean"
@@ -43,9 +57,17 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None) -> tuple[pl.Data
             from .errors import AnalysisError
 
             raise AnalysisError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
-        table = table.sort(sort, nulls_last=True, descending=False)
-    best = {c: table[c].drop_nans().min() for c in table.columns
-            if "/" in c and c.split("/", 1)[1] in LOWER_IS_BETTER and table[c].drop_nans().drop_nulls().len()}
+        table = table.sort(sort, nulls_last=True, descending=bool(HIGHER_PATTERN.search(sort)))
+    best: dict[str, float] = {}
+    for c in table.columns:
+        values = table[c].drop_nans().drop_nulls() if table[c].dtype.is_float() else None
+        if values is None or not values.len():
+            continue
+        if "/" in c and c.split("/", 1)[1] in LOWER_IS_BETTER or (c in flat and LOWER_PATTERN.search(c)
+                                                                   and not c.endswith("_true")):
+            best[c] = values.min()
+        elif c in flat and HIGHER_PATTERN.search(c):
+            best[c] = values.max()
     return table, best
 
 

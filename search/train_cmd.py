@@ -68,24 +68,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    """A table of ``test/<set>/<metric>`` values (sets as rows) plus the training figures."""
+    """The training figures, then the ``test/`` metrics as a table: one row per metric, one column
+    per test set (``test/<set>/<metric>``; a ``test/<metric>`` goes in the column ``test``)."""
     lines = [f"{k:>14}: {v:.5g}" if isinstance(v, (int, float)) else f"{k:>14}: {v}"
-             for k, v in metrics.items() if not k.startswith("test/")]
-    sets: dict[str, dict[str, float]] = {}
+             for k, v in metrics.items() if not k.startswith(("test/", "tag/"))]
+    table: dict[str, dict[str, float]] = {}  # metric -> set -> value, in reporting order
+    sets: list[str] = []
     for key, value in metrics.items():
         if key.startswith("test/"):
-            _, name, metric = key.split("/", 2)
-            sets.setdefault(name, {})[metric] = value
-    if sets:
-        columns = [c for c in ("accel_err_mean", "accel_err_median", "theta_deg", "radial_pct", "loglog_slope_in",
-                               "loglog_slope_out", "rollout_pos_err_pct", "rollout_energy_drift")
-                   if any(c in m for m in sets.values())]
-        width = max(len(n) for n in sets)
-        lines.append("")
-        lines.append(f"{'test set':<{width}}  " + "  ".join(f"{c:>20}" for c in columns))
-        for name, m in sets.items():
-            cells = "  ".join(f"{_fmt(m.get(c, math.nan)):>20}" for c in columns)
-            lines.append(f"{name:<{width}}  {cells}")
+            parts = key.split("/", 2)
+            name, metric = (parts[1], parts[2]) if len(parts) == 3 else ("test", parts[1])
+            sets += [] if name in sets else [name]
+            table.setdefault(metric, {})[name] = value
+    if table:
+        width = max(len(m) for m in table)
+        lines += ["", f"{'metric':<{width}}  " + "  ".join(f"{s:>24}" for s in sets)]
+        for metric, row in table.items():
+            lines.append(f"{metric:<{width}}  " + "  ".join(f"{_fmt(row.get(s, math.nan)):>24}" for s in sets))
     return "\n".join(lines)
 
 

@@ -30,6 +30,9 @@ class FamilyEntry:
 FAMILIES: dict[str, FamilyEntry] = {
     "twobody": FamilyEntry(run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
                            data_cli="trainables.twobody.data_cli", datasets="trainables.twobody.data:dataset_hashes"),
+    "pendulum": FamilyEntry(run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
+                            data_cli="trainables.pendulum.data_cli",
+                            datasets="trainables.pendulum.dataset:dataset_hashes"),
     "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
 }
 """Family name -> where its pieces live (``module:attribute``)."""

@@ -18,14 +18,14 @@ class DataCommand:
     run: Callable[[argparse.Namespace], int]
 
 
-def progress_printer(label: str) -> Callable[[int, int], None]:
+def progress_printer(label: str, unit: str = "orbits") -> Callable[[int, int], None]:
     """A ``progress(done, total)`` callback that redraws one line on a terminal's stderr."""
     interactive = sys.stderr.isatty()
 
     def show(done: int, total: int) -> None:
         if interactive:
             end = "\n" if done >= total else ""
-            print(f"\r{label}: {done}/{total} orbits ({100 * done / total:3.0f} %)", end=end,
+            print(f"\r{label}: {done}/{total} {unit} ({100 * done / total:3.0f} %)", end=end,
                   file=sys.stderr, flush=True)
 
     return show

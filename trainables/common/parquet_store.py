@@ -135,14 +135,15 @@ class BufferedParquetWriter:
         self._buffered -= rows
         self.rows_written += rows
 
-    def close(self) -> str:
-        """Flush the rest, store the content hash, publish the file; returns the hash (hex)."""
+    def close(self, footer: Mapping[str, str] | None = None) -> str:
+        """Flush the rest, store the content hash (and ``footer``, key-value metadata known only
+        at the end, such as a generation check) and publish the file; returns the hash (hex)."""
         if self._closed:
             return self._hash.hexdigest()
         if self._buffered:
             self._flush(self._buffered)
         digest = self._hash.hexdigest()
-        self._writer.add_key_value_metadata({HASH_KEY: digest})
+        self._writer.add_key_value_metadata({**(footer or {}), HASH_KEY: digest})
         self._writer.close()
         self._closed = True
         try:

@@ -1,0 +1,150 @@
+"""The double-pendulum family's entry point: ``run(config, reporter)`` trains and evaluates one trial.
+
+Reports every ``report_every`` steps (and at the last): ``step``, ``epoch``, ``total_steps``,
+``lr``, ``train_loss`` (mean since the last report), ``val_loss``, ``best_val_loss``,
+``best_step``, ``steps_per_s``, ``windows_per_s``, ``stopped_early``, with a checkpoint holding
+the model (normalisation included), optimiser, LR scheduler, the best model so far and the
+early-stopping state. Training ends after ``steps`` steps or ``patience`` reports without a
+better validation loss; the best-on-validation model is then evaluated (:mod:`.metrics`) and
+the last report adds the ``test/`` metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import polars as pl
+import torch
+
+from trainables.common.errors import DivergedError
+from trainables.common.reporter import Reporter
+
+from .config import PendulumConfig
+from .dataset import PARAM_COLUMNS, PendulumDataset, open_for_training
+from .metrics import evaluate
+from .model import SequenceModel
+from .windows import WindowStream, group_sims, read_chunk, sample_windows, split_sims
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[str, float]:
+    """Train one sequence model on double-pendulum simulations; returns the last report's metrics."""
+    cfg = PendulumConfig.from_dict(config)
+    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    torch.manual_seed(cfg.seed)
+    ds = open_for_training(cfg.dataset, cfg.data_spec(), cfg.datasets_root)
+    lengths = dict(ds.sim_lengths().iter_rows())
+    train_sims, val_sims, test_sims = split_sims(np.array(sorted(lengths)), cfg.val_fraction, cfg.test_fraction,
+                                                 cfg.seed)
+    use_params = _params_vary(ds)
+    stream = WindowStream(ds, train_sims, lengths, cfg.window, cfg.predict_steps, cfg.target, use_params,
+                          cfg.stream_rows, cfg.seed)
+    model = SequenceModel(cfg.rnn, cfg.hidden, cfg.layers, cfg.dropout, 6 + 4 * use_params, cfg.target,
+                          cfg.predict_steps).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
+                                                         patience=cfg.plateau_patience)
+    state = _restore(reporter.restore_dir(), model, optimizer, plateau)
+    if state["step"] == 0:
+        model.set_normaliser(stream.fit_normaliser())  # training simulations only
+    val_x, val_y = _validation_windows(ds, val_sims, lengths, cfg, use_params, device)
+    stream.rng = np.random.default_rng([cfg.seed, state["step"]])  # a resumed run draws new batches
+    batches = stream.batches(cfg.batch_size)
+    step, losses, windows, t0 = state["step"], [], 0, time.perf_counter()
+    last: dict[str, float] = {}
+    while step < cfg.steps:
+        x, y = (t.to(device) for t in next(batches))
+        loss = torch.nn.functional.mse_loss(model(x), model.normalise_targets(y))
+        if not torch.isfinite(loss):
+            raise DivergedError(f"MSE is {loss.item()}", step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step, windows = step + 1, windows + len(x)
+        losses.append(loss.item())
+        if step % cfg.report_every and step != cfg.steps:
+            continue
+        val_loss = _val_loss(model, val_x, val_y)
+        plateau.step(val_loss)
+        if val_loss < state["best_val"] or math.isnan(val_loss):  # without validation: the latest model
+            state.update(best_val=val_loss, best_step=step, bad_reports=0,
+                         best_model={k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            state["bad_reports"] += 1
+        stop = state["bad_reports"] >= cfg.patience
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        last = {"epoch": step * cfg.batch_size / stream.windows_per_epoch, "total_steps": cfg.steps,
+                "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                "best_val_loss": state["best_val"], "best_step": state["best_step"], "stopped_early": float(stop),
+                "steps_per_s": len(losses) / elapsed, "windows_per_s": windows / elapsed,
+                "tag/dataset_sha256": ds.content_hash}
+        if stop or step == cfg.steps:
+            model.load_state_dict(state["best_model"])  # the best-on-validation model is the one evaluated
+            last.update(evaluate(model, ds, test_sims, cfg, use_params, reporter.artifact_dir()))
+        with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
+            _save(Path(ckpt), step, model, optimizer, plateau, state)
+            reporter.report(step, last, ckpt)
+        losses, windows, t0 = [], 0, time.perf_counter()
+        if stop:
+            break
+    return last
+
+
+def _params_vary(ds: PendulumDataset) -> bool:
+    """Whether l1, l2, m1 or m2 differ between rows (then they are model inputs)."""
+    counts = ds.collect(ds.scan().select([pl.col(c).n_unique() for c in PARAM_COLUMNS]))
+    return bool(max(counts.row(0)) > 1)
+
+
+def _validation_windows(ds: PendulumDataset, sims: np.ndarray, lengths: dict[int, int], cfg: PendulumConfig,
+                        use_params: bool, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Up to ``val_windows`` windows of the validation simulations (read at most ``stream_rows`` rows)."""
+    if len(sims) == 0:
+        return None, None
+    chunk = read_chunk(ds, group_sims(sims, lengths, cfg.stream_rows)[0], cfg.window, cfg.predict_steps,
+                       cfg.target, use_params)
+    if len(chunk.starts) == 0:
+        return None, None
+    x, y, _ = sample_windows(chunk, cfg.val_windows, cfg.window, cfg.predict_steps, cfg.seed)
+    return x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def _val_loss(model: SequenceModel, x: torch.Tensor | None, y: torch.Tensor | None) -> float:
+    if x is None or y is None:
+        return math.nan
+    model.eval()
+    loss = sum(float(torch.nn.functional.mse_loss(model(xb), model.normalise_targets(yb), reduction="sum"))
+               for xb, yb in zip(x.split(4096), y.split(4096))) / y.numel()
+    model.train()
+    return loss
+
+
+def _save(folder: Path, step: int, model: SequenceModel, optimizer: torch.optim.Optimizer, plateau: Any,
+          state: dict[str, Any]) -> None:
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "plateau": plateau.state_dict(), "best_model": state["best_model"], "best_val": state["best_val"],
+                "best_step": state["best_step"], "bad_reports": state["bad_reports"],
+                "torch_rng": torch.get_rng_state()}, folder / CHECKPOINT_FILE)
+
+
+def _restore(folder: str | None, model: SequenceModel, optimizer: torch.optim.Optimizer,
+             plateau: Any) -> dict[str, Any]:
+    """The training state of a checkpoint (loaded into the model, optimiser and scheduler), or a fresh one."""
+    if folder is None:
+        return {"step": 0, "best_val": math.inf, "best_step": 0, "bad_reports": 0, "best_model": model.state_dict()}
+    ckpt = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    plateau.load_state_dict(ckpt["plateau"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return {k: ckpt[k] for k in ("step", "best_val", "best_step", "bad_reports", "best_model")}
