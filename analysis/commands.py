@@ -37,12 +37,13 @@ def _metric(args: argparse.Namespace, sweep: Any) -> tuple[str, str]:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from .tables import generalisation, test_sets
+    from .tables import flat_test_metrics, generalisation, test_sets
 
     sweep, runs = _open(args)
-    table, best = generalisation(runs, args.sort)
+    metric, mode = _metric(args, sweep)
+    table, best = generalisation(runs, args.sort, metric, mode)
     sets = "per test set: mean accel error %, theta_deg, radial_pct and the skewness measures; " \
-        if test_sets(runs) else "test metrics; "
+        if test_sets(runs) else f"{metric}{' and the test metrics' if flat_test_metrics(runs) else ''}; "
     formats.emit(table, args, f"{sweep.name}_generalisation", best,
                  title=f"{sweep.name}: {table.height} runs; {sets}* = best")
     return 0

@@ -35,30 +35,43 @@ def flat_test_metrics(runs: pl.DataFrame) -> list[str]:
                   if c.startswith("metrics.test/") and c.count("/") == 1)
 
 
-def generalisation(runs: pl.DataFrame, sort: str | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
-    """One row per run: run id, trial, the parameters that differ between runs, then per test
-    set ``<set>/<column>`` for each GENERALISATION column, then every test metric without a set.
-    Returns the table and the best value of each column that has one."""
+def generalisation(runs: pl.DataFrame, sort: str | None = None, metric: str | None = None,
+                   mode: str = "min") -> tuple[pl.DataFrame, dict[str, float]]:
+    """One row per run: run id, trial, the parameters that differ between runs, the sweep's
+    ``metric`` (last value), then per test set ``<set>/<column>`` for each GENERALISATION column,
+    then every test metric without a set. Sorted by the first test set's mean error, else by the
+    sweep's metric. Returns the table and the best value of each column that has one."""
     params = varying_params(runs)
     cols: list[Any] = [pl.col("run_id").str.slice(0, 8).alias("run"), pl.col("tags.trial_id").alias("trial")
                        if "tags.trial_id" in runs.columns else pl.lit(None).alias("trial")]
     cols += [pl.col(p).alias(p.removeprefix("params.")) for p in params]
+    has_metric = metric is not None and f"metrics.{metric}" in runs.columns and not metric.startswith("test/")
+    if has_metric:
+        cols.append(pl.col(f"metrics.{metric}").alias(str(metric)))
     for s in test_sets(runs):
-        for name, metric in GENERALISATION.items():
-            column = f"metrics.test/{s}/{metric}"
+        for name, key in GENERALISATION.items():
+            column = f"metrics.test/{s}/{key}"
             cols.append((pl.col(column) if column in runs.columns else pl.lit(None, pl.Float64)).alias(f"{s}/{name}"))
     flat = flat_test_metrics(runs)
     cols += [pl.col(f"metrics.test/{m}").alias(m) for m in flat]
     table = runs.select(cols)
+    descending = False
     if sort is None and test_sets(runs):
         sort = f"{test_sets(runs)[0]}/mean"
+    elif sort is None and has_metric:
+        sort, descending = metric, mode == "max"
+    elif sort is not None:
+        descending = bool(HIGHER_PATTERN.search(sort))
     if sort is not None:
         if sort not in table.columns:
             from .errors import AnalysisError
 
             raise AnalysisError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
-        table = table.sort(sort, nulls_last=True, descending=bool(HIGHER_PATTERN.search(sort)))
+        table = table.sort(sort, nulls_last=True, descending=descending)
     best: dict[str, float] = {}
+    if has_metric and table[str(metric)].drop_nans().drop_nulls().len():
+        values = table[str(metric)].drop_nans().drop_nulls()
+        best[str(metric)] = values.max() if mode == "max" else values.min()
     for c in table.columns:
         values = table[c].drop_nans().drop_nulls() if table[c].dtype.is_float() else None
         if values is None or not values.len():

@@ -33,6 +33,10 @@ FAMILIES: dict[str, FamilyEntry] = {
     "pendulum": FamilyEntry(run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
                             data_cli="trainables.pendulum.data_cli",
                             datasets="trainables.pendulum.dataset:dataset_hashes"),
+    "regression": FamilyEntry(run="trainables.regression.train:run",
+                              config="trainables.regression.config:RegressionConfig",
+                              data_cli="trainables.regression.data_cli",
+                              datasets="trainables.regression.data:dataset_hashes"),
     "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
 }
 """Family name -> where its pieces live (``module:attribute``)."""

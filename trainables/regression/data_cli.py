@@ -1,0 +1,52 @@
+"""``dynsweep data regression-demo`` and ``dynsweep data hdf5-to-parquet``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trainables.common.commands import DataCommand
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rows", type=int, default=4000)
+    p.add_argument("--outlier-fraction", type=float, default=0.15, help="rows given a gross error U(3, 6)")
+    p.add_argument("--noise", type=float, default=0.05, help="std of the Gaussian noise on every row")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="file (default: <datasets folder>/<standard name>.parquet)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .data import DemoSpec, default_root, write_demo
+
+    spec = DemoSpec(rows=args.rows, outlier_fraction=args.outlier_fraction, noise=args.noise, seed=args.seed)
+    path = args.out or default_root() / f"{spec.name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = write_demo(spec, path, overwrite=args.overwrite)
+    print(f"wrote {path}  ({spec.rows} rows, {spec.outlier_fraction:.0%} outliers, sha256 {digest[:12]}); "
+          "columns x1, x2, x3 -> y (y_clean: the truth)")
+    return 0
+
+
+def _add_h5(p: argparse.ArgumentParser) -> None:
+    p.add_argument("h5", type=Path, help="HDF5 file with parameter_names and param_<N> groups")
+    p.add_argument("--out", type=Path, default=None, help="Parquet file (default: beside it, .parquet)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+
+def _run_h5(args: argparse.Namespace) -> int:
+    from .hdf5 import convert
+
+    out = args.out or args.h5.with_suffix(".parquet")
+    rows, params, outputs = convert(args.h5, out, overwrite=args.overwrite)
+    print(f"wrote {out}  ({rows} rollouts; parameters: {', '.join(params)}; {len(outputs)} outputs"
+          + (f", e.g. {', '.join(outputs[:3])}" if outputs else "") + ")")
+    return 0
+
+
+COMMANDS: dict[str, DataCommand] = {
+    "regression-demo": DataCommand("generate the regression demo table (smooth function + outliers)",
+                                   _add_demo, _run_demo),
+    "hdf5-to-parquet": DataCommand("convert HDF5 rollouts (param_<N> groups) to a Parquet table", _add_h5, _run_h5),
+}

@@ -1,0 +1,124 @@
+"""The regression family's entry point: ``run(config, reporter)`` trains and evaluates one trial.
+
+Every ``report_every`` steps (and at the last) it reports ``train_loss`` (the objective, mean
+since the last report) and its terms ``recon, l1, l2, grad_penalty``; on the validation rows
+``val_loss`` (the robust term, normalised units, drives ReduceLROnPlateau), ``val_rmse``,
+``val_mae`` and ``val_rmse_<output>`` (physical units); with clean-truth columns,
+``clean_rmse_val`` and ``clean_rmse_all`` (prediction vs the clean truth on the validation rows
+and on all rows: how well the underlying function was recovered); with a checkpoint holding the
+model (normalisation buffers included), optimiser, scheduler, step and RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from trainables.common.errors import DivergedError
+from trainables.common.reporter import Reporter
+
+from .config import RegressionConfig
+from .data import Table, load_table, resolve, split_rows
+from .losses import LOSSES, objective
+from .model import RegressionMLP
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dict[str, float]:
+    """Train one regression MLP; returns the last report's metrics."""
+    cfg = RegressionConfig.from_dict(config)
+    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    torch.manual_seed(cfg.seed)
+    table = load_table(resolve(cfg.dataset, cfg.demo(), cfg.datasets_root), cfg.inputs, cfg.outputs, cfg.clean())
+    train_rows, val_rows = split_rows(len(table.x), cfg.val_fraction, cfg.seed, cfg.validate_on_train)
+    model = RegressionMLP(len(cfg.inputs), len(cfg.outputs), cfg.hidden_widths(), cfg.activation, cfg.model, cfg.skip)
+    model.set_normalisation(table.x[train_rows], table.y[train_rows])  # training rows only
+    model.to(device)
+    x_all = torch.as_tensor(table.x, dtype=torch.float32, device=device)
+    y_all = torch.as_tensor(table.y, dtype=torch.float32, device=device)
+    xn, yn = model.normalise(x_all, y_all)
+    assert yn is not None
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
+                                                         patience=cfg.plateau_patience)
+    step = _restore(reporter.restore_dir(), model, optimizer, plateau)
+    rho, weights = LOSSES[cfg.loss], list(model.parameters())
+    order = torch.Generator().manual_seed(cfg.seed + step)
+    train_idx = torch.as_tensor(train_rows, device=device)
+    batches, window, terms, best, t0, last = iter(()), [], [], math.inf, time.perf_counter(), {}
+    while step < cfg.steps:
+        idx = next(batches, None)
+        if idx is None:  # a new pass over the training rows, freshly shuffled
+            perm = train_idx[torch.randperm(len(train_idx), generator=order).to(device)]
+            batches = iter(perm.split(cfg.batch_size))
+            idx = next(batches)
+        x = xn[idx].requires_grad_(cfg.w_grad > 0)
+        loss, parts = objective(rho, cfg.scale, model(x), yn[idx], x, weights, cfg.w_recon, cfg.w_l1, cfg.w_l2,
+                                cfg.w_grad)
+        if not torch.isfinite(loss):
+            raise DivergedError(f"loss is {loss.item()}", step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        window.append(loss.item())
+        terms.append(parts)
+        if step % cfg.report_every and step != cfg.steps:
+            continue
+        metrics = _evaluate(model, xn, yn, table, val_rows, cfg)
+        plateau.step(metrics["val_loss"])
+        best = min(best, metrics["val_loss"])
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        last = {"epoch": step * min(cfg.batch_size, len(train_rows)) / len(train_rows), "total_steps": cfg.steps,
+                "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(window)),
+                **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}, **metrics, "best_val_loss": best,
+                "steps_per_s": len(window) / elapsed,
+                "rows_per_s": len(window) * min(cfg.batch_size, len(train_rows)) / elapsed,
+                "tag/dataset_sha256": table.content_hash, "tag/rows_dropped": str(table.dropped)}
+        with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
+            _save(Path(ckpt), step, model, optimizer, plateau)
+            reporter.report(step, last, ckpt)
+        window, terms, t0 = [], [], time.perf_counter()
+    return last
+
+
+@torch.no_grad()
+def _evaluate(model: RegressionMLP, xn: torch.Tensor, yn: torch.Tensor, table: Table, val_rows: np.ndarray,
+              cfg: RegressionConfig) -> dict[str, float]:
+    model.eval()
+    pred_n = torch.cat([model(chunk) for chunk in xn.split(65_536)])
+    model.train()
+    val = torch.as_tensor(val_rows, device=xn.device)
+    out = {"val_loss": float(LOSSES[cfg.loss](pred_n[val] - yn[val], cfg.scale).mean())}
+    pred = (pred_n * model.y_std + model.y_mean).double().cpu().numpy()  # physical units
+    err = pred[val_rows] - table.y[val_rows]
+    out["val_rmse"], out["val_mae"] = float(np.sqrt((err ** 2).mean())), float(np.abs(err).mean())
+    out.update({f"val_rmse_{c}": float(np.sqrt((err[:, j] ** 2).mean())) for j, c in enumerate(cfg.outputs)})
+    if table.clean is not None:
+        out["clean_rmse_val"] = float(np.sqrt(((pred[val_rows] - table.clean[val_rows]) ** 2).mean()))
+        out["clean_rmse_all"] = float(np.sqrt(((pred - table.clean) ** 2).mean()))
+    return out
+
+
+def _save(folder: Path, step: int, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any) -> None:
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "plateau": plateau.state_dict(), "torch_rng": torch.get_rng_state()}, folder / CHECKPOINT_FILE)
+
+
+def _restore(folder: str | None, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any) -> int:
+    if folder is None:
+        return 0
+    ckpt = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    plateau.load_state_dict(ckpt["plateau"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return int(ckpt["step"])
