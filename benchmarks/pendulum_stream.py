@@ -46,8 +46,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "windows_per_s": sorted(r
 
 def build(base: Path, out: Path, copies: int) -> float:
     """Write ``copies`` copies of ``base`` (new sim ids) to ``out``; returns seconds."""
-    from trainables.pendulum.dataset import ROW_GROUP, SCHEMA
     from trainables.common.parquet_store import BufferedParquetWriter
+    from trainables.pendulum.dataset import ROW_GROUP, SCHEMA
 
     t0 = time.perf_counter()
     frame = pl.read_parquet(base)

@@ -37,6 +37,10 @@ FAMILIES: dict[str, FamilyEntry] = {
                               config="trainables.regression.config:RegressionConfig",
                               data_cli="trainables.regression.data_cli",
                               datasets="trainables.regression.data:dataset_hashes"),
+    "worldmodels": FamilyEntry(run="trainables.worldmodels.train:run",
+                               config="trainables.worldmodels.config:WorldConfig",
+                               data_cli="trainables.worldmodels.data_cli",
+                               datasets="trainables.worldmodels.data:dataset_hashes"),
     "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
 }
 """Family name -> where its pieces live (``module:attribute``)."""

@@ -1,0 +1,154 @@
+"""World models: environments, datasets, every model on every environment, leapfrog, the HNN anchor, a sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from search.cli import main
+from trainables.common.errors import ConfigError
+from trainables.common.reporter import LocalReporter
+from trainables.worldmodels.config import WorldConfig
+from trainables.worldmodels.envs import ENVS
+from trainables.worldmodels.hnn import PAPER, anchor
+from trainables.worldmodels.models import CONTINUOUS, MODELS, build
+from trainables.worldmodels.train import run
+
+TOLERANCE = {"oscillator": 1e-8, "pendulum": 1e-8, "spaceship": 1e-8, "threebody": 1e-4}
+
+
+@pytest.mark.parametrize("name", sorted(ENVS))
+def test_reference_integrators_conserve_energy_without_forcing_and_actions_act(name: str) -> None:
+    env = ENVS[name]
+    rng = np.random.default_rng(0)
+    p = env.draw_params(rng, 8)
+    s0 = env.initial(rng, 8, p)
+    free = env.rollout(s0, np.zeros((8, 200), int), p, env.dt)
+    e = np.stack([env.energy(free[:, k], p) for k in range(201)], 1)
+    assert (np.abs(e - e[:, :1]).max(1) / np.abs(e[:, 0])).max() < TOLERANCE[name]
+    pushed = env.rollout(s0, np.ones((8, 50), int), p, env.dt)        # action 1 held: the energy changes
+    assert np.abs(env.energy(pushed[:, -1], p) - e[:, 0]).mean() > 100 * TOLERANCE[name] * np.abs(e[:, 0]).mean()
+
+
+@pytest.fixture()
+def datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = tmp_path / "datasets"
+    monkeypatch.setenv("DYNSWEEP_DATASETS", str(root))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_dataset_command_writes_three_independent_splits(datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["data", "worlds", "--env", "spaceship", "--seqs", "10", "--steps", "12", "--seed", "3", "--hold", "4"]
+    assert main(args) == 0
+    folder = datasets / "worlds_spaceship_10x12_dt0.1_h4_seed3"
+    frames = {s: pl.read_parquet(folder / f"{s}.parquet") for s in ("train", "val", "test")}
+    assert {s: f["seq_id"].n_unique() for s, f in frames.items()} == {"train": 10, "val": 2, "test": 2}
+    train = frames["train"]
+    assert train.columns[:5] == ["seq_id", "step", "t", "dt", "action"] and "p_mu" in train.columns
+    assert train.height == 10 * 13 and set(train["action"].unique()) <= set(range(9)) | {-1}
+    held = train.filter(pl.col("seq_id") == 0)["action"].to_list()[:12]
+    assert held[:4] == [held[0]] * 4                                              # actions held for 4 samples
+    assert not np.allclose(frames["val"]["qx"].to_numpy()[:13], frames["test"]["qx"].to_numpy()[:13])
+    before = (folder / "train.parquet").read_bytes()
+    assert main(args) == 0 and "exists, same parameters" in capsys.readouterr().out
+    assert (folder / "train.parquet").read_bytes() == before
+
+
+TINY = {"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 3, "batch_size": 16,
+        "eval_horizons": [1, 10]}
+
+
+@pytest.mark.parametrize("env", sorted(ENVS))
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_trains_on_every_environment(tmp_path: Path, datasets: Path, env: str, model: str) -> None:
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    final = run({**TINY, "env": env, "model": model}, reporter)
+    assert [r["step"] for r in reporter.history] == [3, 6] and reporter.checkpoints == [3, 6]
+    assert math.isfinite(final["train_loss"]) and math.isfinite(final["val_loss"])
+    assert math.isfinite(final["test/rollout_mse_h10"]) and final["test/energy_drift_true"] < 1e-4
+    dt_metrics = [final[f"test/dt_x{f}_mse"] for f in ("0.5", "2", "4")]
+    if model in CONTINUOUS:
+        assert all(math.isfinite(v) for v in dt_metrics) and "tag/dt_generalisation" not in final
+    else:   # reported as not applicable, not left out
+        assert all(math.isnan(v) for v in dt_metrics)
+        assert final["tag/dt_generalisation"] == "not applicable (discrete-time model)"
+
+
+def test_training_learns_and_shooting_curriculum_grows(tmp_path: Path, datasets: Path) -> None:
+    cfg = {**TINY, "seqs": 16, "env": "oscillator", "model": "newtonian", "steps": 400, "report_every": 50,
+           "horizon": 4, "curriculum": True, "lr": 3e-3, "width": 32, "batch_size": 32}
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    run(cfg, reporter)
+    assert [r["horizon_now"] for r in reporter.history] == [1, 2, 3, 3, 4, 4, 4, 4]   # 1 -> 4 over 200 steps
+    assert reporter.history[-1]["val_loss"] < reporter.history[0]["val_loss"] / 4
+    resumed = LocalReporter(tmp_path / "resumed", resume_from=reporter.checkpoint_path, progress=False)
+    run({**cfg, "steps": 450}, resumed)
+    assert [r["step"] for r in resumed.history] == [450]
+
+
+def test_leapfrog_keeps_a_separable_learned_hamiltonian_bounded() -> None:
+    torch.manual_seed(0)
+    energies = {}
+    for method in ("leapfrog", "euler"):
+        torch.manual_seed(0)
+        model = build("port_hamiltonian", 2, 3, 0, 16, 2, "tanh", method, 1, separable=True).double()
+        with torch.no_grad():
+            for p in model.port.parameters():
+                p.zero_()                                   # no input port, no dissipation: a closed system
+            model.dissipation_raw.fill_(-50.0)
+        s0 = torch.tensor([[0.5, 0.0], [-0.3, 0.4]], dtype=torch.float64)
+        traj = model.rollout(s0, torch.zeros(2, 2000, dtype=torch.long), None, 0.05)
+        h = torch.stack([model.energy(traj[:, k], None) for k in range(0, 2000, 10)], 1)
+        energies[method] = (h - model.energy(s0, None)[:, None]).abs()
+    assert float(energies["leapfrog"].max()) < 0.02 * float(energies["euler"].max())
+    first, last = energies["leapfrog"][:, :50].max(), energies["leapfrog"][:, -50:].max()
+    assert float(last) < 2 * float(first)                  # bounded: no secular drift
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ConfigError, match="config.model: 'gru' is not allowed; allowed: jump, lstm"):
+        WorldConfig.from_dict({"model": "gru"})
+    with pytest.raises(ConfigError, match="leapfrog needs a model with a q/v split"):
+        WorldConfig.from_dict({"model": "jump", "method": "leapfrog"})
+
+
+def test_hnn_anchor_mass_spring_energy_is_10x_better_at_comparable_fit() -> None:
+    r = anchor("spring", steps=2000)               # the paper's recipe: 25 + 25 noisy trajectories, 200 x 2 tanh
+    assert r["hnn_energy"] * 10 <= r["baseline_energy"], r
+    assert 0.67 < r["hnn_deriv"] / r["baseline_deriv"] < 1.5, r       # derivative fit comparable
+    assert r["baseline_deriv"] == pytest.approx(PAPER["spring"]["baseline_deriv"], rel=0.5)
+
+
+def test_worldmodels_sweep_end_to_end_and_analyze_shows_dt_generalisation(tmp_path: Path, datasets: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    sets = ["base.seqs=6", "base.seq_steps=12", "base.steps=20", "base.report_every=10", "base.eval_horizons=[1, 10]",
+            "search.num_samples=4", "search.algorithm=grid", "scheduler.type=fifo", f"storage={tmp_path / 'runs'}",
+            "space.model={grid: [jump, first_order_ode]}", "space.env={grid: [oscillator, spaceship]}",
+            "space.width={choice: [16]}", "space.horizon={choice: [2]}", "space.lr={choice: [0.001]}",
+            "search.num_samples=1"]
+    code = main(["launch", "search_spaces/worldmodels.yaml", "--num-cpus", "2", *[a for s in sets for a in ("--set", s)]])
+    assert code == 0, capsys.readouterr().err[-3000:]
+    sweep = tmp_path / "runs" / "worldmodels"
+    capsys.readouterr()
+    assert main(["analyze", str(sweep), "--format", "json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    rows = table["rows"]
+    assert len(rows) == 4 and {(r["model"], r["env"]) for r in rows} == {
+        (m, e) for m in ("jump", "first_order_ode") for e in ("oscillator", "spaceship")}
+    for row in rows:
+        for key in ("dt_x0.5_mse", "dt_x2_mse", "dt_x4_mse"):
+            value = row[key]
+            if row["model"] == "jump":
+                assert value is None or math.isnan(value)
+            else:
+                assert value is not None and value > 0
+        assert row["rollout_mse_h10"] > 0 and row["energy_drift"] >= 0

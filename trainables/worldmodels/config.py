@@ -1,0 +1,90 @@
+"""The world-model family's configuration (REFERENCE.md section 4), with defaults.
+
+Data: the dataset that ``env``, ``seqs``, ``seq_steps``, ``dt`` (None: the env's), ``data_seed``
+and ``hold`` describe, generated on first use. Model: ``model`` (see :mod:`.models`), ``width``,
+``depth``, ``activation``, ``method``/``substeps`` for the continuous ones, ``separable`` for
+``port_hamiltonian``. Training: ``horizon`` 1 is single-step matching, more is multi-step
+shooting (open loop over ``horizon`` steps from a true state); ``curriculum`` grows the horizon
+from 1 to ``horizon`` over the first half of the steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from trainables.common.config import from_mapping, to_mapping
+from trainables.common.errors import ConfigError
+from trainables.common.nn import ACTIVATIONS
+
+from .data import WorldSpec
+from .envs import ENVS
+from .models import METHODS, MODELS, SPLIT_MODELS
+
+DT_FACTORS = (0.5, 2.0, 4.0)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """All settings of one world-model trial (see the module docstring)."""
+
+    seed: int = 0
+    datasets_root: str | None = None
+    env: str = "pendulum"
+    seqs: int = 64
+    seq_steps: int = 50
+    dt: float | None = None
+    data_seed: int = 0
+    hold: int = 5
+    model: str = "newtonian"
+    width: int = 64
+    depth: int = 2
+    activation: str = "tanh"
+    method: str = "rk4"
+    substeps: int = 2
+    separable: bool = False
+    horizon: int = 5
+    curriculum: bool = False
+    batch_size: int = 64
+    steps: int = 1000
+    lr: float = 1e-3
+    report_every: int = 100
+    eval_horizons: list[int] = field(default_factory=lambda: [1, 10, 50])
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key, allowed in {"env": tuple(ENVS), "model": MODELS, "method": METHODS, "activation": tuple(ACTIVATIONS),
+                             "device": DEVICES}.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"config.{key}: {getattr(self, key)!r} is not allowed; allowed: {', '.join(allowed)}")
+        for key in ("seqs", "seq_steps", "hold", "width", "depth", "substeps", "horizon", "batch_size", "steps",
+                    "report_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 1")
+        if not self.lr > 0 or (self.dt is not None and not self.dt > 0):
+            raise ConfigError("config.lr and config.dt must be > 0")
+        if self.horizon > self.seq_steps:
+            raise ConfigError(f"config.horizon: {self.horizon} exceeds seq_steps={self.seq_steps}")
+        if self.method == "leapfrog" and self.model not in SPLIT_MODELS:
+            raise ConfigError(f"config.method: leapfrog needs a model with a q/v split ({', '.join(SPLIT_MODELS)}), "
+                              f"not {self.model!r}")
+        if not self.eval_horizons or min(self.eval_horizons) < 1:
+            raise ConfigError(f"config.eval_horizons: {self.eval_horizons!r} must be steps >= 1")
+
+    def data_spec(self) -> WorldSpec:
+        return WorldSpec(env=self.env, seqs=self.seqs, steps=self.seq_steps, dt=self.dt, seed=self.data_seed,
+                         hold=self.hold)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any] | "WorldConfig", where: str = "config") -> "WorldConfig":
+        return data if isinstance(data, WorldConfig) else from_mapping(WorldConfig, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+    def metric_names(self) -> set[str]:
+        names = {"step", "epoch", "total_steps", "lr", "train_loss", "val_loss", "horizon_now", "steps_per_s"}
+        names |= {f"test/rollout_mse_h{h}" for h in self.eval_horizons}
+        names |= {"test/energy_drift", "test/energy_drift_true"} | {f"test/dt_x{f:g}_mse" for f in DT_FACTORS}
+        return names

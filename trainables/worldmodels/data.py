@@ -1,0 +1,175 @@
+"""World-model datasets: train / val / test Parquet files of action-driven sequences.
+
+A dataset is a folder ``<root>/<spec.name>/`` with ``train.parquet``, ``val.parquet`` and
+``test.parquet`` (``seqs``, and ``max(2, seqs // 5)`` each for val and test, independent draws),
+written with the shared atomic, overwrite-refusing writer. One row per sample: ``seq_id``
+(int32), ``step`` (int32), ``t`` (s), ``dt`` (s), ``action`` (int32, applied from this sample to
+the next; -1 on the last sample), the state columns of the env and ``p_<name>`` per parameter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from trainables.common.dataset_hashes import check as check_hash
+from trainables.common.errors import ConfigError, DataError, DatasetExistsError
+from trainables.common.parquet_store import (
+    BufferedParquetWriter,
+    read_dynsweep_metadata,
+)
+
+from .envs import ENVS, Env, random_actions
+
+SPLITS = ("train", "val", "test")
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("DYNSWEEP_DATASETS", "datasets"))
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """env; seqs training sequences of ``steps`` actions (steps + 1 states) at ``dt`` (s; None:
+    the env's default); actions held ``hold`` samples; RK4 with ``substeps`` per sample."""
+
+    env: str = "pendulum"
+    seqs: int = 64
+    steps: int = 50
+    dt: float | None = None
+    seed: int = 0
+    hold: int = 5
+    substeps: int = 20
+
+    def __post_init__(self) -> None:
+        if self.env not in ENVS:
+            raise ConfigError(f"env={self.env!r} is not allowed; allowed: {', '.join(ENVS)}")
+        if self.seqs < 1 or self.steps < 1 or self.hold < 1 or self.substeps < 1:
+            raise ConfigError("seqs, steps, hold and substeps must be >= 1")
+        if self.dt is not None and not self.dt > 0:
+            raise ConfigError(f"dt={self.dt} must be > 0")
+
+    @property
+    def step_dt(self) -> float:
+        return float(self.dt if self.dt is not None else ENVS[self.env].dt)
+
+    @property
+    def name(self) -> str:
+        return f"worlds_{self.env}_{self.seqs}x{self.steps}_dt{self.step_dt:g}_h{self.hold}_seed{self.seed}"
+
+    def split_sizes(self) -> dict[str, int]:
+        return {"train": self.seqs, "val": max(2, self.seqs // 5), "test": max(2, self.seqs // 5)}
+
+
+def schema(env: Env) -> pa.Schema:
+    return pa.schema([("seq_id", pa.int32()), ("step", pa.int32()), ("t", pa.float64()), ("dt", pa.float64()),
+                      ("action", pa.int32())] + [(c, pa.float64()) for c in env.state_names]
+                     + [(f"p_{k}", pa.float64()) for k in env.param_ranges])
+
+
+def generate(spec: WorldSpec, split: str) -> dict[str, np.ndarray]:
+    """Columns of one split (a seeded, independent draw per split)."""
+    env, n = ENVS[spec.env], spec.split_sizes()[split]
+    rng = np.random.default_rng([spec.seed, SPLITS.index(split)])
+    params = env.draw_params(rng, n)
+    actions = random_actions(rng, n, spec.steps, env.n_actions, spec.hold)
+    states = env.rollout(env.initial(rng, n, params), actions, params, spec.step_dt, spec.substeps)
+    if not np.isfinite(states).all():
+        raise DataError(f"{spec.name}/{split}: a simulated state is not finite; use a smaller dt")
+    t_len = spec.steps + 1
+    cols: dict[str, np.ndarray] = {"seq_id": np.repeat(np.arange(n, dtype=np.int32), t_len),
+                                   "step": np.tile(np.arange(t_len, dtype=np.int32), n)}
+    cols["t"] = cols["step"] * spec.step_dt
+    cols["dt"] = np.full(n * t_len, spec.step_dt)
+    cols["action"] = np.concatenate([actions, -np.ones((n, 1), int)], 1).reshape(-1).astype(np.int32)
+    cols.update({c: states[..., j].reshape(-1) for j, c in enumerate(env.state_names)})
+    cols.update({f"p_{k}": np.repeat(v, t_len) for k, v in params.items()})
+    return cols
+
+
+def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Path:
+    """Write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or not at all)."""
+    root = Path(root) if root is not None else default_root()
+    final = root / spec.name
+    if final.exists() and not overwrite:
+        raise DatasetExistsError(f"dataset {final} already exists; refusing to overwrite it (use --overwrite)")
+    tmp = root / f".{spec.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        for split in SPLITS:
+            meta = {"format": "dynsweep.worlds/1", "name": spec.name, "split": split, "params": asdict(spec)}
+            with BufferedParquetWriter(tmp / f"{split}.parquet", schema(ENVS[spec.env]), 65_536, meta) as w:
+                w.write(generate(spec, split))
+        if final.exists():
+            shutil.rmtree(final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
+    """The dataset folder of ``spec``, generated if missing; a same-named one with other parameters is refused."""
+    root = Path(root) if root is not None else default_root()
+    final = root / spec.name
+    if not final.exists():
+        try:
+            return write(spec, root), True
+        except DatasetExistsError:
+            pass
+    have = read_dynsweep_metadata(final / "train.parquet").get("params")
+    if have != asdict(spec):
+        raise DatasetExistsError(f"dataset {final} exists with other parameters {have}; refusing to replace it")
+    return final, False
+
+
+@dataclass
+class Sequences:
+    """One split in memory: states ``(n, T + 1, d)``, actions ``(n, T)`` int, params ``(n, k)``, dt (s)."""
+
+    states: np.ndarray
+    actions: np.ndarray
+    params: np.ndarray
+    param_names: list[str]
+    dt: float
+    content_hash: str
+
+    def param_dict(self) -> dict[str, np.ndarray]:
+        return {k: self.params[:, j] for j, k in enumerate(self.param_names)}
+
+
+def load(folder: Path, split: str, env: Env) -> Sequences:
+    path = folder / f"{split}.parquet"
+    meta = read_dynsweep_metadata(path)
+    df = pl.read_parquet(path).sort(["seq_id", "step"])
+    n = df["seq_id"].n_unique()
+    t_len = df.height // n
+    if n * t_len != df.height:
+        raise DataError(f"{path}: sequences of unequal length")
+    names = list(env.param_ranges)
+    check_hash(f"{folder.name}/{split}", meta["content_sha256"], path)
+    return Sequences(states=df.select(env.state_names).to_numpy().reshape(n, t_len, env.dim),
+                     actions=df["action"].to_numpy().reshape(n, t_len)[:, :-1].copy(),
+                     params=df.select([f"p_{k}" for k in names]).to_numpy().reshape(n, t_len, -1)[:, 0].copy(),
+                     param_names=names, dt=float(df["dt"][0]), content_hash=str(meta["content_sha256"]))
+
+
+def dataset_hashes(config: dict[str, Any]) -> dict[str, str]:
+    """``{split name: content hash}`` of the dataset a trial with ``config`` reads (generated if missing)."""
+    from .config import WorldConfig
+
+    cfg = WorldConfig.from_dict(config)
+    folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
+    return {f"{folder.name}/{s}": read_dynsweep_metadata(folder / f"{s}.parquet")["content_sha256"] for s in SPLITS}

@@ -1,0 +1,41 @@
+"""``dynsweep data worlds``: generate a world-model dataset (train / val / test splits)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trainables.common.commands import DataCommand
+
+
+def _add(p: argparse.ArgumentParser) -> None:
+    from .envs import ENVS
+
+    p.add_argument("--env", choices=list(ENVS), required=True)
+    p.add_argument("--seqs", type=int, required=True, help="training sequences (val, test: max(2, seqs // 5) each)")
+    p.add_argument("--steps", type=int, default=50, help="actions per sequence (steps + 1 states)")
+    p.add_argument("--dt", type=float, default=None, help="sample spacing, s (default: the env's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hold", type=int, default=5, help="samples each random action is held")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--root", type=Path, default=None, help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .data import WorldSpec, ensure, write
+
+    spec = WorldSpec(env=args.env, seqs=args.seqs, steps=args.steps, dt=args.dt, seed=args.seed, hold=args.hold)
+    if args.overwrite:
+        folder, created = write(spec, args.root, overwrite=True), True
+    else:
+        folder, created = ensure(spec, args.root)
+    sizes = spec.split_sizes()
+    print(("wrote " if created else "exists, same parameters: ") + f"{folder}  (train {sizes['train']}, val "
+          f"{sizes['val']}, test {sizes['test']} sequences x {spec.steps + 1} states, dt {spec.step_dt:g} s)")
+    return 0
+
+
+COMMANDS: dict[str, DataCommand] = {
+    "worlds": DataCommand("generate a world-model dataset (forced oscillator, pendulum, spaceship, three-body)",
+                          _add, _run),
+}

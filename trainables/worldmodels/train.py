@@ -1,0 +1,130 @@
+"""The world-model family's entry point: ``run(config, reporter)`` trains and evaluates one trial.
+
+Each step draws ``batch_size`` windows (a training sequence and a start), rolls the model out
+open loop over the current horizon from the true start state under the true actions, and
+minimises the mean squared normalised state error (horizon 1: single-step matching). Every
+``report_every`` steps: ``train_loss``, ``val_loss`` (the same over every validation window at
+the full horizon), ``horizon_now``, ``lr``, ``steps_per_s``, with a checkpoint (model,
+optimiser, step, RNG). The last report adds the test metrics (:mod:`.metrics`).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from trainables.common.errors import DivergedError
+from trainables.common.reporter import Reporter
+
+from .config import WorldConfig
+from .data import Sequences, ensure, load
+from .envs import ENVS
+from .metrics import evaluate
+from .models import WorldModel, build
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str, Any]:
+    """Train one world model; returns the last report's metrics."""
+    cfg = WorldConfig.from_dict(config)
+    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    torch.manual_seed(cfg.seed)
+    env = ENVS[cfg.env]
+    folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
+    train, val, test = (load(folder, split, env) for split in ("train", "val", "test"))
+    model = build(cfg.model, env.dim, env.n_actions, len(train.param_names), cfg.width, cfg.depth, cfg.activation,
+                  cfg.method, cfg.substeps, cfg.separable)
+    model.set_statistics(torch.as_tensor(train.states, dtype=torch.float32), torch.as_tensor(train.params,
+                         dtype=torch.float32), train.dt)
+    model.to(device)
+    tensors = {name: _tensors(seqs, device) for name, seqs in (("train", train), ("val", val))}
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = torch.Generator().manual_seed(cfg.seed)
+    step = _restore(reporter.restore_dir(), model, optimizer, rng)
+    losses, t0, last = [], time.perf_counter(), {}
+    while step < cfg.steps:
+        horizon = _horizon(cfg, step)
+        states, actions, params = _windows(tensors["train"], horizon, cfg.batch_size, rng)
+        pred = model.rollout(states[:, 0], actions, params, train.dt)
+        loss = (((pred - states[:, 1:]) / model.s_std) ** 2).mean()
+        if not torch.isfinite(loss):
+            raise DivergedError(f"MSE is {loss.item()}", step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        step += 1
+        losses.append(loss.item())
+        if step % cfg.report_every and step != cfg.steps:
+            continue
+        last = {"epoch": step * cfg.batch_size / (len(train.states) * train.actions.shape[1]),
+                "total_steps": cfg.steps, "lr": cfg.lr, "train_loss": float(np.mean(losses)), "horizon_now": horizon,
+                "val_loss": _val_loss(model, tensors["val"], cfg.horizon, val.dt),
+                "steps_per_s": len(losses) / max(time.perf_counter() - t0, 1e-9),
+                "tag/dataset": folder.name, "tag/dataset_sha256": train.content_hash}
+        if step == cfg.steps:
+            last.update(evaluate(model, env, test, cfg.eval_horizons))
+        with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
+            torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "rng": rng.get_state(), "torch_rng": torch.get_rng_state()}, Path(ckpt) / CHECKPOINT_FILE)
+            reporter.report(step, last, ckpt)
+        losses, t0 = [], time.perf_counter()
+    return last
+
+
+def _tensors(seqs: Sequences, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (torch.as_tensor(seqs.states, dtype=torch.float32, device=device),
+            torch.as_tensor(seqs.actions, dtype=torch.long, device=device),
+            torch.as_tensor(seqs.params, dtype=torch.float32, device=device))
+
+
+def _horizon(cfg: WorldConfig, step: int) -> int:
+    """The training horizon at ``step``: fixed, or (curriculum) growing 1 -> horizon over half the steps."""
+    if not cfg.curriculum:
+        return cfg.horizon
+    return 1 + int((cfg.horizon - 1) * min(1.0, step / max(1, cfg.steps // 2)))
+
+
+def _windows(data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], horizon: int, batch: int,
+             rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random windows: states ``(B, horizon + 1, d)``, actions ``(B, horizon)``, params ``(B, k)``."""
+    states, actions, params = data
+    n, steps = actions.shape
+    seq = torch.randint(0, n, (batch,), generator=rng).to(states.device)
+    start = torch.randint(0, steps - horizon + 1, (batch,), generator=rng).to(states.device)
+    offsets = torch.arange(horizon + 1, device=states.device)
+    idx = start[:, None] + offsets
+    return states[seq[:, None], idx], actions[seq[:, None], idx[:, :-1]], params[seq]
+
+
+@torch.no_grad()
+def _val_loss(model: WorldModel, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], horizon: int,
+              dt: float) -> float:
+    states, actions, params = data
+    starts = range(0, actions.shape[1] - horizon + 1, horizon)
+    if not len(starts):
+        return math.nan
+    model.eval()
+    errs = [(((model.rollout(states[:, s], actions[:, s:s + horizon], params, dt) - states[:, s + 1:s + horizon + 1])
+              / model.s_std) ** 2).mean() for s in starts]
+    model.train()
+    return float(torch.stack(errs).mean())
+
+
+def _restore(folder: str | None, model: WorldModel, optimizer: torch.optim.Optimizer, rng: torch.Generator) -> int:
+    if folder is None:
+        return 0
+    state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.set_state(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
