@@ -27,6 +27,7 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchGenerator
+from ray.tune.search.optuna import OptunaSearch
 
 from trainables.common.errors import ConfigError
 
@@ -49,6 +50,16 @@ class TrialTimeLimit(tune.Stopper):
 
     def stop_all(self) -> bool:
         return False
+
+
+class FinalMetricOptunaSearch(OptunaSearch):
+    """OptunaSearch that lets a trial's intermediate reports lack the metric (a family's test
+    metrics come with its last report only); Optuna gets the metric when it is there."""
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if isinstance(self.metric, str) and self.metric not in result:
+            return
+        super().on_trial_result(trial_id, result)
 
 
 class OptunaSpace:
@@ -106,10 +117,9 @@ def build_searcher(spec: SweepSpec) -> tuple[Any, dict[str, Any]]:
     """``(search_alg, param_space)`` for the spec's algorithm."""
     if spec.algorithm == "optuna":
         import optuna
-        from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        searcher = OptunaSearch(space=OptunaSpace(spec.params), metric=spec.metric, mode=spec.mode,
+        searcher = FinalMetricOptunaSearch(space=OptunaSpace(spec.params), metric=spec.metric, mode=spec.mode,
                                 points_to_evaluate=list(spec.points_to_evaluate) or None,
                                 sampler=optuna.samplers.TPESampler(seed=spec.seed))
         return Generator(Limiter(searcher, max_concurrent=spec.max_concurrent), spec.num_samples), {}

@@ -41,6 +41,8 @@ FAMILIES: dict[str, FamilyEntry] = {
                                config="trainables.worldmodels.config:WorldConfig",
                                data_cli="trainables.worldmodels.data_cli",
                                datasets="trainables.worldmodels.data:dataset_hashes"),
+    "timestepper": FamilyEntry(run="trainables.timestepper.train:run",
+                               config="trainables.timestepper.config:StepperConfig"),
     "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
 }
 """Family name -> where its pieces live (``module:attribute``)."""

@@ -1,0 +1,170 @@
+"""The time-stepper family's entry point: ``run(config, reporter)`` trains and evaluates one trial.
+
+Warm-up: the first ``history_len`` steps at ``dt_init`` periods fill the history and are
+discarded. Then each epoch (one report, with a checkpoint) runs
+
+1. **trajectory collection**: at the current state the network proposes dt; velocity Verlet takes
+   the step; if the relative energy error is under ``energy_threshold`` the step is accepted
+   (state, features kept); otherwise one optimiser step on that step's band loss and retry; at
+   ``max_retries`` retries the trial fails with class ``retry_cap`` (never hangs);
+2. **generalisation**: minibatches of accepted states, one optimiser step each on the band loss,
+   until every accepted state's proposed step passes, i.e. its energy error lies in the band
+   ``[band_low * energy_threshold, energy_threshold]`` (under the gate, and not wastefully far
+   under it), or ``phase2_max_iters`` iterations.
+
+Network, optimiser, trajectory and history persist across epochs. Reports ``acceptance_rate``
+(accepted / attempted steps in the epoch), ``retrain_iterations``, ``phase2_iterations``,
+``accepted_steps``, ``band_loss``, ``mean_dt_train`` (periods); the last adds the test metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from trainables.common.errors import TrialFailure
+from trainables.common.reporter import Reporter
+
+from .config import StepperConfig
+from .features import History, analytic, feature_dim
+from .nbody import System, energy, hierarchical_triple, kepler_pair
+from .stepper import (
+    StepNet,
+    band_loss,
+    integrate_fixed,
+    integrate_learned,
+    integrate_r32,
+    match,
+    step_error,
+)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+BUFFER = 4096
+"""Accepted states kept for phase 2 (the most recent)."""
+
+
+class RetryCapError(TrialFailure):
+    """A step still fails the energy gate after ``max_retries`` retrainings."""
+
+    failure_class = "retry_cap"
+
+
+def make_system(cfg: StepperConfig) -> System:
+    return kepler_pair(cfg.e, m2=cfg.m2) if cfg.system == "kepler" else hierarchical_triple(cfg.e, cfg.m3)
+
+
+def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[str, Any]:
+    """Train one learned time-stepper; returns the last report's metrics."""
+    cfg = StepperConfig.from_dict(config)
+    torch.manual_seed(cfg.seed)
+    system = make_system(cfg)
+    m = torch.as_tensor(system.m, dtype=torch.float64)
+    q, v = torch.as_tensor(system.q), torch.as_tensor(system.v)
+    e_scale = abs(float(energy(q, v, m)))
+    hist_len = cfg.history_len if cfg.features == "history" else 1
+    width = feature_dim("analytic", len(system.m), 1)
+    net = StepNet(feature_dim(cfg.features, len(system.m), cfg.history_len), cfg.width, cfg.depth, cfg.activation,
+                  math.log(cfg.dt_init * system.period))
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    history = History(hist_len, width)
+    for _ in range(cfg.history_len):  # warm-up at dt_init, discarded
+        history.push(analytic(q, v, m))
+        q, v, _ = step_error(q, v, m, torch.tensor(net.log_dt0, dtype=torch.float64), e_scale)
+    buffer: dict[str, list[torch.Tensor]] = {"q": [], "v": [], "x": []}
+    epoch, rng = 0, torch.Generator().manual_seed(cfg.seed)
+    if reporter.restore_dir():
+        epoch, q, v, history.rows, buffer = _restore(reporter.restore_dir(), net, optimizer, rng)
+    last: dict[str, Any] = {}
+    while epoch < cfg.epochs:
+        t0, attempts, retries, losses, dts = time.perf_counter(), 0, 0, [], []
+        for _ in range(cfg.collect_steps):                     # phase 1: collect accepted steps
+            x = history.with_current(analytic(q, v, m))
+            for retry in range(cfg.max_retries + 1):
+                attempts += 1
+                log_dt = net(x)
+                q1, v1, err = step_error(q, v, m, log_dt, e_scale)
+                if float(err.detach()) <= cfg.energy_threshold:
+                    break
+                if retry == cfg.max_retries:
+                    raise RetryCapError(f"step still has relative energy error {float(err):.2e} > "
+                                        f"{cfg.energy_threshold:g} after {cfg.max_retries} retrainings", epoch)
+                loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                retries += 1
+                losses.append(loss.item())
+            for key, value in (("q", q), ("v", v), ("x", x.detach())):
+                buffer[key] = (buffer[key] + [value])[-BUFFER:]
+            history.push(analytic(q, v, m))
+            q, v = q1.detach(), v1.detach()
+            dts.append(float(torch.exp(log_dt.detach())))
+        phase2 = 0
+        states = {k: torch.stack(vals) for k, vals in buffer.items()}
+        while phase2 < cfg.phase2_max_iters:                   # phase 2: generalise over accepted states
+            with torch.no_grad():
+                _, _, errs = step_error(states["q"], states["v"], m, net(states["x"]), e_scale)
+            if bool(((errs <= cfg.energy_threshold) & (errs >= cfg.band_low * cfg.energy_threshold)).all()):
+                break
+            idx = torch.randint(0, len(errs), (cfg.batch_size,), generator=rng)
+            log_dt = net(states["x"][idx])
+            err = step_error(states["q"][idx], states["v"][idx], m, log_dt, e_scale)[2]
+            loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            phase2 += 1
+        epoch += 1
+        last = {"epoch": epoch, "total_steps": cfg.epochs, "acceptance_rate": cfg.collect_steps / attempts,
+                "retrain_iterations": retries, "phase2_iterations": phase2, "accepted_steps": len(buffer["q"]),
+                "band_loss": float(np.mean(losses)) if losses else 0.0,
+                "mean_dt_train": float(np.mean(dts)) / system.period,
+                "steps_per_s": cfg.collect_steps / max(time.perf_counter() - t0, 1e-9)}
+        if epoch == cfg.epochs:
+            last.update(evaluate(net, system, cfg))
+        if epoch % cfg.report_every == 0 or epoch == cfg.epochs:
+            with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
+                torch.save({"epoch": epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(), "q": q,
+                            "v": v, "history": history.rows, "buffer": {k: torch.stack(b) for k, b in buffer.items()},
+                            "rng": rng.get_state()}, Path(ckpt) / CHECKPOINT_FILE)
+                reporter.report(epoch, last, ckpt)
+    return last
+
+
+def evaluate(net: StepNet, system: System, cfg: StepperConfig) -> dict[str, float]:
+    """The learned stepper over ``eval_orbits``, then both baselines tuned to its maximum energy error."""
+    learned = integrate_learned(net, system, cfg.eval_orbits, cfg.features, cfg.history_len)
+    target = learned.energy_error
+    out = {"test/energy_error": target, "test/final_energy_error": learned.final_energy_error,
+           "test/mean_dt": learned.mean_dt / system.period, "test/steps_per_orbit": learned.steps_per_orbit}
+    if not math.isfinite(target) or target <= 0:
+        return out
+    dt, fixed = match(lambda x: integrate_fixed(system, cfg.eval_orbits, x), learned.mean_dt, target)
+    eta0 = learned.mean_dt / math.sqrt(float(np.linalg.norm(system.q[0] - system.q[1])) ** 3 / system.m[:2].sum())
+    eta, r32 = match(lambda x: integrate_r32(system, cfg.eval_orbits, x), eta0, target)
+    # steps at exactly the target error, from the matched run (Verlet's error ~ x^2: steps ~ err^-1/2)
+    fixed_steps = fixed.steps_per_orbit * math.sqrt(fixed.energy_error / target)
+    r32_steps = r32.steps_per_orbit * math.sqrt(r32.energy_error / target)
+    out.update({"test/fixed_dt": dt / system.period, "test/fixed_steps_per_orbit": fixed_steps, "test/r32_eta": eta,
+                "test/r32_steps_per_orbit": r32_steps, "test/fixed_energy_error": fixed.energy_error,
+                "test/r32_energy_error": r32.energy_error,
+                "test/steps_ratio_fixed": learned.steps_per_orbit / fixed_steps,
+                "test/steps_ratio_r32": learned.steps_per_orbit / r32_steps})
+    return out
+
+
+def _restore(folder: str, net: StepNet, optimizer: torch.optim.Optimizer, rng: torch.Generator
+             ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, list[torch.Tensor]]]:
+    state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True)
+    net.load_state_dict(state["net"])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.set_state(state["rng"])
+    buffer = {k: list(b.unbind(0)) for k, b in state["buffer"].items()}
+    return int(state["epoch"]), state["q"], state["v"], state["history"], buffer
