@@ -6,7 +6,7 @@ e = 0.9, integrates ``--orbits`` orbits with it, tunes both baselines (bisection
 the same maximum energy error, and prints steps per orbit for each and the ratios
 learned / baseline (below 1: the learned stepper needs fewer steps).
 
-    python benchmarks/timestepper_orbits.py [--orbits 2] [--eccentricities 0.5 0.9]
+    python benchmarks/timestepper_orbits.py [--orbits 2] [--eccentricities 0.5 0.9] [--threshold 2e-4]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--orbits", type=float, default=2.0)
     ap.add_argument("--eccentricities", type=float, nargs="+", default=[0.5, 0.9])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threshold", type=float, default=2e-4, help="energy_threshold (per-step gate)")
     args = ap.parse_args()
     from trainables.common.reporter import LocalReporter
     from trainables.timestepper.train import run
@@ -35,7 +36,8 @@ def main() -> None:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             reporter = LocalReporter(tmp, progress=False)
-            f = run({"e": e, "eval_orbits": args.orbits, "seed": args.seed}, reporter)
+            f = run({"e": e, "eval_orbits": args.orbits, "seed": args.seed, "energy_threshold": args.threshold},
+                    reporter)
         retrains = sum(r["retrain_iterations"] for r in reporter.history)
         print(f"{e:4.2f} {f['test/energy_error']:9.2e} {f['test/steps_per_orbit']:8.0f} "
               f"{f['test/fixed_steps_per_orbit']:9.0f} {f['test/r32_steps_per_orbit']:8.0f} "
