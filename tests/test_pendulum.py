@@ -171,6 +171,9 @@ def test_dataset_generation_cli_refuses_to_overwrite_and_pool_matches_serial(tmp
     before = path.read_bytes()
     assert main(["data", "pendulum", "--sims", "20", "--t-end", "1", "--random-params", "--root", str(tmp_path)]) == 0
     assert "exists, same parameters" in capsys.readouterr().out
+    assert main(["data", "ls", "--root", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "dpend_20x1s_dt0.01_dop853_rp_seed0.parquet  (double pendulum: 20 simulations x 1 s at dt 0.01 s" in listing
     assert main(["data", "pendulum", "--sims", "20", "--t-end", "2", "--out", str(path)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert path.read_bytes() == before

@@ -77,7 +77,7 @@ def test_objective_terms_equal_their_definitions() -> None:
     assert terms["l1"] == pytest.approx((3 + 4 + 1) / 3) and terms["l2"] == pytest.approx((9 + 16 + 1) / 3)
     assert terms["grad_penalty"] == pytest.approx(25.0)   # ||dy/dx||^2 = 3^2 + 4^2 for every row
     assert float(loss.detach()) == pytest.approx(2 * 20.5 + 0.5 * 8 / 3 + 0.25 * 26 / 3 + 0.1 * 25)
-    assert float(jacobian_penalty(pred, x)) == pytest.approx(25.0)
+    assert float(jacobian_penalty(pred, x).detach()) == pytest.approx(25.0)
 
 
 @pytest.fixture()

@@ -61,6 +61,9 @@ def test_dataset_command_writes_three_independent_splits(datasets: Path, capsys:
     before = (folder / "train.parquet").read_bytes()
     assert main(args) == 0 and "exists, same parameters" in capsys.readouterr().out
     assert (folder / "train.parquet").read_bytes() == before
+    assert main(["data", "ls"]) == 0
+    assert "(world model, env spaceship: train 10 / val 2 / test 2 sequences x 12 actions, hold 4)" in \
+        capsys.readouterr().out
 
 
 TINY = {"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 3, "batch_size": 16,

@@ -7,7 +7,9 @@ or a YAML validation does not pay for torch. A family provides:
 - a config class with ``from_dict(mapping)`` that validates everything a user can get wrong;
 - optionally a ``COMMANDS`` dict of ``dynsweep data <name>`` sub-commands;
 - optionally ``datasets(config) -> {name: content hash}``: the datasets a trial reads (the
-  driver records them so that cluster nodes can check theirs).
+  driver records them so that cluster nodes can check theirs);
+- optionally ``describe(path) -> str | None``: one line about a dataset it recognises under the
+  datasets folder (``dynsweep data ls``).
 """
 
 from __future__ import annotations
@@ -25,22 +27,27 @@ class FamilyEntry:
     config: str
     data_cli: str | None = None
     datasets: str | None = None
+    describe: str | None = None
 
 
 FAMILIES: dict[str, FamilyEntry] = {
     "twobody": FamilyEntry(run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
-                           data_cli="trainables.twobody.data_cli", datasets="trainables.twobody.data:dataset_hashes"),
+                           data_cli="trainables.twobody.data_cli", datasets="trainables.twobody.data:dataset_hashes",
+                           describe="trainables.twobody.data_cli:describe"),
     "pendulum": FamilyEntry(run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
                             data_cli="trainables.pendulum.data_cli",
-                            datasets="trainables.pendulum.dataset:dataset_hashes"),
+                            datasets="trainables.pendulum.dataset:dataset_hashes",
+                            describe="trainables.pendulum.data_cli:describe"),
     "regression": FamilyEntry(run="trainables.regression.train:run",
                               config="trainables.regression.config:RegressionConfig",
                               data_cli="trainables.regression.data_cli",
-                              datasets="trainables.regression.data:dataset_hashes"),
+                              datasets="trainables.regression.data:dataset_hashes",
+                              describe="trainables.regression.data_cli:describe"),
     "worldmodels": FamilyEntry(run="trainables.worldmodels.train:run",
                                config="trainables.worldmodels.config:WorldConfig",
                                data_cli="trainables.worldmodels.data_cli",
-                               datasets="trainables.worldmodels.data:dataset_hashes"),
+                               datasets="trainables.worldmodels.data:dataset_hashes",
+                               describe="trainables.worldmodels.data_cli:describe"),
     "timestepper": FamilyEntry(run="trainables.timestepper.train:run",
                                config="trainables.timestepper.config:StepperConfig"),
     "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
@@ -75,9 +82,16 @@ def family_datasets(name: str, config: dict[str, Any]) -> dict[str, str]:
     return _load(path)(config) if path else {}
 
 
+def family_describers() -> list[Callable[..., str | None]]:
+    """Every family's ``describe(path) -> str | None`` (for ``dynsweep data ls``)."""
+    return [_load(fam.describe) for fam in FAMILIES.values() if fam.describe]
+
+
 def data_commands() -> dict[str, Any]:
-    """All ``dynsweep data`` sub-commands of all families, by name."""
-    commands: dict[str, Any] = {}
+    """All ``dynsweep data`` sub-commands of all families, by name, plus ``ls``."""
+    from trainables.common.listing import LS
+
+    commands: dict[str, Any] = {"ls": LS}
     for fam in FAMILIES.values():
         if fam.data_cli:
             commands.update(importlib.import_module(fam.data_cli).COMMANDS)

@@ -101,3 +101,28 @@ COMMANDS: dict[str, DataCommand] = {
     "pendulum-lyapunov": DataCommand("largest Lyapunov exponent of the true double pendulum, with its convergence",
                                      _add_lyapunov, _run_lyapunov),
 }
+
+
+def describe(path: Path) -> str | None:
+    """``dynsweep data ls`` line for a pendulum simulation file (None for anything else)."""
+    if path.suffix != ".parquet" or not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    from trainables.common.errors import DataError
+    from trainables.common.parquet_store import read_dynsweep_metadata
+
+    from .dataset import ENERGY_KEY, FORMAT
+
+    try:
+        meta = read_dynsweep_metadata(path)
+    except DataError:
+        return None
+    if meta.get("format") != FORMAT:
+        return None
+    md = pq.read_metadata(path)
+    p = meta.get("params", {})
+    drift = (md.metadata or {}).get(ENERGY_KEY.encode(), b"?").decode()
+    what = (f"{p['sims']} simulations x {p['t_end']:g} s at dt {p['dt']:g} s, {p['integrator']}, " if p else "")
+    return (f"{path}  (double pendulum: {what}{md.num_rows} rows, max energy error {drift}, "
+            f"sha256 {meta['content_sha256'][:12]})")

@@ -50,3 +50,22 @@ COMMANDS: dict[str, DataCommand] = {
                                    _add_demo, _run_demo),
     "hdf5-to-parquet": DataCommand("convert HDF5 rollouts (param_<N> groups) to a Parquet table", _add_h5, _run_h5),
 }
+
+
+def describe(path: Path) -> str | None:
+    """``dynsweep data ls`` line for a regression table dynsweep wrote (None for anything else)."""
+    if path.suffix != ".parquet" or not path.is_file():
+        return None
+    from trainables.common.errors import DataError
+    from trainables.common.parquet_store import read_dynsweep_metadata, read_footer
+
+    try:
+        meta = read_dynsweep_metadata(path)
+    except DataError:
+        return None
+    kinds = {"dynsweep.regression_demo/1": "regression demo", "dynsweep.hdf5_rollouts/1": "HDF5 rollouts"}
+    if meta.get("format") not in kinds:
+        return None
+    cols = read_footer(path).schema.to_arrow_schema().names
+    return (f"{path}  ({kinds[meta['format']]}: {read_footer(path).num_rows} rows; columns {', '.join(cols[:8])}"
+            f"{', ...' if len(cols) > 8 else ''}; sha256 {meta['content_sha256'][:12]})")

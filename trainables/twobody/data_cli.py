@@ -65,26 +65,15 @@ def _run_standard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_ls(args: argparse.Namespace) -> int:
-    from trainables.common.errors import DataError
-
-    from .dataset import default_root
-
-    root = args.root or default_root()
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-    if not folders:
-        print(f"no datasets under {root}")
-    for p in folders:
-        try:
-            print(_describe(p))
-        except DataError as err:
-            print(f"{p}  (unreadable: {err})")
-    return 0
+def describe(path: Path) -> str | None:
+    """``dynsweep data ls`` line for a two-body dataset folder (None for anything else)."""
+    if not (path.is_dir() and (path / "samples.parquet").exists() and (path / "orbits.parquet").exists()):
+        return None
+    return _describe(path)
 
 
 COMMANDS: dict[str, DataCommand] = {
     "twobody": DataCommand("generate one two-body orbit dataset", _add_twobody, _run_twobody),
     "standard": DataCommand("generate the standard suite (train/test x 1/10/100 orbits); idempotent",
                             _add_root, _run_standard),
-    "ls": DataCommand("list the datasets under the datasets folder", _add_root, _run_ls),
 }

@@ -39,3 +39,18 @@ COMMANDS: dict[str, DataCommand] = {
     "worlds": DataCommand("generate a world-model dataset (forced oscillator, pendulum, spaceship, three-body)",
                           _add, _run),
 }
+
+
+def describe(path: Path) -> str | None:
+    """``dynsweep data ls`` line for a world-model dataset folder (None for anything else)."""
+    if not (path.is_dir() and all((path / f"{s}.parquet").exists() for s in ("train", "val", "test"))):
+        return None
+    from trainables.common.parquet_store import read_dynsweep_metadata, read_footer
+
+    meta = read_dynsweep_metadata(path / "train.parquet")
+    if meta.get("format") != "dynsweep.worlds/1":
+        return None
+    p = meta.get("params", {})
+    rows = {s: read_footer(path / f"{s}.parquet").num_rows // (p.get("steps", 0) + 1) for s in ("train", "val", "test")}
+    return (f"{path}  (world model, env {p.get('env')}: train {rows['train']} / val {rows['val']} / test "
+            f"{rows['test']} sequences x {p.get('steps')} actions, hold {p.get('hold')})")

@@ -1,0 +1,62 @@
+"""``dynsweep data ls``: every dataset under the datasets folder, whatever family wrote it.
+
+Each family may register ``describe(path) -> str | None`` (see ``trainables.registry``); the
+first family that recognises an entry describes it; anything else dynsweep wrote is shown from
+its Parquet footer (format, rows, content hash), and other files are listed as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .commands import DataCommand
+from .errors import DataError
+from .parquet_store import read_dynsweep_metadata, read_footer
+
+
+def _generic(path: Path) -> str:
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    parts = []
+    for f in files:
+        try:
+            meta = read_dynsweep_metadata(f)
+            parts.append(f"{f.name}: {meta.get('format', '?')}, {read_footer(f).num_rows} rows, "
+                         f"sha256 {meta['content_sha256'][:12]}")
+        except DataError:
+            parts.append(f"{f.name}: not written by dynsweep")
+    return f"{path}  ({'; '.join(parts) or 'no Parquet files'})"
+
+
+def describe(path: Path) -> str:
+    """One line about a dataset folder or file."""
+    from trainables.registry import family_describers
+
+    for describer in family_describers():
+        try:
+            text = describer(path)
+        except DataError as err:
+            return f"{path}  (unreadable: {err})"
+        if text:
+            return text
+    return _generic(path)
+
+
+def _add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, default=None,
+                   help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    root = args.root or Path(os.environ.get("DYNSWEEP_DATASETS", "datasets"))
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith(".")
+                     and (p.is_dir() or p.suffix == ".parquet")) if root.is_dir() else []
+    if not entries:
+        print(f"no datasets under {root}")
+    for p in entries:
+        print(describe(p))
+    return 0
+
+
+LS = DataCommand("list the datasets under the datasets folder (all families)", _add, _run)
