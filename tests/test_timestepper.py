@@ -55,7 +55,7 @@ def test_band_loss_is_zero_inside_the_band_and_pushes_outside() -> None:
     loss = band_loss(log_dt, err, 2e-4, 0.1)
     (grad,) = torch.autograd.grad(loss, log_dt)
     assert grad[0] > 0 and grad[1] == 0 and grad[2] < 0          # descent: dt down, unchanged, dt up
-    assert float(band_loss(log_dt, torch.tensor([1e-4, 5e-5, 1.5e-4]), 2e-4, 0.1)) == 0.0
+    assert float(band_loss(log_dt, torch.tensor([1e-4, 5e-5, 1.5e-4]), 2e-4, 0.1).detach()) == 0.0
 
 
 def test_retry_cap_ends_the_trial_with_a_classified_failure(tmp_path: Path) -> None:
