@@ -18,6 +18,14 @@ class DataCommand:
     run: Callable[[argparse.Namespace], int]
 
 
+def add_root(p: argparse.ArgumentParser) -> None:
+    """The ``--root`` option every data command shares."""
+    from pathlib import Path
+
+    p.add_argument("--root", type=Path, default=None,
+                   help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
+
+
 def progress_printer(label: str, unit: str = "orbits") -> Callable[[int, int], None]:
     """A ``progress(done, total)`` callback that redraws one line on a terminal's stderr."""
     interactive = sys.stderr.isatty()

@@ -8,12 +8,12 @@ its Parquet footer (format, rows, content hash), and other files are listed as s
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from .commands import DataCommand
+from .commands import DataCommand, add_root
 from .errors import DataError
 from .parquet_store import read_dynsweep_metadata, read_footer
+from .paths import default_root
 
 
 def _generic(path: Path) -> str:
@@ -43,13 +43,8 @@ def describe(path: Path) -> str:
     return _generic(path)
 
 
-def _add(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", type=Path, default=None,
-                   help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
-
-
 def _run(args: argparse.Namespace) -> int:
-    root = args.root or Path(os.environ.get("DYNSWEEP_DATASETS", "datasets"))
+    root = args.root or default_root()
     entries = sorted(p for p in root.iterdir() if not p.name.startswith(".")
                      and (p.is_dir() or p.suffix == ".parquet")) if root.is_dir() else []
     if not entries:
@@ -59,4 +54,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-LS = DataCommand("list the datasets under the datasets folder (all families)", _add, _run)
+LS = DataCommand("list the datasets under the datasets folder (all families)", add_root, _run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from .errors import ConfigError
@@ -43,6 +44,11 @@ def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> n
         dim = width
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cuda`` or ``cpu``."""
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -185,6 +185,16 @@ def read_footer(path: str | os.PathLike[str]) -> pq.FileMetaData:
         raise DataError(f"{p}: not a readable Parquet file (truncated or corrupt?): {err}") from None
 
 
+def file_hash(path: str | os.PathLike[str]) -> str:
+    """The content hash of a file dynsweep wrote; for a user's own Parquet file, a SHA-256 of its
+    size, row count and footer size (cheap: the data is not read)."""
+    try:
+        return str(read_dynsweep_metadata(path)["content_sha256"])
+    except DataError:
+        md = read_footer(path)
+        return hashlib.sha256(f"{Path(path).stat().st_size}:{md.num_rows}:{md.serialized_size}".encode()).hexdigest()
+
+
 def read_dynsweep_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON document under :data:`METADATA_KEY`, plus the content hash as ``content_sha256``.
 

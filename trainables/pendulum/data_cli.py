@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from trainables.common.commands import DataCommand, progress_printer
+from trainables.common.commands import DataCommand, add_root, progress_printer
 
 
 def _add_pendulum(p: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def _add_pendulum(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="file to write (default: <datasets folder>/<standard name>.parquet)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    p.add_argument("--root", type=Path, default=None, help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
+    add_root(p)
 
 
 def _run_pendulum(args: argparse.Namespace) -> int:

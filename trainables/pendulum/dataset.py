@@ -28,10 +28,8 @@ import pyarrow as pa
 
 from trainables.common.dataset_hashes import check as check_hash
 from trainables.common.errors import ConfigError, DataError, DatasetExistsError
-from trainables.common.parquet_store import (
-    BufferedParquetWriter,
-    read_dynsweep_metadata,
-)
+from trainables.common.parquet_store import BufferedParquetWriter, file_hash, read_dynsweep_metadata
+from trainables.common.paths import default_root
 
 from .physics import Params, energy, integrate_reference, integrate_verlet
 
@@ -51,11 +49,6 @@ ENERGY_TOLERANCE = {"dop853": 1e-6, "rk45": 1e-6, "verlet": 1e-2}
 """Largest relative energy error (|E - E0| / energy scale) a generated simulation may have."""
 ENERGY_KEY = "dynsweep.max_energy_error_rel"
 """Footer key: the largest relative energy error over the file's simulations."""
-
-
-def default_root() -> Path:
-    """The datasets root: ``$DYNSWEEP_DATASETS`` if set, else ``./datasets``."""
-    return Path(os.environ.get("DYNSWEEP_DATASETS", "datasets"))
 
 
 def allotted_cores() -> int:
@@ -206,9 +199,9 @@ class PendulumDataset:
             raise DataError(f"dataset {self.path} does not exist (generate it with `dynsweep data pendulum`)")
         try:
             self.meta: dict[str, Any] = read_dynsweep_metadata(self.path)
-            self.content_hash = str(self.meta["content_sha256"])
-        except DataError:  # a user's own file with the right columns is fine; hash its footer instead
-            self.meta, self.content_hash = {}, _footer_hash(self.path)
+        except DataError:  # a user's own file with the right columns is fine
+            self.meta = {}
+        self.content_hash = file_hash(self.path)
         columns = set(pl.scan_parquet(self.path).collect_schema().names())
         missing = [c for c in SCHEMA.names if c not in columns]
         if missing:
@@ -232,15 +225,6 @@ class PendulumDataset:
             return lf.collect()
         except (pl.exceptions.ComputeError, OSError) as err:
             raise DataError(f"{self.path}: cannot be read (truncated or corrupt?): {err}") from None
-
-
-def _footer_hash(path: Path) -> str:
-    import hashlib
-
-    from trainables.common.parquet_store import read_footer
-
-    md = read_footer(path)
-    return hashlib.sha256(f"{path.stat().st_size}:{md.num_rows}:{md.serialized_size}".encode()).hexdigest()
 
 
 def ensure_dataset(spec: PendulumSpec, root: str | os.PathLike[str] | None = None,

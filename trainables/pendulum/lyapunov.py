@@ -83,7 +83,8 @@ def true_exponent(state0: np.ndarray, params: Params | None = None, t_end: float
                     lambda a, b, f: a + f * (b - a), tau, int(round(t_end / tau)))
 
 
-def convergence_table(est: LyapunovEstimate, at: tuple[float, ...] = (10, 25, 50, 100, 150, 200, 400)) -> list[tuple[float, float]]:
+def convergence_table(est: LyapunovEstimate, at: tuple[float, ...] = (10, 25, 50, 100, 150, 200, 400)
+                      ) -> list[tuple[float, float]]:
     """``[(t, running estimate at t)]`` for the ``at`` times the estimate reaches."""
     return [(t, float(est.running[int(round(t / (est.times[1] - est.times[0]))) - 1]))
             for t in at if len(est.times) > 1 and t <= est.times[-1] + 1e-9]

@@ -96,7 +96,8 @@ def _dh_dq(q: np.ndarray, mom: np.ndarray, p: Params) -> np.ndarray:
                      -dt_dd + p.m2 * p.g * p.l2 * np.sin(q[..., 1])], axis=-1)
 
 
-def verlet_step(q: np.ndarray, mom: np.ndarray, h: float, p: Params, iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def verlet_step(q: np.ndarray, mom: np.ndarray, h: float, p: Params, iterations: int = 8
+                ) -> tuple[np.ndarray, np.ndarray]:
     """One generalised Stormer-Verlet step of ``h`` s for ``q``, ``mom`` ``(..., 2)``."""
     half = mom
     for _ in range(iterations):  # p_{n+1/2} = p_n - h/2 dH/dq(q_n, p_{n+1/2})

@@ -21,7 +21,9 @@ import numpy as np
 import polars as pl
 import torch
 
+from trainables.common import checkpoint
 from trainables.common.errors import DivergedError
+from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
 from .config import PendulumConfig
@@ -30,14 +32,12 @@ from .metrics import evaluate
 from .model import SequenceModel
 from .windows import WindowStream, group_sims, read_chunk, sample_windows, split_sims
 
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[str, float]:
     """Train one sequence model on double-pendulum simulations; returns the last report's metrics."""
     cfg = PendulumConfig.from_dict(config)
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     ds = open_for_training(cfg.dataset, cfg.data_spec(), cfg.datasets_root)
     lengths = dict(ds.sim_lengths().iter_rows())
@@ -131,10 +131,10 @@ def _val_loss(model: SequenceModel, x: torch.Tensor | None, y: torch.Tensor | No
 
 def _save(folder: Path, step: int, model: SequenceModel, optimizer: torch.optim.Optimizer, plateau: Any,
           state: dict[str, Any]) -> None:
-    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "plateau": plateau.state_dict(), "best_model": state["best_model"], "best_val": state["best_val"],
-                "best_step": state["best_step"], "bad_reports": state["bad_reports"],
-                "torch_rng": torch.get_rng_state()}, folder / CHECKPOINT_FILE)
+    checkpoint.save(folder, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "plateau": plateau.state_dict(), "best_model": state["best_model"],
+                             "best_val": state["best_val"], "best_step": state["best_step"],
+                             "bad_reports": state["bad_reports"], "torch_rng": torch.get_rng_state()})
 
 
 def _restore(folder: str | None, model: SequenceModel, optimizer: torch.optim.Optimizer,
@@ -142,7 +142,7 @@ def _restore(folder: str | None, model: SequenceModel, optimizer: torch.optim.Op
     """The training state of a checkpoint (loaded into the model, optimiser and scheduler), or a fresh one."""
     if folder is None:
         return {"step": 0, "best_val": math.inf, "best_step": 0, "bad_reports": 0, "best_model": model.state_dict()}
-    ckpt = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    ckpt = checkpoint.load(folder)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     plateau.load_state_dict(ckpt["plateau"])

@@ -12,7 +12,6 @@ y, y_clean, is_outlier``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,19 +21,11 @@ import pyarrow as pa
 
 from trainables.common.dataset_hashes import check as check_hash
 from trainables.common.errors import ConfigError, DataError, DatasetExistsError
-from trainables.common.parquet_store import (
-    BufferedParquetWriter,
-    read_dynsweep_metadata,
-    read_footer,
-)
+from trainables.common.parquet_store import BufferedParquetWriter, file_hash, read_footer
+from trainables.common.paths import default_root
 
 DEMO_SCHEMA = pa.schema([("x1", pa.float64()), ("x2", pa.float64()), ("x3", pa.float64()), ("y", pa.float64()),
                          ("y_clean", pa.float64()), ("is_outlier", pa.bool_())])
-
-
-def default_root() -> Path:
-    """The datasets root: ``$DYNSWEEP_DATASETS`` if set, else ``./datasets``."""
-    return Path(os.environ.get("DYNSWEEP_DATASETS", "datasets"))
 
 
 @dataclass(frozen=True)
@@ -100,17 +91,6 @@ def check_columns(path: Path, wanted: dict[str, list[str]]) -> None:
                               f"its columns: {', '.join(have)}")
 
 
-def content_hash(path: Path) -> str:
-    """The dynsweep content hash of ``path``, or (a user's own file) a hash of its footer."""
-    try:
-        return str(read_dynsweep_metadata(path)["content_sha256"])
-    except DataError:
-        import hashlib
-
-        md = read_footer(path)
-        return hashlib.sha256(f"{path.stat().st_size}:{md.num_rows}:{md.serialized_size}".encode()).hexdigest()
-
-
 @dataclass
 class Table:
     """Rows of a table as float64 arrays: inputs ``(N, in)``, outputs ``(N, out)``, clean ``(N, out)`` or None."""
@@ -137,13 +117,13 @@ def load_table(path: Path, inputs: list[str], outputs: list[str], clean: list[st
         raise DataError(f"{path}: cannot read columns {cols}: {err}") from None
     if df.height < 2:
         raise DataError(f"{path}: {df.height} usable row(s) after dropping nulls/NaN; need at least 2")
-    digest = content_hash(path)
+    digest = file_hash(path)
     check_hash(path.stem, digest, path)
     def array(names: list[str]) -> np.ndarray:
         return np.array(df.select(names).to_numpy(), dtype=np.float64, copy=True)  # writable, own memory
 
-    return Table(x=array(inputs), y=array(outputs), clean=array(clean) if clean else None, path=path, content_hash=digest,
-                 dropped=total - df.height)
+    return Table(x=array(inputs), y=array(outputs), clean=array(clean) if clean else None, path=path,
+                 content_hash=digest, dropped=total - df.height)
 
 
 def split_rows(n: int, val_fraction: float, seed: int, validate_on_train: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -163,4 +143,4 @@ def dataset_hashes(config: dict) -> dict[str, str]:
 
     cfg = RegressionConfig.from_dict(config)
     path = resolve(cfg.dataset, cfg.demo(), cfg.datasets_root)
-    return {path.stem: content_hash(path)}
+    return {path.stem: file_hash(path)}

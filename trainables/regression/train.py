@@ -20,7 +20,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from trainables.common import checkpoint
 from trainables.common.errors import DivergedError
+from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
 from .config import RegressionConfig
@@ -28,14 +30,12 @@ from .data import Table, load_table, resolve, split_rows
 from .losses import LOSSES, objective
 from .model import RegressionMLP
 
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dict[str, float]:
     """Train one regression MLP; returns the last report's metrics."""
     cfg = RegressionConfig.from_dict(config)
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     table = load_table(resolve(cfg.dataset, cfg.demo(), cfg.datasets_root), cfg.inputs, cfg.outputs, cfg.clean())
     train_rows, val_rows = split_rows(len(table.x), cfg.val_fraction, cfg.seed, cfg.validate_on_train)
@@ -109,14 +109,14 @@ def _evaluate(model: RegressionMLP, xn: torch.Tensor, yn: torch.Tensor, table: T
 
 
 def _save(folder: Path, step: int, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any) -> None:
-    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "plateau": plateau.state_dict(), "torch_rng": torch.get_rng_state()}, folder / CHECKPOINT_FILE)
+    checkpoint.save(folder, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "plateau": plateau.state_dict(), "torch_rng": torch.get_rng_state()})
 
 
 def _restore(folder: str | None, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any) -> int:
     if folder is None:
         return 0
-    ckpt = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    ckpt = checkpoint.load(folder)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     plateau.load_state_dict(ckpt["plateau"])

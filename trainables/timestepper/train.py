@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from trainables.common import checkpoint
 from trainables.common.errors import TrialFailure
 from trainables.common.reporter import Reporter
 
@@ -44,7 +44,6 @@ from .stepper import (
     step_error,
 )
 
-CHECKPOINT_FILE = "checkpoint.pt"
 BUFFER = 4096
 """Accepted states kept for phase 2 (the most recent)."""
 
@@ -131,9 +130,9 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
             last.update(evaluate(net, system, cfg))
         if epoch % cfg.report_every == 0 or epoch == cfg.epochs:
             with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-                torch.save({"epoch": epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(), "q": q,
-                            "v": v, "history": history.rows, "buffer": {k: torch.stack(b) for k, b in buffer.items()},
-                            "rng": rng.get_state()}, Path(ckpt) / CHECKPOINT_FILE)
+                checkpoint.save(ckpt, {"epoch": epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                                       "q": q, "v": v, "history": history.rows, "rng": rng.get_state(),
+                                       "buffer": {k: torch.stack(b) for k, b in buffer.items()}})
                 reporter.report(epoch, last, ckpt)
     return last
 
@@ -162,7 +161,7 @@ def evaluate(net: StepNet, system: System, cfg: StepperConfig) -> dict[str, floa
 
 def _restore(folder: str, net: StepNet, optimizer: torch.optim.Optimizer, rng: torch.Generator
              ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, list[torch.Tensor]]]:
-    state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True)
+    state = checkpoint.load(folder)
     net.load_state_dict(state["net"])
     optimizer.load_state_dict(state["optimizer"])
     rng.set_state(state["rng"])

@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainables.common.commands import DataCommand, progress_printer
-
-
-def _add_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", type=Path, default=None,
-                   help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
+from trainables.common.commands import DataCommand, add_root, progress_printer
 
 
 def _add_twobody(p: argparse.ArgumentParser) -> None:
@@ -25,7 +20,7 @@ def _add_twobody(p: argparse.ArgumentParser) -> None:
     p.add_argument("--3d", dest="planar", action="store_false", help="random inclination, RAAN, argp")
     p.add_argument("--fixed-nu0", action="store_true", help="every orbit starts at perigee (nu0 = 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
-    _add_root(p)
+    add_root(p)
 
 
 def _describe(path: Path) -> str:
@@ -75,5 +70,5 @@ def describe(path: Path) -> str | None:
 COMMANDS: dict[str, DataCommand] = {
     "twobody": DataCommand("generate one two-body orbit dataset", _add_twobody, _run_twobody),
     "standard": DataCommand("generate the standard suite (train/test x 1/10/100 orbits); idempotent",
-                            _add_root, _run_standard),
+                            add_root, _run_standard),
 }

@@ -31,7 +31,11 @@ import pyarrow as pa
 
 from trainables.common.dataset_hashes import check as check_hash
 from trainables.common.errors import ConfigError, DataError, DatasetExistsError
-from trainables.common.parquet_store import BufferedParquetWriter, read_dynsweep_metadata
+from trainables.common.parquet_store import (
+    BufferedParquetWriter,
+    read_dynsweep_metadata,
+)
+from trainables.common.paths import default_root
 
 from .constants import SAMPLES_PER_ORBIT, canonical_units
 from .elements import KINDS, draw_elements
@@ -52,11 +56,6 @@ SAMPLES_SCHEMA = pa.schema([("orbit_id", pa.int32()), ("t", pa.float64())]
                            + [(c, pa.float64()) for c in STATE_COLUMNS + ACC_COLUMNS])
 ORBITS_SCHEMA = pa.schema([("orbit_id", pa.int32())]
                           + [(c, pa.float64()) for c in ELEMENT_COLUMNS + ("period",)])
-
-
-def default_root() -> Path:
-    """The datasets root: ``$DYNSWEEP_DATASETS`` if set, else ``./datasets``."""
-    return Path(os.environ.get("DYNSWEEP_DATASETS", "datasets"))
 
 
 @dataclass(frozen=True)

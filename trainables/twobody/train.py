@@ -18,7 +18,9 @@ from typing import Any, Mapping
 
 import torch
 
+from trainables.common import checkpoint
 from trainables.common.errors import DivergedError
+from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
 from .config import TwoBodyConfig, phase_steps
@@ -28,15 +30,13 @@ from .field_map import write_field_map
 from .losses import get_loss
 from .model import VectorField, integrate
 
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[str, float]:
     """Train one two-body neural ODE; returns the last report's metrics."""
     window = _Window()  # times the first step from here: data loading and model set-up included
     cfg = TwoBodyConfig.from_dict(config)
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = pick_device(cfg.device)
     dtype = getattr(torch, cfg.dtype)
     torch.manual_seed(cfg.seed)
     data = TrainingData.load(cfg)
@@ -149,8 +149,8 @@ class _Window:
 
 def _save(folder: Path, step: int, field: VectorField, optimizer: torch.optim.Optimizer,
           batches: torch.Generator) -> None:
-    torch.save({"step": step, "model": field.state_dict(), "optimizer": optimizer.state_dict(),
-                "batch_rng": batches.get_state(), "torch_rng": torch.get_rng_state()}, folder / CHECKPOINT_FILE)
+    checkpoint.save(folder, {"step": step, "model": field.state_dict(), "optimizer": optimizer.state_dict(),
+                             "batch_rng": batches.get_state(), "torch_rng": torch.get_rng_state()})
 
 
 def _restore(folder: str | None, field: VectorField, optimizer: torch.optim.Optimizer,
@@ -158,7 +158,7 @@ def _restore(folder: str | None, field: VectorField, optimizer: torch.optim.Opti
     """Load a checkpoint (if any) into the model, optimiser and RNGs; returns its step."""
     if folder is None:
         return 0
-    state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    state = checkpoint.load(folder)
     field.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     batches.set_state(state["batch_rng"])

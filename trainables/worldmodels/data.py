@@ -26,14 +26,11 @@ from trainables.common.parquet_store import (
     BufferedParquetWriter,
     read_dynsweep_metadata,
 )
+from trainables.common.paths import default_root
 
 from .envs import ENVS, Env, random_actions
 
 SPLITS = ("train", "val", "test")
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("DYNSWEEP_DATASETS", "datasets"))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainables.common.commands import DataCommand
+from trainables.common.commands import DataCommand, add_root
 
 
 def _add(p: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hold", type=int, default=5, help="samples each random action is held")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--root", type=Path, default=None, help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
+    add_root(p)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from trainables.common import checkpoint
 from trainables.common.errors import DivergedError
+from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
 from .config import WorldConfig
@@ -28,14 +29,12 @@ from .envs import ENVS
 from .metrics import evaluate
 from .models import WorldModel, build
 
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str, Any]:
     """Train one world model; returns the last report's metrics."""
     cfg = WorldConfig.from_dict(config)
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     env = ENVS[cfg.env]
     folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
@@ -73,8 +72,8 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
         if step == cfg.steps:
             last.update(evaluate(model, env, test, cfg.eval_horizons))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "rng": rng.get_state(), "torch_rng": torch.get_rng_state()}, Path(ckpt) / CHECKPOINT_FILE)
+            checkpoint.save(ckpt, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "rng": rng.get_state(), "torch_rng": torch.get_rng_state()})
             reporter.report(step, last, ckpt)
         losses, t0 = [], time.perf_counter()
     return last
@@ -122,7 +121,7 @@ def _val_loss(model: WorldModel, data: tuple[torch.Tensor, torch.Tensor, torch.T
 def _restore(folder: str | None, model: WorldModel, optimizer: torch.optim.Optimizer, rng: torch.Generator) -> int:
     if folder is None:
         return 0
-    state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    state = checkpoint.load(folder)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     rng.set_state(state["rng"])
