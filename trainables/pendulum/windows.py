@@ -22,7 +22,6 @@ pass over the training simulations only; a zero std (a constant column) is repla
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -217,7 +216,3 @@ def sample_windows(chunk: Chunk, count: int, window: int, horizon: int, seed: in
     x, y = gather(chunk, starts, window, horizon)
     return torch.from_numpy(x), torch.from_numpy(y), starts
 
-
-def epochs(steps: int, batch_size: int, windows_per_epoch: int) -> float:
-    """Passes over the training windows after ``steps`` batches."""
-    return steps * batch_size / max(1, windows_per_epoch) if windows_per_epoch else math.nan
