@@ -91,7 +91,7 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
                 if float(err.detach()) <= cfg.energy_threshold:
                     break
                 if retry == cfg.max_retries:
-                    raise RetryCapError(f"step still has relative energy error {float(err):.2e} > "
+                    raise RetryCapError(f"step still has relative energy error {float(err.detach()):.2e} > "
                                         f"{cfg.energy_threshold:g} after {cfg.max_retries} retrainings", epoch)
                 loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
                 optimizer.zero_grad()
