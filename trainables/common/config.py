@@ -111,3 +111,38 @@ def to_mapping(obj: Any) -> dict[str, Any]:
         return v
 
     return plain(dataclasses.asdict(obj))
+
+
+class FamilyConfig:
+    """Base of every family's config dataclass: ``from_dict`` (a mapping, or an instance passed
+    through) and ``to_dict``. Subclasses validate in ``__post_init__``."""
+
+    @classmethod
+    def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
+        """Build from a plain mapping (YAML, ``--set`` or a Tune param dict); errors name ``where.key``."""
+        return data if isinstance(data, cls) else from_mapping(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+
+def require_choice(obj: Any, allowed: Mapping[str, typing.Iterable[str]]) -> None:
+    """Each ``obj.<key>`` must be one of ``allowed[key]`` (listed in the error in the given order)."""
+    for key, values in allowed.items():
+        values = tuple(values)
+        if getattr(obj, key) not in values:
+            raise ConfigError(f"config.{key}: {getattr(obj, key)!r} is not allowed; allowed: {', '.join(values)}")
+
+
+def require_at_least(obj: Any, keys: typing.Iterable[str], minimum: int = 1) -> None:
+    """Each ``obj.<key>`` must be >= ``minimum``."""
+    for key in keys:
+        if getattr(obj, key) < minimum:
+            raise ConfigError(f"config.{key}: {getattr(obj, key)!r} must be >= {minimum}")
+
+
+def require_positive(obj: Any, keys: typing.Iterable[str]) -> None:
+    """Each ``obj.<key>`` must be > 0."""
+    for key in keys:
+        if not getattr(obj, key) > 0:
+            raise ConfigError(f"config.{key}: {getattr(obj, key)!r} must be > 0")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from trainables.common.config import from_mapping, to_mapping
+from trainables.common.config import FamilyConfig
 from trainables.common.errors import ConfigError, DivergedError
 from trainables.common.reporter import Reporter
 
@@ -20,7 +20,7 @@ FAILURES = ("none", "raise", "nan", "exit", "kill", "config", "once")
 
 
 @dataclass(frozen=True)
-class DummyConfig:
+class DummyConfig(FamilyConfig):
     x: float = 0.0
     target: float = 1.0
     steps: int = 10
@@ -39,12 +39,6 @@ class DummyConfig:
         if self.steps < 1:
             raise ConfigError(f"config.steps: {self.steps} must be >= 1")
 
-    @staticmethod
-    def from_dict(data: Mapping[str, Any] | "DummyConfig", where: str = "config") -> "DummyConfig":
-        return data if isinstance(data, DummyConfig) else from_mapping(DummyConfig, data, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_mapping(self)
 
     def metric_names(self) -> set[str]:
         return {"loss", "step", "t_start", "t_now"}

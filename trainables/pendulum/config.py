@@ -15,9 +15,8 @@ which is the one evaluated at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
-from trainables.common.config import from_mapping, to_mapping
+from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 
 from .dataset import INTEGRATORS, PendulumSpec
@@ -28,7 +27,7 @@ STATE_NAMES = ("theta1", "theta2", "omega1", "omega2")
 
 
 @dataclass(frozen=True)
-class PendulumConfig:
+class PendulumConfig(FamilyConfig):
     """All settings of one double-pendulum trial (see the module docstring)."""
 
     seed: int = 0
@@ -74,16 +73,11 @@ class PendulumConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for key, allowed in {"rnn": CELLS, "target": TARGETS, "device": DEVICES, "integrator": INTEGRATORS}.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} is not allowed; allowed: {', '.join(allowed)}")
-        for key in ("sims", "window", "predict_steps", "hidden", "layers", "batch_size", "steps", "report_every",
-                    "val_windows", "stream_rows", "eval_sims", "patience", "plateau_patience"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 1")
-        for key in ("lr", "dt", "t_end", "lyapunov_t_end", "lyapunov_tau", "vpt_threshold"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be > 0")
+        require_choice(self, {"rnn": CELLS, "target": TARGETS, "device": DEVICES, "integrator": INTEGRATORS})
+        require_at_least(self, ("sims", "window", "predict_steps", "hidden", "layers", "batch_size", "steps",
+                                "report_every", "val_windows", "stream_rows", "eval_sims", "patience",
+                                "plateau_patience"))
+        require_positive(self, ("lr", "dt", "t_end", "lyapunov_t_end", "lyapunov_tau", "vpt_threshold"))
         for key in ("val_fraction", "test_fraction", "dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be in [0, 1)")
@@ -107,12 +101,6 @@ class PendulumConfig:
         except ConfigError as err:
             raise ConfigError(f"config: {err}") from None
 
-    @staticmethod
-    def from_dict(data: Mapping[str, Any] | "PendulumConfig", where: str = "config") -> "PendulumConfig":
-        return data if isinstance(data, PendulumConfig) else from_mapping(PendulumConfig, data, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_mapping(self)
 
     def metric_names(self) -> set[str]:
         """Every metric a trial reports (the last report adds the ``test/`` ones)."""

@@ -15,9 +15,8 @@ standardised with the training rows' mean and std).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
-from trainables.common.config import from_mapping, to_mapping
+from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 
 from .data import DemoSpec, check_columns, resolve
@@ -29,7 +28,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
-class RegressionConfig:
+class RegressionConfig(FamilyConfig):
     """All settings of one regression trial (see the module docstring)."""
 
     seed: int = 0
@@ -65,16 +64,10 @@ class RegressionConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for key, allowed in {"model": MODELS, "skip": SKIPS, "loss": tuple(LOSSES), "activation": ACTIVATIONS,
-                             "device": DEVICES}.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} is not allowed; allowed: {', '.join(allowed)}")
-        for key in ("batch_size", "steps", "report_every", "demo_rows", "plateau_patience"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 1")
-        for key in ("lr", "scale"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be > 0")
+        require_choice(self, {"model": MODELS, "skip": SKIPS, "loss": LOSSES, "activation": ACTIVATIONS,
+                              "device": DEVICES})
+        require_at_least(self, ("batch_size", "steps", "report_every", "demo_rows", "plateau_patience"))
+        require_positive(self, ("lr", "scale"))
         for key in ("w_recon", "w_l1", "w_l2", "w_grad", "noise"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 0")
@@ -120,12 +113,6 @@ class RegressionConfig:
             return list(self.clean_outputs)
         return ["y_clean"] if self.dataset is None and self.outputs == ["y"] else []
 
-    @staticmethod
-    def from_dict(data: Mapping[str, Any] | "RegressionConfig", where: str = "config") -> "RegressionConfig":
-        return data if isinstance(data, RegressionConfig) else from_mapping(RegressionConfig, data, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_mapping(self)
 
     def metric_names(self) -> set[str]:
         names = {"step", "epoch", "total_steps", "lr", "train_loss", "recon", "l1", "l2", "grad_penalty",

@@ -19,9 +19,8 @@ and r^(3/2) baselines tuned to the same maximum energy error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
 
-from trainables.common.config import from_mapping, to_mapping
+from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 from trainables.common.nn import ACTIVATIONS
 
@@ -31,7 +30,7 @@ SYSTEMS = ("kepler", "triple")
 
 
 @dataclass(frozen=True)
-class StepperConfig:
+class StepperConfig(FamilyConfig):
     """All settings of one time-stepper trial (see the module docstring)."""
 
     seed: int = 0
@@ -57,29 +56,17 @@ class StepperConfig:
     report_every: int = 1
 
     def __post_init__(self) -> None:
-        for key, allowed in {"system": SYSTEMS, "features": FEATURES, "activation": tuple(ACTIVATIONS)}.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} is not allowed; allowed: {', '.join(allowed)}")
+        require_choice(self, {"system": SYSTEMS, "features": FEATURES, "activation": ACTIVATIONS})
         if not 0.0 <= self.e < 1.0:
             raise ConfigError(f"config.e: {self.e!r} must be in [0, 1)")
         if self.m2 < 0 or self.m3 < 0:
             raise ConfigError("config.m2 and config.m3 must be >= 0")
-        for key in ("history_len", "width", "depth", "max_retries", "epochs", "collect_steps", "batch_size",
-                    "phase2_max_iters", "report_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 1")
-        for key in ("lr", "dt_init", "energy_threshold", "eval_orbits"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be > 0")
+        require_at_least(self, ("history_len", "width", "depth", "max_retries", "epochs", "collect_steps",
+                                "batch_size", "phase2_max_iters", "report_every"))
+        require_positive(self, ("lr", "dt_init", "energy_threshold", "eval_orbits"))
         if not 0.0 < self.band_low < 1.0:
             raise ConfigError(f"config.band_low: {self.band_low!r} must be in (0, 1)")
 
-    @staticmethod
-    def from_dict(data: Mapping[str, Any] | "StepperConfig", where: str = "config") -> "StepperConfig":
-        return data if isinstance(data, StepperConfig) else from_mapping(StepperConfig, data, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_mapping(self)
 
     def metric_names(self) -> set[str]:
         return {"step", "epoch", "total_steps", "band_loss", "acceptance_rate", "retrain_iterations",

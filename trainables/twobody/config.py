@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
-from trainables.common.config import from_mapping, to_mapping
+from trainables.common.config import FamilyConfig
 from trainables.common.errors import ConfigError
 from trainables.common.nn import ACTIVATIONS
 
@@ -49,7 +49,7 @@ class Phase:
 
 
 @dataclass(frozen=True)
-class TwoBodyConfig:
+class TwoBodyConfig(FamilyConfig):
     """All settings of one two-body trial (see the module docstring for the defaults)."""
 
     seed: int = 0
@@ -137,15 +137,6 @@ class TwoBodyConfig:
                                 orbit_fraction=ph.orbit_fraction or self.orbit_fraction))
         return filled
 
-    @staticmethod
-    def from_dict(data: Mapping[str, Any] | "TwoBodyConfig", where: str = "config") -> "TwoBodyConfig":
-        """Build from a plain mapping (YAML, ``--set`` or a Tune param dict)."""
-        if isinstance(data, TwoBodyConfig):
-            return data
-        return from_mapping(TwoBodyConfig, data, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_mapping(self)
 
     def metric_names(self) -> set[str]:
         """Every metric name a trial with this config reports (for validating a sweep's metric)."""

@@ -11,9 +11,8 @@ from 1 to ``horizon`` over the first half of the steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
-from trainables.common.config import from_mapping, to_mapping
+from trainables.common.config import FamilyConfig, require_at_least, require_choice
 from trainables.common.errors import ConfigError
 from trainables.common.nn import ACTIVATIONS
 
@@ -26,7 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
-class WorldConfig:
+class WorldConfig(FamilyConfig):
     """All settings of one world-model trial (see the module docstring)."""
 
     seed: int = 0
@@ -54,14 +53,10 @@ class WorldConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for key, allowed in {"env": tuple(ENVS), "model": MODELS, "method": METHODS, "activation": tuple(ACTIVATIONS),
-                             "device": DEVICES}.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} is not allowed; allowed: {', '.join(allowed)}")
-        for key in ("seqs", "seq_steps", "hold", "width", "depth", "substeps", "horizon", "batch_size", "steps",
-                    "report_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 1")
+        require_choice(self, {"env": ENVS, "model": MODELS, "method": METHODS, "activation": ACTIVATIONS,
+                              "device": DEVICES})
+        require_at_least(self, ("seqs", "seq_steps", "hold", "width", "depth", "substeps", "horizon", "batch_size",
+                                "steps", "report_every"))
         if not self.lr > 0 or (self.dt is not None and not self.dt > 0):
             raise ConfigError("config.lr and config.dt must be > 0")
         if self.horizon > self.seq_steps:
@@ -76,12 +71,6 @@ class WorldConfig:
         return WorldSpec(env=self.env, seqs=self.seqs, steps=self.seq_steps, dt=self.dt, seed=self.data_seed,
                          hold=self.hold)
 
-    @staticmethod
-    def from_dict(data: Mapping[str, Any] | "WorldConfig", where: str = "config") -> "WorldConfig":
-        return data if isinstance(data, WorldConfig) else from_mapping(WorldConfig, data, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_mapping(self)
 
     def metric_names(self) -> set[str]:
         names = {"step", "epoch", "total_steps", "lr", "train_loss", "val_loss", "horizon_now", "steps_per_s"}
