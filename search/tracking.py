@@ -27,6 +27,7 @@ from ray.tune import Callback
 
 from .failures import classify_error_text
 from .journal import Journal
+from .trainable import TAG_PREFIX
 
 # mlflow (about 1 s to import) is imported on the writer thread, while Ray starts.
 
@@ -49,6 +50,16 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
     return out
+
+
+def family_tags(family: str) -> dict[str, str]:
+    """What analysis needs to know of the family without importing it: the plot kinds that
+    apply to it and the metric columns ``analyze`` shows (comma-separated)."""
+    from trainables.registry import entry
+
+    record = entry(family)
+    return {"dynsweep.plot_kinds": ",".join(record.all_plot_kinds()),
+            "dynsweep.table_columns": ",".join(record.table_columns)}
 
 
 def git_commit() -> str:
@@ -144,7 +155,7 @@ class MlflowTracker(Callback):
         if PARENT_KEY not in self.runs:
             parent = self.client.create_run(self.experiment_id, run_name=sweep_dir.name,
                                             tags={"dynsweep.kind": "sweep", "dynsweep.family": self.family,
-                                                  "git_commit": git_commit()})
+                                                  "git_commit": git_commit(), **family_tags(self.family)})
             self.runs.set(PARENT_KEY, parent.info.run_id)
             self._log(parent.info.run_id, params=flatten(sweep_params))
         else:
@@ -283,7 +294,8 @@ class MlflowTracker(Callback):
         metrics = [(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(float(v))]
-        tags = {k[4:]: v for k, v in result.items() if isinstance(v, str) and k.startswith("tag/")}
+        tags = {k.removeprefix(TAG_PREFIX): v for k, v in result.items()
+                if isinstance(v, str) and k.startswith(TAG_PREFIX)}
         if step <= self._logged.get(trial.trial_id, -1):
             return  # a retry or resume re-running steps after its checkpoint: MLflow has them
         self._logged[trial.trial_id] = step

@@ -28,6 +28,8 @@ from .runtime import cap_threads
 from .spec import Param
 
 DETERMINISTIC = ("config", "data")
+TAG_PREFIX = "tag/"
+"""A family's ``reporter.tags`` travel to the driver as string values under this prefix in the next report."""
 MARKER = "deterministic_failure.txt"
 
 
@@ -58,6 +60,10 @@ class TuneReporter:
     def __init__(self) -> None:
         self._artifacts = Path(tempfile.mkdtemp(prefix="dynsweep-artifacts-"))
         self._restore: tempfile.TemporaryDirectory[str] | None = None
+        self._tags: dict[str, str] = {}
+
+    def tags(self, tags: dict[str, str]) -> None:
+        self._tags.update({k: str(v) for k, v in tags.items()})
 
     def restore_dir(self) -> str | None:
         checkpoint = tune.get_checkpoint()
@@ -70,7 +76,9 @@ class TuneReporter:
         return self._artifacts
 
     def report(self, step: int, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
-        row = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+        row: dict[str, Any] = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+        row.update({TAG_PREFIX + k: v for k, v in self._tags.items()})
+        self._tags = {}
         row["step"] = step
         if checkpoint_dir is None:
             tune.report(row)

@@ -12,7 +12,7 @@ import torch
 
 from trainables.common.errors import DivergedError, TrialFailure
 from trainables.common.reporter import LocalReporter
-from trainables.twobody.evaluate import PER_POINT_FILE
+from trainables.twobody.artifacts import PER_POINT
 from trainables.twobody.train import run
 
 
@@ -68,7 +68,7 @@ def test_reports_metrics_and_writes_per_point_errors(root: Path, tmp_path: Path)
         assert prefix + name in final, name
     assert prefix + "accel_err_mean" in rep.history[0]          # evaluated every report too
     assert 0 < final[prefix + "accel_err_mean"] < 1000
-    points = pl.read_parquet(tmp_path / "artifacts" / PER_POINT_FILE)
+    points = pl.read_parquet(tmp_path / "artifacts" / PER_POINT.file)
     assert points.height == 2 * 360 and set(points["dataset"]) == {"complex_TBP_planar_2"}
     assert points["accel_err_pct"].mean() == pytest.approx(final[prefix + "accel_err_mean"])
 

@@ -1,66 +1,131 @@
 """The family registry: the one door through which ``search`` reaches the families.
 
-A plain dict from family names to import paths, imported lazily so that ``dynsweep --version``
-or a YAML validation does not pay for torch. A family provides:
-
-- ``run(config, reporter)``: train and evaluate one trial (see ``trainables.common.reporter``);
-- a config class with ``from_dict(mapping)`` that validates everything a user can get wrong;
-- optionally a ``COMMANDS`` dict of ``dynsweep data <name>`` sub-commands;
-- optionally ``datasets(config) -> {name: content hash}``: the datasets a trial reads (the
-  driver records them so that cluster nodes can check theirs);
-- optionally ``describe(path) -> str | None``: one line about a dataset it recognises under the
-  datasets folder (``dynsweep data ls``).
+Each family is one :class:`Family` record: plain data naming every hook the family provides
+(``module:attribute`` paths, imported lazily so that ``dynsweep --version`` or a YAML
+validation does not pay for torch). ``docs/families.md`` says what each hook must do, and
+``tests/test_family_contract.py`` checks every registered family against it.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from trainables.common.errors import ConfigError
 
+GENERIC_PLOTS = ("curves", "box", "heatmap", "parallel")
+"""Plot kinds that apply to every family (they read metrics and parameters only)."""
+
 
 @dataclass(frozen=True)
-class FamilyEntry:
+class Family:
+    """Everything a model family provides. Required: ``run``, ``config``, ``smoke``.
+
+    Attributes:
+        run: ``run(config, reporter) -> dict`` trains and evaluates one trial.
+        config: a :class:`~trainables.common.config.FamilyConfig` subclass (``from_dict``,
+            ``to_dict``, ``metric_names``).
+        smoke: a config (overrides of the defaults) that trains and evaluates in seconds on a
+            CPU; the conformance test runs it. ``datasets_root`` is added by the test where the
+            config has that key.
+        datasets: ``dataset_hashes(config) -> {dataset name: content hash}``, beside the config;
+            the driver records them so that cluster nodes can check their copies.
+        data_cli: a module with ``COMMANDS``, the ``dynsweep data <name>`` sub-commands.
+        describe: ``describe(path) -> str | None``, one line about a dataset it recognises
+            (``dynsweep data ls``).
+        tags: names of the run tags the family reports through ``reporter.tags``.
+        artifacts: a tuple of :class:`~trainables.common.artifacts.ArtifactFormat` (the files the
+            final evaluation writes into ``reporter.artifact_dir()``).
+        plot_kinds: the family's own ``dynsweep plot`` kinds (the generic ones apply to all).
+        table_columns: metric names (``fnmatch`` patterns) ``dynsweep analyze`` shows after the
+            sweep metric.
+        replicates: whether one trial can train several seeds as one vectorised model.
+    """
+
     run: str
     config: str
-    data_cli: str | None = None
+    smoke: dict[str, Any] = field(default_factory=dict)
     datasets: str | None = None
+    data_cli: str | None = None
     describe: str | None = None
+    tags: tuple[str, ...] = ()
+    artifacts: str | None = None
+    plot_kinds: tuple[str, ...] = ()
+    table_columns: tuple[str, ...] = ()
+    replicates: bool = False
+
+    def hooks(self) -> dict[str, str]:
+        """The ``module:attribute`` hooks this record names (for the contract check)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name in ("run", "config", "datasets", "describe", "artifacts") and getattr(self, f.name)}
+
+    def all_plot_kinds(self) -> tuple[str, ...]:
+        return GENERIC_PLOTS + tuple(k for k in self.plot_kinds if k not in GENERIC_PLOTS)
 
 
-FAMILIES: dict[str, FamilyEntry] = {
-    "twobody": FamilyEntry(run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
-                           data_cli="trainables.twobody.data_cli", datasets="trainables.twobody.data:dataset_hashes",
-                           describe="trainables.twobody.data_cli:describe"),
-    "pendulum": FamilyEntry(run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
-                            data_cli="trainables.pendulum.data_cli",
-                            datasets="trainables.pendulum.dataset:dataset_hashes",
-                            describe="trainables.pendulum.data_cli:describe"),
-    "regression": FamilyEntry(run="trainables.regression.train:run",
-                              config="trainables.regression.config:RegressionConfig",
-                              data_cli="trainables.regression.data_cli",
-                              datasets="trainables.regression.data:dataset_hashes",
-                              describe="trainables.regression.data_cli:describe"),
-    "worldmodels": FamilyEntry(run="trainables.worldmodels.train:run",
-                               config="trainables.worldmodels.config:WorldConfig",
-                               data_cli="trainables.worldmodels.data_cli",
-                               datasets="trainables.worldmodels.data:dataset_hashes",
-                               describe="trainables.worldmodels.data_cli:describe"),
-    "timestepper": FamilyEntry(run="trainables.timestepper.train:run",
-                               config="trainables.timestepper.config:StepperConfig"),
-    "dummy": FamilyEntry(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig"),
+FAMILIES: dict[str, Family] = {
+    "twobody": Family(
+        run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
+        smoke={"train_dataset": "complex_TBP_planar_1_train", "test_datasets": ["complex_TBP_planar_1_test"],
+               "width": 8, "depth": 2, "segment_length": 10, "batch_size": 16, "steps": 6, "report_every": 3,
+               },
+        datasets="trainables.twobody.data:dataset_hashes", data_cli="trainables.twobody.data_cli",
+        describe="trainables.twobody.data_cli:describe",
+        tags=("train_dataset_sha256", "val_dataset_sha256"),
+        artifacts="trainables.twobody.artifacts:FORMATS",
+        plot_kinds=("errors", "loglog", "trajectory", "field"),
+        table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct")),
+    "pendulum": Family(
+        run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
+        smoke={"sims": 6, "t_end": 4.0, "dt": 0.02, "hidden": 8, "layers": 1, "window": 8, "steps": 6,
+               "report_every": 3, "batch_size": 16, "horizons": [10], "lyapunov_t": 2.0},
+        datasets="trainables.pendulum.config:dataset_hashes", data_cli="trainables.pendulum.data_cli",
+        describe="trainables.pendulum.data_cli:describe",
+        tags=("dataset_sha256",),
+        artifacts="trainables.pendulum.artifacts:FORMATS",
+        plot_kinds=("angles", "error-growth", "energy-drift"),
+        table_columns=("test/vpt_lyapunov", "test/vpt_s", "test/rollout_nrmse_h*", "test/one_step_nrmse",
+                       "test/lyapunov_ratio", "test/energy_drift_rel")),
+    "regression": Family(
+        run="trainables.regression.train:run", config="trainables.regression.config:RegressionConfig",
+        smoke={"widths": "16x16", "steps": 6, "report_every": 3, "batch_size": 64},
+        datasets="trainables.regression.config:dataset_hashes", data_cli="trainables.regression.data_cli",
+        describe="trainables.regression.data_cli:describe",
+        tags=("dataset_sha256", "rows_dropped"),
+        artifacts="trainables.regression.artifacts:FORMATS",
+        plot_kinds=("pred-vs-true", "residuals", "by-loss"),
+        table_columns=("clean_rmse_all", "clean_rmse_val", "val_rmse", "val_mae")),
+    "worldmodels": Family(
+        run="trainables.worldmodels.train:run", config="trainables.worldmodels.config:WorldConfig",
+        smoke={"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 2,
+               "eval_horizons": [1, 5]},
+        datasets="trainables.worldmodels.config:dataset_hashes", data_cli="trainables.worldmodels.data_cli",
+        describe="trainables.worldmodels.data_cli:describe",
+        tags=("dataset", "dataset_sha256", "dt_generalisation"),
+        artifacts="trainables.worldmodels.artifacts:FORMATS",
+        plot_kinds=("horizon", "energy", "dt-generalisation", "phase"),
+        table_columns=("test/rollout_mse_h*", "test/energy_drift", "test/dt_x*_mse")),
+    "timestepper": Family(
+        run="trainables.timestepper.train:run", config="trainables.timestepper.config:StepperConfig",
+        smoke={"width": 8, "epochs": 2, "collect_steps": 60, "phase2_max_iters": 20, "max_retries": 20,
+               "eval_orbits": 0.5},
+        artifacts="trainables.timestepper.artifacts:FORMATS",
+        plot_kinds=("dt-orbit", "pareto"),
+        table_columns=("test/energy_error", "test/steps_per_orbit", "test/steps_ratio_fixed", "test/steps_ratio_r32")),
+    "dummy": Family(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig",
+                    smoke={"steps": 4, "report_every": 1, "checkpoint_every": 2}),
 }
-"""Family name -> where its pieces live (``module:attribute``)."""
+"""Family name -> its record. Adding a family = one folder under ``trainables/`` + one entry here."""
 
 
-def _load(path: str) -> Any:
+def load(path: str) -> Any:
+    """The object at ``module:attribute``."""
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
-def entry(name: str) -> FamilyEntry:
+def entry(name: str) -> Family:
     if name not in FAMILIES:
         raise ConfigError(f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}")
     return FAMILIES[name]
@@ -68,30 +133,32 @@ def entry(name: str) -> FamilyEntry:
 
 def family_run(name: str) -> Callable[..., dict[str, float]]:
     """The ``run(config, reporter)`` of family ``name``."""
-    return _load(entry(name).run)
+    return load(entry(name).run)
 
 
 def family_config(name: str) -> Any:
-    """The config class of family ``name`` (has ``from_dict`` and ``to_dict``)."""
-    return _load(entry(name).config)
+    """The config class of family ``name`` (has ``from_dict``, ``to_dict`` and ``metric_names``)."""
+    return load(entry(name).config)
 
 
 def family_datasets(name: str, config: dict[str, Any]) -> dict[str, str]:
     """``{dataset name: content hash}`` of what a trial of family ``name`` with ``config`` reads."""
     path = entry(name).datasets
-    return _load(path)(config) if path else {}
+    return load(path)(config) if path else {}
 
 
-def family_describers() -> list[Callable[..., str | None]]:
-    """Every family's ``describe(path) -> str | None`` (for ``dynsweep data ls``)."""
-    return [_load(fam.describe) for fam in FAMILIES.values() if fam.describe]
+def family_artifacts(name: str) -> tuple[Any, ...]:
+    """The :class:`~trainables.common.artifacts.ArtifactFormat` values family ``name`` writes."""
+    path = entry(name).artifacts
+    return tuple(load(path)) if path else ()
 
 
 def data_commands() -> dict[str, Any]:
     """All ``dynsweep data`` sub-commands of all families, by name, plus ``ls``."""
-    from trainables.common.listing import LS
+    from trainables.common.listing import ls_command
 
-    commands: dict[str, Any] = {"ls": LS}
+    describers = [load(fam.describe) for fam in FAMILIES.values() if fam.describe]
+    commands: dict[str, Any] = {"ls": ls_command(describers)}
     for fam in FAMILIES.values():
         if fam.data_cli:
             commands.update(importlib.import_module(fam.data_cli).COMMANDS)

@@ -125,6 +125,11 @@ class FamilyConfig:
     def to_dict(self) -> dict[str, Any]:
         return to_mapping(self)
 
+    def metric_names(self) -> set[str]:
+        """Every metric name a trial with this config reports (``test/...`` ones on the last
+        report). Each family must override this: a sweep's metric is checked against it."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare metric_names()")
+
 
 def require_choice(obj: Any, allowed: Mapping[str, typing.Iterable[str]]) -> None:
     """Each ``obj.<key>`` must be one of ``allowed[key]`` (listed in the error in the given order)."""

@@ -1,7 +1,6 @@
 """``dynsweep data ls``: every dataset under the datasets folder, whatever family wrote it.
 
-Each family may register ``describe(path) -> str | None`` (see ``trainables.registry``); the
-first family that recognises an entry describes it; anything else dynsweep wrote is shown from
+The registry hands in every family's ``describe(path) -> str | None``; the first family that recognises an entry describes it; anything else dynsweep wrote is shown from
 its Parquet footer (format, rows, content hash), and other files are listed as such.
 """
 
@@ -9,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from .commands import DataCommand, add_root
 from .errors import DataError
@@ -29,11 +29,9 @@ def _generic(path: Path) -> str:
     return f"{path}  ({'; '.join(parts) or 'no Parquet files'})"
 
 
-def describe(path: Path) -> str:
-    """One line about a dataset folder or file."""
-    from trainables.registry import family_describers
-
-    for describer in family_describers():
+def describe(path: Path, describers: list[Callable[[Path], str | None]]) -> str:
+    """One line about a dataset folder or file: the first of ``describers`` that knows it, else generic."""
+    for describer in describers:
         try:
             text = describer(path)
         except DataError as err:
@@ -43,15 +41,18 @@ def describe(path: Path) -> str:
     return _generic(path)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, describers: list[Callable[[Path], str | None]]) -> int:
     root = args.root or default_root()
     entries = sorted(p for p in root.iterdir() if not p.name.startswith(".")
                      and (p.is_dir() or p.suffix == ".parquet")) if root.is_dir() else []
     if not entries:
         print(f"no datasets under {root}")
     for p in entries:
-        print(describe(p))
+        print(describe(p, describers))
     return 0
 
 
-LS = DataCommand("list the datasets under the datasets folder (all families)", add_root, _run)
+def ls_command(describers: list[Callable[[Path], str | None]]) -> DataCommand:
+    """``dynsweep data ls`` over the given families' describers."""
+    return DataCommand("list the datasets under the datasets folder (all families)", add_root,
+                       lambda args: _run(args, describers))

@@ -1,7 +1,8 @@
 """The reporter contract between a family and whoever runs it (DESIGN.md).
 
 A family's ``run(config, reporter)`` calls ``reporter.report(step, metrics, checkpoint_dir)``
-every few steps, asks ``reporter.restore_dir()`` once at the start for a checkpoint to resume
+every few steps (numbers only), ``reporter.tags({name: text})`` for facts about the run (the
+content hash of its dataset, why a metric does not apply), asks ``reporter.restore_dir()`` once at the start for a checkpoint to resume
 from, and writes artefacts into ``reporter.artifact_dir()``. The Tune adapter in ``search/``
 implements this over ``tune.report``; :class:`LocalReporter` runs a family in-process without
 Ray (``dynsweep train`` and the tests).
@@ -23,6 +24,9 @@ from typing import Any, Protocol
 class Reporter(Protocol):
     def report(self, step: int, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         """Record metrics at optimiser step ``step``; ``checkpoint_dir`` (if given) is copied now."""
+
+    def tags(self, tags: dict[str, str]) -> None:
+        """Record text facts about the run (names declared in the family's registry record)."""
 
     def restore_dir(self) -> str | None:
         """A checkpoint folder to resume from, or None for a fresh start."""
@@ -46,6 +50,7 @@ class LocalReporter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._resume = str(resume_from) if resume_from else None
         self.history: list[dict[str, Any]] = []
+        self.tag_values: dict[str, str] = {}
         self.checkpoints: list[int] = []
         self._progress = progress and sys.stderr.isatty()
         self._start = time.perf_counter()
@@ -56,6 +61,12 @@ class LocalReporter:
 
     def restore_dir(self) -> str | None:
         return self._resume
+
+    def tags(self, tags: dict[str, str]) -> None:
+        self.tag_values.update({k: str(v) for k, v in tags.items()})
+        tmp = self.run_dir / ".tags.json.tmp"
+        tmp.write_text(json.dumps(self.tag_values, indent=1, sort_keys=True))
+        tmp.replace(self.run_dir / "tags.json")
 
     def artifact_dir(self) -> Path:
         path = self.run_dir / "artifacts"

@@ -15,11 +15,12 @@ which is the one evaluated at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 
-from .dataset import INTEGRATORS, PendulumSpec
+from .dataset import INTEGRATORS, PendulumSpec, open_for_training
 from .model import CELLS, TARGETS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -111,3 +112,10 @@ class PendulumConfig(FamilyConfig):
         names |= {"test/vpt_s", "test/vpt_lyapunov", "test/lyapunov_true", "test/lyapunov_model",
                   "test/lyapunov_ratio", "test/energy_drift_rel", "test/energy_drift_rel_true"}
         return names
+
+
+def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{dataset name: content hash}`` of the dataset a trial with ``config`` reads (generated if missing)."""
+    cfg = PendulumConfig.from_dict(config)
+    ds = open_for_training(cfg.dataset, cfg.data_spec(), cfg.datasets_root)
+    return {ds.path.stem: ds.content_hash}

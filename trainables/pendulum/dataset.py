@@ -263,12 +263,3 @@ def open_for_training(dataset: str | None, spec: PendulumSpec, root: str | None)
     ds = PendulumDataset(path)
     check_hash(path.stem, ds.content_hash, path)
     return ds
-
-
-def dataset_hashes(config: dict[str, Any]) -> dict[str, str]:
-    """``{dataset name: content hash}`` of the dataset a trial with ``config`` reads (generated if missing)."""
-    from .config import PendulumConfig
-
-    cfg = PendulumConfig.from_dict(config)
-    ds = open_for_training(cfg.dataset, cfg.data_spec(), cfg.datasets_root)
-    return {ds.path.stem: ds.content_hash}

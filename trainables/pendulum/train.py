@@ -52,6 +52,7 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
                                                          patience=cfg.plateau_patience)
     state = _restore(reporter.restore_dir(), model, optimizer, plateau)
+    reporter.tags({"dataset_sha256": ds.content_hash})
     if state["step"] == 0:
         model.set_normaliser(stream.fit_normaliser())  # training simulations only
     val_x, val_y = _validation_windows(ds, val_sims, lengths, cfg, use_params, device)
@@ -85,8 +86,7 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
         last = {"epoch": step * cfg.batch_size / stream.windows_per_epoch, "total_steps": cfg.steps,
                 "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                 "best_val_loss": state["best_val"], "best_step": state["best_step"], "stopped_early": float(stop),
-                "steps_per_s": len(losses) / elapsed, "windows_per_s": windows / elapsed,
-                "tag/dataset_sha256": ds.content_hash}
+                "steps_per_s": len(losses) / elapsed, "windows_per_s": windows / elapsed}
         if stop or step == cfg.steps:
             model.load_state_dict(state["best_model"])  # the best-on-validation model is the one evaluated
             last.update(evaluate(model, ds, test_sims, cfg, use_params, reporter.artifact_dir()))

@@ -15,9 +15,11 @@ standardised with the training rows' mean and std).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
+from trainables.common.parquet_store import file_hash
 
 from .data import DemoSpec, check_columns, resolve
 from .losses import LOSSES
@@ -121,3 +123,10 @@ class RegressionConfig(FamilyConfig):
         if self.clean():
             names |= {"clean_rmse_val", "clean_rmse_all"}
         return names
+
+
+def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{dataset name: content hash}`` of the table a trial with ``config`` reads (the demo generated if missing)."""
+    cfg = RegressionConfig.from_dict(config)
+    path = resolve(cfg.dataset, cfg.demo(), cfg.datasets_root)
+    return {path.stem: file_hash(path)}

@@ -135,12 +135,3 @@ def split_rows(n: int, val_fraction: float, seed: int, validate_on_train: bool) 
     if n_val >= n:
         raise DataError(f"{n} rows cannot give {n_val} validation rows and at least one training row")
     return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def dataset_hashes(config: dict) -> dict[str, str]:
-    """``{dataset name: content hash}`` of the table a trial with ``config`` reads (the demo generated if missing)."""
-    from .config import RegressionConfig
-
-    cfg = RegressionConfig.from_dict(config)
-    path = resolve(cfg.dataset, cfg.demo(), cfg.datasets_root)
-    return {path.stem: file_hash(path)}

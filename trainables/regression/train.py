@@ -50,6 +50,7 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
                                                          patience=cfg.plateau_patience)
     step = _restore(reporter.restore_dir(), model, optimizer, plateau)
+    reporter.tags({"dataset_sha256": table.content_hash, "rows_dropped": str(table.dropped)})
     rho, weights = LOSSES[cfg.loss], list(model.parameters())
     order = torch.Generator().manual_seed(cfg.seed + step)
     train_idx = torch.as_tensor(train_rows, device=device)
@@ -81,8 +82,7 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
                 "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(window)),
                 **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}, **metrics, "best_val_loss": best,
                 "steps_per_s": len(window) / elapsed,
-                "rows_per_s": len(window) * min(cfg.batch_size, len(train_rows)) / elapsed,
-                "tag/dataset_sha256": table.content_hash, "tag/rows_dropped": str(table.dropped)}
+                "rows_per_s": len(window) * min(cfg.batch_size, len(train_rows)) / elapsed}
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
             _save(Path(ckpt), step, model, optimizer, plateau)
             reporter.report(step, last, ckpt)

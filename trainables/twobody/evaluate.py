@@ -7,12 +7,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from trainables.common.errors import SolverError
-from trainables.common.parquet_store import BufferedParquetWriter
+from trainables.common.artifacts import write_artifact
 
+from .artifacts import PER_POINT, ROLLOUT
 from .config import TwoBodyConfig
 from .constants import AU, MU_EARTH
 from .data import STATE_SCALE, to_canonical
@@ -21,18 +21,9 @@ from .metrics import field_metrics, rollout_metrics, test_set_label, true_anomal
 from .model import VectorField, integrate
 
 ROLLOUT_MAX_STEPS = 50_000
-PER_POINT_FILE = "per_point_errors.parquet"
-PER_POINT_SCHEMA = pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("sample", pa.int32()),
-                              ("r_km", pa.float64()), ("r_over_a", pa.float64()),
-                              ("true_anomaly_deg", pa.float64()), ("accel_err_pct", pa.float64()),
-                              ("theta_deg", pa.float64()), ("a_pred_km_s2", pa.float64()),
-                              ("a_true_km_s2", pa.float64())])
-ROLLOUT_FILE = "rollout.parquet"
 ROLLOUT_ORBITS = 8
 """Orbits per test set whose predicted trajectory is kept as an artefact."""
-ROLLOUT_SCHEMA = pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("sample", pa.int32()),
-                            ("x_km", pa.float64()), ("y_km", pa.float64()), ("z_km", pa.float64()),
-                            ("x_pred_km", pa.float64()), ("y_pred_km", pa.float64()), ("z_pred_km", pa.float64())])
+
 
 
 @torch.no_grad()
@@ -43,8 +34,8 @@ def evaluate(field: VectorField, cfg: TwoBodyConfig, r_range_km: tuple[float, fl
     param = next(field.parameters())
     dtype, device = param.dtype, param.device
     metrics: dict[str, float] = {}
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in PER_POINT_SCHEMA.names}
-    rollouts: dict[str, list[np.ndarray]] = {name: [] for name in ROLLOUT_SCHEMA.names}
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in PER_POINT.schema.names}
+    rollouts: dict[str, list[np.ndarray]] = {name: [] for name in ROLLOUT.schema.names}
     for name in cfg.test_datasets:
         ds = load_named(name, cfg.datasets_root)
         orbits = ds.arrays()
@@ -72,11 +63,10 @@ def evaluate(field: VectorField, cfg: TwoBodyConfig, r_range_km: tuple[float, fl
         columns["a_pred_km_s2"].append(per_point["a_pred_km_s2"])
         columns["a_true_km_s2"].append(np.linalg.norm(orbits.acc, axis=-1).reshape(-1))
     if artifact_dir is not None and cfg.test_datasets:
-        for path, schema, data in ((PER_POINT_FILE, PER_POINT_SCHEMA, columns), (ROLLOUT_FILE, ROLLOUT_SCHEMA, rollouts)):
+        for fmt, data in ((PER_POINT, columns), (ROLLOUT, rollouts)):
             if data["dataset"]:
-                with BufferedParquetWriter(Path(artifact_dir) / path, schema, 1 << 16, {"config": cfg.to_dict()},
-                                           overwrite=True) as w:
-                    w.write({k: np.concatenate(v) for k, v in data.items()})
+                write_artifact(artifact_dir, fmt, {k: np.concatenate(v) for k, v in data.items()},
+                               {"config": cfg.to_dict()})
     return metrics
 
 

@@ -9,24 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 
-from trainables.common.parquet_store import BufferedParquetWriter
+from trainables.common.artifacts import write_artifact
+
+from .artifacts import FIELD_GRID, TRAINING_ORBITS
 
 from .constants import AU, MU_EARTH, R_EARTH
 from .data import STATE_SCALE
 from .dataset import OrbitArrays
 from .model import VectorField
 
-FIELD_FILE = "field_grid.parquet"
-TRAIN_ORBITS_FILE = "training_orbits.parquet"
 GRID = 81
 """Grid points per axis."""
-FIELD_SCHEMA = pa.schema([("x_km", pa.float64()), ("y_km", pa.float64()), ("r_km", pa.float64()),
-                          ("a_pred_km_s2", pa.float64()), ("a_true_km_s2", pa.float64()),
-                          ("residual_km_s2", pa.float64()), ("err_pct", pa.float64())])
-ORBIT_SCHEMA = pa.schema([("orbit_id", pa.int32()), ("x_km", pa.float64()), ("y_km", pa.float64())])
+
 
 
 @torch.no_grad()
@@ -52,12 +48,11 @@ def write_field_map(field: VectorField, train_physical: OrbitArrays, r_range_km:
     residual = np.linalg.norm(a_pred - a_true, axis=-1)
     true_norm = np.linalg.norm(a_true, axis=-1)
     meta = {"train_r_min_km": r_range_km[0], "train_r_max_km": r_range_km[1]}
-    with BufferedParquetWriter(folder / FIELD_FILE, FIELD_SCHEMA, 1 << 16, meta, overwrite=True) as w:
-        w.write({"x_km": x, "y_km": y, "r_km": r, "a_pred_km_s2": np.linalg.norm(a_pred, axis=-1),
-                 "a_true_km_s2": true_norm, "residual_km_s2": residual, "err_pct": residual / true_norm * 100.0})
+    write_artifact(folder, FIELD_GRID, {"x_km": x, "y_km": y, "r_km": r, "a_pred_km_s2": np.linalg.norm(a_pred, axis=-1),
+                                        "a_true_km_s2": true_norm, "residual_km_s2": residual,
+                                        "err_pct": residual / true_norm * 100.0}, meta)
     n = min(max_orbits, train_physical.n_orbits)
     k = train_physical.states.shape[1]
-    with BufferedParquetWriter(folder / TRAIN_ORBITS_FILE, ORBIT_SCHEMA, 1 << 16, meta, overwrite=True) as w:
-        w.write({"orbit_id": np.repeat(train_physical.orbit_id[:n], k).astype(np.int32),
-                 "x_km": train_physical.states[:n, :, 0].reshape(-1),
-                 "y_km": train_physical.states[:n, :, 1].reshape(-1)})
+    write_artifact(folder, TRAINING_ORBITS, {"orbit_id": np.repeat(train_physical.orbit_id[:n], k).astype(np.int32),
+                                             "x_km": train_physical.states[:n, :, 0].reshape(-1),
+                                             "y_km": train_physical.states[:n, :, 1].reshape(-1)}, meta)

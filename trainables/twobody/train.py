@@ -48,6 +48,8 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     segments = [data.phase_segments(cfg, ph.segment_length, ph.orbit_fraction, dtype, device) for ph in phases]
     ends = _cumulative([phase_steps(ph, len(tr), cfg.batch_size) for ph, (tr, _) in zip(phases, segments)])
     step = _restore(reporter.restore_dir(), field, optimizer, batches)
+    reporter.tags({"train_dataset_sha256": data.train_dataset.content_hash,
+                   "val_dataset_sha256": data.val_dataset.content_hash if data.val_dataset else ""})
 
     last: dict[str, float] = {}
     for p, (phase, (train, val)) in enumerate(zip(phases, segments)):
@@ -70,8 +72,6 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
             window.add(loss.item(), nfe)
             if step % cfg.report_every == 0 or step == ends[-1]:
                 last = {"epoch": step * min(cfg.batch_size, len(train)) / len(train), "phase": p,
-                        "tag/train_dataset_sha256": data.train_dataset.content_hash,
-                        "tag/val_dataset_sha256": data.val_dataset.content_hash if data.val_dataset else "",
                         "total_steps": ends[-1], "lr": lr, **window.flush(),
                         "val_loss": _val_loss(field, val, cfg, loss_fn, step)}
                 reports = step // cfg.report_every

@@ -11,12 +11,14 @@ from 1 to ``horizon`` over the first half of the steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from trainables.common.config import FamilyConfig, require_at_least, require_choice
 from trainables.common.errors import ConfigError
 from trainables.common.nn import ACTIVATIONS
+from trainables.common.parquet_store import read_dynsweep_metadata
 
-from .data import WorldSpec
+from .data import SPLITS, WorldSpec, ensure
 from .envs import ENVS
 from .models import METHODS, MODELS, SPLIT_MODELS
 
@@ -77,3 +79,10 @@ class WorldConfig(FamilyConfig):
         names |= {f"test/rollout_mse_h{h}" for h in self.eval_horizons}
         names |= {"test/energy_drift", "test/energy_drift_true"} | {f"test/dt_x{f:g}_mse" for f in DT_FACTORS}
         return names
+
+
+def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{split name: content hash}`` of the dataset a trial with ``config`` reads (generated if missing)."""
+    cfg = WorldConfig.from_dict(config)
+    folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
+    return {f"{folder.name}/{s}": read_dynsweep_metadata(folder / f"{s}.parquet")["content_sha256"] for s in SPLITS}

@@ -14,7 +14,6 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -161,12 +160,3 @@ def load(folder: Path, split: str, env: Env) -> Sequences:
                      actions=df["action"].to_numpy().reshape(n, t_len)[:, :-1].copy(),
                      params=df.select([f"p_{k}" for k in names]).to_numpy().reshape(n, t_len, -1)[:, 0].copy(),
                      param_names=names, dt=float(df["dt"][0]), content_hash=str(meta["content_sha256"]))
-
-
-def dataset_hashes(config: dict[str, Any]) -> dict[str, str]:
-    """``{split name: content hash}`` of the dataset a trial with ``config`` reads (generated if missing)."""
-    from .config import WorldConfig
-
-    cfg = WorldConfig.from_dict(config)
-    folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
-    return {f"{folder.name}/{s}": read_dynsweep_metadata(folder / f"{s}.parquet")["content_sha256"] for s in SPLITS}

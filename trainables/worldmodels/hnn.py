@@ -171,6 +171,7 @@ def anchor(system: str, samples: int = 50, steps: int = 2000, rollout_t: float =
     recipe = make_recipe(system, samples, seed)
     out: dict[str, float] = {}
     for name, cls in (("baseline", Baseline), ("hnn", HNN)):
+        torch.manual_seed(seed)                    # the initial weights too, not only the batches
         model = cls(SYSTEMS[system].dim)
         out[f"{name}_deriv"] = fit(model, recipe, steps, batch=batch, seed=seed)
         out[f"{name}_energy"] = energy_mse(model, system, recipe.y0_test, rollout_t, dt)

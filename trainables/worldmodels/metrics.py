@@ -29,14 +29,14 @@ def _mse(pred: np.ndarray, true: np.ndarray, std: np.ndarray) -> float:
     return float((((pred - true) / std) ** 2).mean())
 
 
-def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int]) -> dict[str, float | str]:
+def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int]) -> dict[str, float]:
     model.eval()
     std = model.s_std.cpu().numpy()
     dev, dtype = model.s_std.device, model.s_std.dtype
     s0 = torch.as_tensor(test.states[:, 0], dtype=dtype, device=dev)
     p = torch.as_tensor(test.params, dtype=dtype, device=dev)
     steps = test.actions.shape[1]
-    out: dict[str, float | str] = {}
+    out: dict[str, float] = {}
     with torch.no_grad():
         roll = model.rollout(s0, torch.as_tensor(test.actions, device=dev), p, test.dt).cpu().numpy()
         for h in horizons:
@@ -61,7 +61,5 @@ def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int]) 
         with torch.no_grad():
             pred = model.rollout(s0, torch.as_tensor(zeros, device=dev), p, dt).cpu().numpy()
         out[key] = _mse(pred, ref, std)
-    if not model.continuous:
-        out["tag/dt_generalisation"] = "not applicable (discrete-time model)"
     model.train()
     return out

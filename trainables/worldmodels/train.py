@@ -48,6 +48,8 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
     step = _restore(reporter.restore_dir(), model, optimizer, rng)
+    reporter.tags({"dataset": folder.name, "dataset_sha256": train.content_hash}
+                  | ({} if model.continuous else {"dt_generalisation": "not applicable (discrete-time model)"}))
     losses, t0, last = [], time.perf_counter(), {}
     while step < cfg.steps:
         horizon = _horizon(cfg, step)
@@ -67,8 +69,7 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
         last = {"epoch": step * cfg.batch_size / (len(train.states) * train.actions.shape[1]),
                 "total_steps": cfg.steps, "lr": cfg.lr, "train_loss": float(np.mean(losses)), "horizon_now": horizon,
                 "val_loss": _val_loss(model, tensors["val"], cfg.horizon, val.dt),
-                "steps_per_s": len(losses) / max(time.perf_counter() - t0, 1e-9),
-                "tag/dataset": folder.name, "tag/dataset_sha256": train.content_hash}
+                "steps_per_s": len(losses) / max(time.perf_counter() - t0, 1e-9)}
         if step == cfg.steps:
             last.update(evaluate(model, env, test, cfg.eval_horizons))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:

@@ -1,0 +1,166 @@
+"""Plot kinds for every family, drawn from metrics and parameters only (no artefacts):
+
+- ``curves``: a metric (default the training loss) against step for the selected runs;
+- ``box``: the sweep metric of the completed runs, one box per value of a parameter (``--x``);
+- ``heatmap``: mean of the metric over two parameters (e.g. training orbits x segment length);
+- ``parallel``: parallel coordinates of the swept parameters, coloured by the metric.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from .errors import AnalysisError
+from .importance import completed
+from .plotbase import Context, PlotKind, label
+from .source import param_value, varying_params
+
+
+def heatmap(ctx: Context) -> Figure:
+    params = varying_params(ctx.runs)
+    x = f"params.{ctx.args.x}" if ctx.args.x else (params[0] if params else None)
+    y = f"params.{ctx.args.y}" if ctx.args.y else (params[1] if len(params) > 1 else None)
+    if x is None or y is None or x not in ctx.runs.columns or y not in ctx.runs.columns:
+        raise AnalysisError(f"heatmap needs two swept parameters (--x, --y); swept: "
+                          f"{', '.join(p.removeprefix('params.') for p in params) or 'none'}")
+    done = completed(ctx.runs, ctx.metric)
+    xs = sorted(done[x].unique().to_list(), key=_order)
+    ys = sorted(done[y].unique().to_list(), key=_order)
+    table = done.group_by([x, y]).agg(pl.col(f"metrics.{ctx.metric}").mean().alias("v"), pl.len().alias("n"))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    counts = np.zeros_like(grid, dtype=int)
+    for xv, yv, v, n in table.iter_rows():
+        grid[ys.index(yv), xs.index(xv)] = v
+        counts[ys.index(yv), xs.index(xv)] = n
+    fig = Figure(figsize=(1.4 * len(xs) + 3, 0.8 * len(ys) + 2.5))
+    ax = fig.subplots()
+    image = ax.imshow(grid, cmap="viridis_r" if ctx.mode == "min" else "viridis", aspect="auto")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if not math.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.3g}\n(n={counts[i, j]})", ha="center", va="center", fontsize=8,
+                        color="white")
+    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [str(v) for v in ys])
+    ax.set_xlabel(x.removeprefix("params."))
+    ax.set_ylabel(y.removeprefix("params."))
+    fig.colorbar(image, ax=ax, label=f"mean {ctx.metric}")
+    ax.set_title(f"{ctx.sweep.name}: {ctx.metric}")
+    return fig
+
+
+def box(ctx: Context) -> Figure:
+    """The sweep metric of the completed runs grouped by one parameter (``--x``, default the first
+    swept parameter), one box per value with every run as a dot."""
+    params = varying_params(ctx.runs)
+    by = f"params.{ctx.args.x}" if ctx.args.x else (params[0] if params else None)
+    if by is None or by not in ctx.runs.columns:
+        raise AnalysisError(f"box needs a swept parameter to group by (--x); swept: "
+                            f"{', '.join(p.removeprefix('params.') for p in params) or 'none'}")
+    done = completed(ctx.runs, ctx.metric)
+    column = f"metrics.{ctx.metric}"
+    levels = sorted(done[by].unique().to_list(), key=_order)
+    data = [done.filter(pl.col(by) == v)[column].drop_nans().drop_nulls().to_numpy() for v in levels]
+    fig = Figure(figsize=(max(5.5, 1.2 * len(levels) + 2.5), 4.8))
+    ax = fig.subplots()
+    ax.boxplot(data, whis=(5, 95), showfliers=False)
+    for i, values in enumerate(data, start=1):
+        jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(values))
+        ax.scatter(i + jitter, values, s=14, alpha=0.7, color="tab:blue", zorder=3)
+    ax.set_xticks(range(1, len(levels) + 1), [f"{v}\n(n={len(d)})" for v, d in zip(levels, data)], fontsize=8)
+    if all(len(d) and (d > 0).all() for d in data) and max(d.max() for d in data if len(d)) / \
+            max(min(d.min() for d in data if len(d)), 1e-300) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel(by.removeprefix("params."))
+    ax.set_ylabel(ctx.metric + (" (higher is better)" if ctx.mode == "max" else " (lower is better)"))
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title(f"{ctx.sweep.name}: {ctx.metric} by {by.removeprefix('params.')} ({done.height} completed runs)")
+    return fig
+
+
+def curves(ctx: Context) -> Figure:
+    metric = ctx.args.curve_metric or ("train_loss" if "metrics.train_loss" in ctx.runs.columns else ctx.metric)
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    positive = True
+    for row in ctx.chosen().iter_rows(named=True):
+        history = sorted((m.step, m.value) for m in ctx.sweep.client.get_metric_history(row["run_id"], metric))
+        if history:
+            ax.plot([h[0] for h in history], [h[1] for h in history], marker=".", label=label(row, ctx.params))
+            positive = positive and all(h[1] > 0 for h in history)
+    if positive:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{ctx.sweep.name}: {metric}")
+    return fig
+
+
+def parallel(ctx: Context) -> Figure:
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    done = completed(ctx.runs, ctx.metric)
+    params = varying_params(ctx.runs)
+    if not params:
+        raise AnalysisError("parallel needs at least one swept parameter")
+    axes_values, ticks = [], []
+    for p in params:
+        values = [param_value(v) for v in done[p]]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
+        if numeric:
+            arr = np.array([np.nan if v is None else float(v) for v in values])
+            lo, hi = np.nanmin(arr), np.nanmax(arr)
+            scaled = np.log10(arr) if lo > 0 and hi / lo > 10 else arr   # e.g. a loguniform learning rate
+            slo, shi = np.nanmin(scaled), np.nanmax(scaled)
+            axes_values.append((scaled - slo) / (shi - slo) if shi > slo else np.full_like(arr, 0.5))
+            ticks.append([(0.0, f"{lo:.3g}"), (1.0, f"{hi:.3g}")])
+        else:
+            levels = sorted({str(v) for v in values})
+            arr = np.array([levels.index(str(v)) / max(1, len(levels) - 1) for v in values])
+            axes_values.append(arr)
+            ticks.append([(levels.index(lv) / max(1, len(levels) - 1), lv) for lv in levels])
+    metric = done[f"metrics.{ctx.metric}"].to_numpy()
+    norm = Normalize(np.nanmin(metric), np.nanmax(metric))
+    cmap = colormaps["viridis_r" if ctx.mode == "min" else "viridis"]
+    fig = Figure(figsize=(1.8 * len(params) + 3, 5))
+    ax = fig.subplots()
+    xs = np.arange(len(params))
+    for i in np.argsort(-metric if ctx.mode == "min" else metric):
+        ax.plot(xs, [a[i] for a in axes_values], color=cmap(norm(metric[i])), alpha=0.8, lw=1.2)
+    for x, tick in zip(xs, ticks):
+        ax.axvline(x, color="k", lw=0.5)
+        for y, text in tick:
+            ax.text(x + 0.03, y, text, fontsize=7, va="center")
+    ax.set_xticks(xs, [p.removeprefix("params.") for p in params])
+    ax.set_yticks([])
+    fig.colorbar(_mappable(cmap, norm), ax=ax, label=ctx.metric)
+    ax.set_title(f"{ctx.sweep.name}: {done.height} completed runs")
+    return fig
+
+
+def _mappable(cmap: Any, norm: Any) -> Any:
+    from matplotlib.cm import ScalarMappable
+
+    return ScalarMappable(norm=norm, cmap=cmap)
+
+
+def _order(value: Any) -> Any:
+    parsed = param_value(value)
+    return (0, parsed, "") if isinstance(parsed, (int, float)) else (1, 0, str(value))
+
+
+
+PLOTS = {k.name: k for k in (
+    PlotKind("curves", curves, help="a metric against step for the selected runs (--curve-metric)"),
+    PlotKind("box", box, help="the metric of the completed runs by one parameter (--x)"),
+    PlotKind("heatmap", heatmap, help="mean metric over two parameters (--x, --y)"),
+    PlotKind("parallel", parallel, help="parallel coordinates of the swept parameters, coloured by the metric"),
+)}

@@ -1,0 +1,7 @@
+"""regression plot kinds (filled in by the family's plotting work)."""
+
+from __future__ import annotations
+
+from .plotbase import PlotKind
+
+PLOTS: dict[str, PlotKind] = {}
