@@ -29,12 +29,17 @@ VERSION_KEY = b"dynsweep.format_version"
 @dataclass(frozen=True)
 class PlotKind:
     """One ``dynsweep plot`` kind: ``draw(ctx) -> Figure``, the artefact formats it reads
-    (``"<id>/<version>"``; empty for kinds drawn from metrics and parameters), one line of help."""
+    (``"<id>/<version>"``; empty for kinds drawn from metrics and parameters), one line of help,
+    and the PNG's size in pixels (``width, height``; the figure is resized to it when saved)."""
 
     name: str
     draw: Callable[["Context"], Figure]
     reads: tuple[str, ...] = ()
     help: str = ""
+    size: tuple[int, int] = (880, 605)
+
+DPI = 110
+"""Dots per inch of every PNG (so ``size / DPI`` is the figure size in inches)."""
 
 
 def select_runs(runs: pl.DataFrame, metric: str, mode: str, ids: list[str] | None, top: int) -> pl.DataFrame:

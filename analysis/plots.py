@@ -19,7 +19,7 @@ import polars as pl
 
 from . import plots_common, plots_pendulum, plots_regression, plots_timestepper, plots_twobody, plots_worldmodels
 from .errors import AnalysisError
-from .plotbase import Context, PlotKind
+from .plotbase import DPI, Context, PlotKind
 from .source import Sweep
 
 ALL: dict[str, PlotKind] = {**plots_common.PLOTS, **plots_twobody.PLOTS, **plots_pendulum.PLOTS,
@@ -43,12 +43,15 @@ def plot(sweep: Sweep, runs: pl.DataFrame, kind: str, metric: str, mode: str, ar
     if kinds is not None and kind not in kinds:
         raise AnalysisError(f"plot {kind!r} does not apply to a {family} sweep; kinds for {family}: {', '.join(kinds)}")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small files: no bars
+    chosen = ALL[kind]
     with tempfile.TemporaryDirectory(prefix="dynsweep-plot-") as cache:
-        fig = ALL[kind].draw(Context(sweep, runs, metric, mode, args, Path(cache), ALL[kind]))
+        fig = chosen.draw(Context(sweep, runs, metric, mode, args, Path(cache), chosen))
+    fig.set_size_inches(chosen.size[0] / DPI, chosen.size[1] / DPI)
+    fig.set_layout_engine("constrained")
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{kind}.png"
     tmp = out / f".{kind}.tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    fig.savefig(tmp, dpi=DPI)
     tmp.replace(path)
     sweep.client.log_artifact(sweep.parent_id, str(path), artifact_path="plots")
     return path

@@ -118,8 +118,9 @@ def _earth() -> Any:
 
 
 PLOTS = {k.name: k for k in (
-    PlotKind("errors", errors, (PER_POINT,), "per-point acceleration error (%) per run (--test-set)"),
+    PlotKind("errors", errors, (PER_POINT,), "per-point acceleration error (%) per run (--test-set)", (1100, 550)),
     PlotKind("loglog", loglog, (PER_POINT,), "|a_pred| against r with the exact mu / r^2"),
-    PlotKind("trajectory", trajectory, (ROLLOUT,), "predicted against true test orbits (--test-set)"),
-    PlotKind("field", field, (FIELD, TRAIN_ORBITS), "field residual over the orbital plane, training orbits on top"),
+    PlotKind("trajectory", trajectory, (ROLLOUT,), "predicted against true test orbits (--test-set)", (715, 715)),
+    PlotKind("field", field, (FIELD, TRAIN_ORBITS), "field residual over the orbital plane, training orbits on top",
+             (825, 680)),
 )}
