@@ -124,11 +124,27 @@ def test_config_errors() -> None:
         WorldConfig.from_dict({"model": "jump", "method": "leapfrog"})
 
 
-def test_hnn_anchor_mass_spring_energy_is_10x_better_at_comparable_fit() -> None:
-    r = anchor("spring", steps=2000)               # the paper's recipe: 25 + 25 noisy trajectories, 200 x 2 tanh
-    assert r["hnn_energy"] * 10 <= r["baseline_energy"], r
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hnn_anchor_mass_spring_conserves_energy_where_the_baseline_drifts(seed: int) -> None:
+    """What holds for every seed (benchmarks/hnn_anchor.py gives the median and range over more):
+    at a comparable derivative fit, the HNN's energy error does not grow with the horizon while
+    the baseline's grows several-fold, so over 100 time units the HNN is clearly better. The
+    paper's 20-unit energy ratio (~445x) is not a per-seed fact here: over 20 units the two are
+    within 1-40x of each other depending on the seed."""
+    r = anchor("spring", steps=2000, seed=seed)    # the paper's recipe: 25 + 25 noisy trajectories, 200 x 2 tanh
     assert 0.67 < r["hnn_deriv"] / r["baseline_deriv"] < 1.5, r       # derivative fit comparable
     assert r["baseline_deriv"] == pytest.approx(PAPER["spring"]["baseline_deriv"], rel=0.5)
+    assert r["hnn_energy_long"] < 1.3 * r["hnn_energy"], r            # bounded: no secular drift
+    assert r["baseline_energy_long"] > 3 * r["baseline_energy"], r    # the baseline drifts
+    assert r["hnn_energy_long"] * 5 < r["baseline_energy_long"], r
+    assert r["hnn_energy_long"] < 3e-4, r
+
+
+def test_hnn_anchor_is_a_function_of_the_seed() -> None:
+    """Same seed, same numbers (data, initial weights and batches all come from the seed)."""
+    a, b = (anchor("spring", steps=30, seed=4, long_t=20.0) for _ in range(2))
+    assert a == b
 
 
 def test_worldmodels_sweep_end_to_end_and_analyze_shows_dt_generalisation(tmp_path: Path, datasets: Path,
