@@ -40,6 +40,8 @@ class Family:
         plot_kinds: the family's own ``dynsweep plot`` kinds (the generic ones apply to all).
         table_columns: metric names (``fnmatch`` patterns) ``dynsweep analyze`` shows after the
             sweep metric.
+        clock_metrics: metrics that measure wall-clock time (throughput); every other metric is a
+            function of the config alone on a CPU (same config, same values; resumed runs too).
         replicates: whether one trial can train several seeds as one vectorised model.
     """
 
@@ -53,6 +55,7 @@ class Family:
     artifacts: str | None = None
     plot_kinds: tuple[str, ...] = ()
     table_columns: tuple[str, ...] = ()
+    clock_metrics: tuple[str, ...] = ("steps_per_s",)
     replicates: bool = False
 
     def hooks(self) -> dict[str, str]:
@@ -75,18 +78,20 @@ FAMILIES: dict[str, Family] = {
         tags=("train_dataset_sha256", "val_dataset_sha256"),
         artifacts="trainables.twobody.artifacts:FORMATS",
         plot_kinds=("errors", "loglog", "trajectory", "field"),
-        table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct")),
+        table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct"),
+        clock_metrics=("steps_per_s", "first_step_s")),
     "pendulum": Family(
         run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
-        smoke={"sims": 6, "t_end": 4.0, "dt": 0.02, "hidden": 8, "layers": 1, "window": 8, "steps": 6,
-               "report_every": 3, "batch_size": 16, "horizons": [10], "lyapunov_t": 2.0},
+        smoke={"sims": 8, "t_end": 3.0, "hidden": 8, "layers": 1, "window": 8, "steps": 6, "report_every": 3,
+               "batch_size": 32, "horizons": [5], "lyapunov_t_end": 1.0, "eval_sims": 2, "val_windows": 64},
         datasets="trainables.pendulum.config:dataset_hashes", data_cli="trainables.pendulum.data_cli",
         describe="trainables.pendulum.data_cli:describe",
         tags=("dataset_sha256",),
         artifacts="trainables.pendulum.artifacts:FORMATS",
         plot_kinds=("angles", "error-growth", "energy-drift"),
         table_columns=("test/vpt_lyapunov", "test/vpt_s", "test/rollout_nrmse_h*", "test/one_step_nrmse",
-                       "test/lyapunov_ratio", "test/energy_drift_rel")),
+                       "test/lyapunov_ratio", "test/energy_drift_rel"),
+        clock_metrics=("steps_per_s", "windows_per_s")),
     "regression": Family(
         run="trainables.regression.train:run", config="trainables.regression.config:RegressionConfig",
         smoke={"widths": "16x16", "steps": 6, "report_every": 3, "batch_size": 64},
@@ -95,7 +100,8 @@ FAMILIES: dict[str, Family] = {
         tags=("dataset_sha256", "rows_dropped"),
         artifacts="trainables.regression.artifacts:FORMATS",
         plot_kinds=("pred-vs-true", "residuals", "by-loss"),
-        table_columns=("clean_rmse_all", "clean_rmse_val", "val_rmse", "val_mae")),
+        table_columns=("clean_rmse_all", "clean_rmse_val", "val_rmse", "val_mae"),
+        clock_metrics=("steps_per_s", "rows_per_s")),
     "worldmodels": Family(
         run="trainables.worldmodels.train:run", config="trainables.worldmodels.config:WorldConfig",
         smoke={"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 2,
@@ -114,13 +120,16 @@ FAMILIES: dict[str, Family] = {
         plot_kinds=("dt-orbit", "pareto"),
         table_columns=("test/energy_error", "test/steps_per_orbit", "test/steps_ratio_fixed", "test/steps_ratio_r32")),
     "dummy": Family(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig",
-                    smoke={"steps": 4, "report_every": 1, "checkpoint_every": 2}),
+                    smoke={"steps": 4, "report_every": 1, "checkpoint_every": 2},
+                    clock_metrics=("t_start", "t_now")),
 }
 """Family name -> its record. Adding a family = one folder under ``trainables/`` + one entry here."""
 
 
-def load(path: str) -> Any:
-    """The object at ``module:attribute``."""
+def load(path: Any) -> Any:
+    """The object at ``module:attribute`` (an object given instead of a path is returned as is)."""
+    if not isinstance(path, str):
+        return path
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
 

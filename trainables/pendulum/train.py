@@ -56,7 +56,8 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
     if state["step"] == 0:
         model.set_normaliser(stream.fit_normaliser())  # training simulations only
     val_x, val_y = _validation_windows(ds, val_sims, lengths, cfg, use_params, device)
-    stream.rng = np.random.default_rng([cfg.seed, state["step"]])  # a resumed run draws new batches
+    if state["stream"] is not None:
+        stream.restore(state["stream"])  # the batches an uninterrupted run would draw next
     batches = stream.batches(cfg.batch_size)
     step, losses, windows, t0 = state["step"], [], 0, time.perf_counter()
     last: dict[str, float] = {}
@@ -91,7 +92,7 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
             model.load_state_dict(state["best_model"])  # the best-on-validation model is the one evaluated
             last.update(evaluate(model, ds, test_sims, cfg, use_params, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            _save(Path(ckpt), step, model, optimizer, plateau, state)
+            _save(Path(ckpt), step, model, optimizer, plateau, state, stream.state())
             reporter.report(step, last, ckpt)
         losses, windows, t0 = [], 0, time.perf_counter()
         if stop:
@@ -130,21 +131,23 @@ def _val_loss(model: SequenceModel, x: torch.Tensor | None, y: torch.Tensor | No
 
 
 def _save(folder: Path, step: int, model: SequenceModel, optimizer: torch.optim.Optimizer, plateau: Any,
-          state: dict[str, Any]) -> None:
+          state: dict[str, Any], stream: dict[str, Any]) -> None:
     checkpoint.save(folder, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "plateau": plateau.state_dict(), "best_model": state["best_model"],
                              "best_val": state["best_val"], "best_step": state["best_step"],
-                             "bad_reports": state["bad_reports"], "torch_rng": torch.get_rng_state()})
+                             "bad_reports": state["bad_reports"], "torch_rng": torch.get_rng_state(),
+                             "stream": stream})
 
 
 def _restore(folder: str | None, model: SequenceModel, optimizer: torch.optim.Optimizer,
              plateau: Any) -> dict[str, Any]:
     """The training state of a checkpoint (loaded into the model, optimiser and scheduler), or a fresh one."""
     if folder is None:
-        return {"step": 0, "best_val": math.inf, "best_step": 0, "bad_reports": 0, "best_model": model.state_dict()}
+        return {"step": 0, "best_val": math.inf, "best_step": 0, "bad_reports": 0, "best_model": model.state_dict(),
+                "stream": None}
     ckpt = checkpoint.load(folder)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     plateau.load_state_dict(ckpt["plateau"])
     torch.set_rng_state(ckpt["torch_rng"])
-    return {k: ckpt[k] for k in ("step", "best_val", "best_step", "bad_reports", "best_model")}
+    return {k: ckpt[k] for k in ("step", "best_val", "best_step", "bad_reports", "best_model", "stream")}

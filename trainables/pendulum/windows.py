@@ -22,8 +22,9 @@ pass over the training simulations only; a zero std (a constant column) is repla
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import polars as pl
@@ -169,6 +170,7 @@ class WindowStream:
                             f"{window + horizon} samples; the longest training simulation has {longest}: use a "
                             f"window <= {longest - horizon}")
         self.rng = np.random.default_rng(seed)
+        self.position: dict[str, Any] | None = None
 
     def chunks(self) -> Iterator[Chunk]:
         """Every training chunk once (in file order)."""
@@ -198,14 +200,38 @@ class WindowStream:
         return Normaliser(x_mean=sx / nx, x_std=std(sx, sxx, nx), y_mean=sy / ny, y_std=std(sy, syy, ny))
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless ``(inputs (B, W, F), targets (B, K, D))`` float32 batches, unnormalised."""
+        """Endless ``(inputs (B, W, F), targets (B, K, D))`` float32 batches, unnormalised.
+
+        The position in the stream (the pass's chunk order, the chunk, the window order and the
+        next window) is kept in ``self.position`` with the random generator's state, so that a
+        checkpoint can store it (:meth:`state`) and a resumed run continue with exactly the
+        batches an uninterrupted one would have drawn (:meth:`restore`)."""
         while True:
-            for g in self.rng.permutation(len(self.groups)):
-                chunk = read_chunk(self.ds, self.groups[g], self.window, self.horizon, self.target, self.use_params)
-                order = self.rng.permutation(chunk.starts)
-                for i in range(0, len(order), batch_size):
-                    x, y = gather(chunk, order[i:i + batch_size], self.window, self.horizon)
+            if self.position is None:
+                self.position = {"groups": self.rng.permutation(len(self.groups)).tolist(), "g": 0,
+                                 "order": None, "i": 0}
+            pos = self.position
+            while pos["g"] < len(pos["groups"]):
+                chunk = read_chunk(self.ds, self.groups[pos["groups"][pos["g"]]], self.window, self.horizon,
+                                   self.target, self.use_params)
+                if pos["order"] is None:
+                    pos["order"], pos["i"] = self.rng.permutation(chunk.starts).tolist(), 0
+                while pos["i"] < len(pos["order"]):
+                    take = np.asarray(pos["order"][pos["i"]:pos["i"] + batch_size], dtype=np.int64)
+                    pos["i"] += batch_size
+                    x, y = gather(chunk, take, self.window, self.horizon)
                     yield torch.from_numpy(x), torch.from_numpy(y)
+                pos["g"], pos["order"] = pos["g"] + 1, None
+            self.position = None
+
+    def state(self) -> dict[str, Any]:
+        """The stream's position and random state, as plain values (for a checkpoint)."""
+        return {"rng": self.rng.bit_generator.state, "position": copy.deepcopy(self.position)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`; call before :meth:`batches`."""
+        self.rng.bit_generator.state = state["rng"]
+        self.position = copy.deepcopy(state["position"])
 
 
 def sample_windows(chunk: Chunk, count: int, window: int, horizon: int, seed: int

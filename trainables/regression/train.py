@@ -11,6 +11,7 @@ model (normalisation buffers included), optimiser, scheduler, step and RNG state
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 import time
@@ -27,6 +28,7 @@ from trainables.common.reporter import Reporter
 
 from .config import RegressionConfig
 from .data import Table, load_table, resolve, split_rows
+from .evaluate import write_predictions
 from .losses import LOSSES, objective
 from .model import RegressionMLP
 
@@ -49,18 +51,13 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
                                                          patience=cfg.plateau_patience)
-    step = _restore(reporter.restore_dir(), model, optimizer, plateau)
+    step, best = _restore(reporter.restore_dir(), model, optimizer, plateau)
     reporter.tags({"dataset_sha256": table.content_hash, "rows_dropped": str(table.dropped)})
     rho, weights = LOSSES[cfg.loss], list(model.parameters())
-    order = torch.Generator().manual_seed(cfg.seed + step)
     train_idx = torch.as_tensor(train_rows, device=device)
-    batches, window, terms, best, t0, last = iter(()), [], [], math.inf, time.perf_counter(), {}
+    window, terms, t0, last = [], [], time.perf_counter(), {}
     while step < cfg.steps:
-        idx = next(batches, None)
-        if idx is None:  # a new pass over the training rows, freshly shuffled
-            perm = train_idx[torch.randperm(len(train_idx), generator=order).to(device)]
-            batches = iter(perm.split(cfg.batch_size))
-            idx = next(batches)
+        idx = _batch(train_idx, step, cfg.batch_size, cfg.seed)
         x = xn[idx].requires_grad_(cfg.w_grad > 0)
         loss, parts = objective(rho, cfg.scale, model(x), yn[idx], x, weights, cfg.w_recon, cfg.w_l1, cfg.w_l2,
                                 cfg.w_grad)
@@ -83,8 +80,10 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
                 **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}, **metrics, "best_val_loss": best,
                 "steps_per_s": len(window) / elapsed,
                 "rows_per_s": len(window) * min(cfg.batch_size, len(train_rows)) / elapsed}
+        if step == cfg.steps:
+            write_predictions(reporter.artifact_dir(), model, xn, table, train_rows, val_rows, cfg)
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            _save(Path(ckpt), step, model, optimizer, plateau)
+            _save(Path(ckpt), step, model, optimizer, plateau, best)
             reporter.report(step, last, ckpt)
         window, terms, t0 = [], [], time.perf_counter()
     return last
@@ -108,17 +107,36 @@ def _evaluate(model: RegressionMLP, xn: torch.Tensor, yn: torch.Tensor, table: T
     return out
 
 
-def _save(folder: Path, step: int, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any) -> None:
+def _batch(train_idx: torch.Tensor, step: int, batch_size: int, seed: int) -> torch.Tensor:
+    """The training rows of optimiser step ``step``: passes over the training rows, each in the
+    order of a permutation seeded by (seed, pass); a function of the step alone, so a resumed run
+    draws exactly the batches an uninterrupted one would."""
+    n_pass, k = divmod(step, math.ceil(len(train_idx) / batch_size))
+    order = _pass_order(len(train_idx), seed, n_pass)
+    return train_idx[order[k * batch_size:(k + 1) * batch_size].to(train_idx.device)]
+
+
+@functools.lru_cache(maxsize=2)
+def _pass_order(n: int, seed: int, n_pass: int) -> torch.Tensor:
+    """The row order ``(n,)`` of pass ``n_pass`` (drawn once per pass)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + n_pass))
+
+
+def _save(folder: Path, step: int, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any,
+          best: float) -> None:
     checkpoint.save(folder, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "plateau": plateau.state_dict(), "torch_rng": torch.get_rng_state()})
+                             "plateau": plateau.state_dict(), "torch_rng": torch.get_rng_state(), "best": best})
 
 
-def _restore(folder: str | None, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any) -> int:
+def _restore(folder: str | None, model: RegressionMLP, optimizer: torch.optim.Optimizer,
+             plateau: Any) -> tuple[int, float]:
+    """``(step, best validation loss)`` of a checkpoint (loaded into the model, optimiser and
+    scheduler), or ``(0, inf)`` for a fresh start."""
     if folder is None:
-        return 0
+        return 0, math.inf
     ckpt = checkpoint.load(folder)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     plateau.load_state_dict(ckpt["plateau"])
     torch.set_rng_state(ckpt["torch_rng"])
-    return int(ckpt["step"])
+    return int(ckpt["step"]), float(ckpt["best"])
