@@ -37,15 +37,19 @@ def _metric(args: argparse.Namespace, sweep: Any) -> tuple[str, str]:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from .tables import flat_test_metrics, generalisation, test_sets
+    from .tables import generalisation, test_sets
 
     sweep, runs = _open(args)
     metric, mode = _metric(args, sweep)
-    table, best = generalisation(runs, args.sort, metric, mode)
-    sets = "per test set: mean accel error %, theta_deg, radial_pct and the skewness measures; " \
-        if test_sets(runs) else f"{metric}{' and the test metrics' if flat_test_metrics(runs) else ''}; "
+    tags = sweep.parent().data.tags
+    declared = [c for c in tags.get("dynsweep.table_columns", "").split(",") if c] or None
+    columns = [c for part in args.columns for c in part.split(",") if c] if args.columns else None
+    table, best = generalisation(runs, args.sort, metric, mode, declared, columns)
+    what = "per test set: mean accel error %, theta_deg, radial_pct and the skewness measures" \
+        if test_sets(runs) and not columns else f"{metric} and the family's results"
     formats.emit(table, args, f"{sweep.name}_generalisation", best,
-                 title=f"{sweep.name}: {table.height} runs; {sets}* = best")
+                 title=f"{sweep.name}: {table.height} runs ({tags.get('dynsweep.family', 'unknown family')}); "
+                       f"{what}; sorted by {args.sort or metric}; * = best")
     return 0
 
 
@@ -176,8 +180,11 @@ def register(sub: Any) -> None:
         p.set_defaults(handler=handler)
         return p
 
-    p = add("analyze", "generalisation table: one row per run, per test set mean/theta/radial/skewness", run_analyze)
-    p.add_argument("--sort", default=None, help="column to sort by (default: <first test set>/mean)")
+    p = add("analyze", "one row per run: swept parameters, the sweep metric and the family's test results",
+            run_analyze)
+    p.add_argument("--sort", default=None, help="column to sort by (default: the sweep metric, best first)")
+    p.add_argument("--columns", action="append", default=[], metavar="NAMES",
+                   help="only these result columns (comma-separated names or patterns, e.g. 'val_*,vpt*')")
     p = add("diff", "what differs between runs (parameters, dataset hashes, code commit)", run_diff, sweep=False)
     p.add_argument("runs", nargs="*", help="run ids, id prefixes or trial ids")
     p.add_argument("--sweep", default=None, help="instead: the parameters that vary within this sweep")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,23 @@ def render(df: pl.DataFrame, fmt: str, best: dict[str, Any] | None = None) -> st
         lines += ["| " + " | ".join(r) + " |" for r in body]
         return "\n".join(lines) + "\n"
     widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in body]
+    fit = _columns_that_fit(widths, shutil.get_terminal_size((160, 24)).columns)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols[:fit], widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r[:fit], widths)) for r in body]
+    if fit < len(cols):
+        lines.append(f"({len(cols) - fit} more columns: {', '.join(cols[fit:])}; choose with --columns, "
+                     "or --format csv|json for all)")
     return "\n".join(lines) + "\n"
+
+
+def _columns_that_fit(widths: list[int], width: int) -> int:
+    """How many leading columns fit in ``width`` characters (at least two: run and trial)."""
+    used, n = 0, 0
+    for w in widths:
+        if n >= 2 and used + w > width:
+            break
+        used, n = used + w + 2, n + 1
+    return n
 
 
 EXTENSIONS = {"table": "txt", "markdown": "md", "csv": "csv", "json": "json"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any
 
@@ -35,31 +36,70 @@ def flat_test_metrics(runs: pl.DataFrame) -> list[str]:
                   if c.startswith("metrics.test/") and c.count("/") == 1)
 
 
+def declared_columns(runs: pl.DataFrame, patterns: list[str]) -> list[str]:
+    """Metric names (without ``metrics.``) matching the family's declared ``fnmatch`` patterns, in
+    pattern order, each once."""
+    names = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
+    out: list[str] = []
+    for pattern in patterns:
+        out += sorted((n for n in names if fnmatch.fnmatchcase(n, pattern) and n not in out), key=_natural)
+    return out
+
+
+def _natural(name: str) -> list[Any]:
+    """Sort key that puts ``h10`` before ``h100`` and ``x0.5`` before ``x2``."""
+    return [float(t) if re.fullmatch(r"\d+(\.\d+)?", t) else t for t in re.split(r"(\d+(?:\.\d+)?)", name)]
+
+
 def generalisation(runs: pl.DataFrame, sort: str | None = None, metric: str | None = None,
-                   mode: str = "min") -> tuple[pl.DataFrame, dict[str, float]]:
+                   mode: str = "min", declared: list[str] | None = None,
+                   columns: list[str] | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
     """One row per run: run id, trial, the parameters that differ between runs, the sweep's
-    ``metric`` (last value), then per test set ``<set>/<column>`` for each GENERALISATION column,
-    then every test metric without a set. Sorted by the first test set's mean error, else by the
-    sweep's metric. Returns the table and the best value of each column that has one."""
+    ``metric`` (last value), then the family's results: per test set ``<set>/<column>`` for each
+    GENERALISATION column where runs report per-set metrics (two-body), else the metrics matching
+    the family's ``declared`` patterns (``test/`` dropped from their names), else every flat test
+    metric. Columns no run reports are left out; ``columns`` (names or patterns) keeps only those.
+    Sorted by the sweep's metric (best first, ties by run id) unless ``sort`` names a column.
+    Returns the table and the best value of each column that has one."""
     params = varying_params(runs)
     cols: list[Any] = [pl.col("run_id").str.slice(0, 8).alias("run"), pl.col("tags.trial_id").alias("trial")
                        if "tags.trial_id" in runs.columns else pl.lit(None).alias("trial")]
     cols += [pl.col(p).alias(p.removeprefix("params.")) for p in params]
-    has_metric = metric is not None and f"metrics.{metric}" in runs.columns and not metric.startswith("test/")
+    has_metric = metric is not None and f"metrics.{metric}" in runs.columns
+    metric_name = str(metric).removeprefix("test/")
     if has_metric:
-        cols.append(pl.col(f"metrics.{metric}").alias(str(metric)))
-    for s in test_sets(runs):
-        for name, key in GENERALISATION.items():
-            column = f"metrics.test/{s}/{key}"
-            cols.append((pl.col(column) if column in runs.columns else pl.lit(None, pl.Float64)).alias(f"{s}/{name}"))
-    flat = flat_test_metrics(runs)
-    cols += [pl.col(f"metrics.test/{m}").alias(m) for m in flat]
+        cols.append(pl.col(f"metrics.{metric}").alias(metric_name))
+    shown = {metric_name}
+    flat: list[str] = []
+    if test_sets(runs):
+        for s in test_sets(runs):
+            for name, key in GENERALISATION.items():
+                column = f"metrics.test/{s}/{key}"
+                cols.append((pl.col(column) if column in runs.columns else pl.lit(None, pl.Float64)).alias(f"{s}/{name}"))
+    else:
+        names = declared_columns(runs, declared) if declared else [f"test/{m}" for m in flat_test_metrics(runs)]
+        for n in names:
+            short = n.removeprefix("test/")
+            if short not in shown:
+                shown.add(short)
+                flat.append(short)
+                cols.append(pl.col(f"metrics.{n}").alias(short))
     table = runs.select(cols)
+    keep = ["run", "trial", *(p.removeprefix("params.") for p in params)]
+    table = table.select([c for c in table.columns if c in keep or _reported(table[c])])
+    if columns:
+        wanted = [c for c in table.columns[2:] if any(fnmatch.fnmatchcase(c, w) for w in columns)]
+        if not wanted:
+            from .errors import AnalysisError
+
+            raise AnalysisError(f"--columns: none of {', '.join(columns)} matches a column; columns: "
+                                f"{', '.join(table.columns)}")
+        table = table.select(["run", "trial", *wanted])
     descending = False
-    if sort is None and test_sets(runs):
+    if sort is None and has_metric and metric_name in table.columns:
+        sort, descending = metric_name, mode == "max"
+    elif sort is None and test_sets(runs):
         sort = f"{test_sets(runs)[0]}/mean"
-    elif sort is None and has_metric:
-        sort, descending = metric, mode == "max"
     elif sort is not None:
         descending = bool(HIGHER_PATTERN.search(sort))
     if sort is not None:
@@ -67,14 +107,14 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None, metric: str | No
             from .errors import AnalysisError
 
             raise AnalysisError(f"--sort: no column {sort!r}; columns: {', '.join(table.columns)}")
-        table = table.sort(sort, nulls_last=True, descending=descending)
+        table = table.sort([sort, "run"], nulls_last=True, descending=[descending, False])
     best: dict[str, float] = {}
-    if has_metric and table[str(metric)].drop_nans().drop_nulls().len():
-        values = table[str(metric)].drop_nans().drop_nulls()
-        best[str(metric)] = values.max() if mode == "max" else values.min()
+    if has_metric and metric_name in table.columns and table[metric_name].drop_nans().drop_nulls().len():
+        values = table[metric_name].drop_nans().drop_nulls()
+        best[metric_name] = values.max() if mode == "max" else values.min()
     for c in table.columns:
         values = table[c].drop_nans().drop_nulls() if table[c].dtype.is_float() else None
-        if values is None or not values.len():
+        if values is None or not values.len() or c == metric_name:
             continue
         if "/" in c and c.split("/", 1)[1] in LOWER_IS_BETTER or (c in flat and LOWER_PATTERN.search(c)
                                                                    and not c.endswith("_true")):
@@ -82,6 +122,12 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None, metric: str | No
         elif c in flat and HIGHER_PATTERN.search(c):
             best[c] = values.max()
     return table, best
+
+
+def _reported(column: pl.Series) -> bool:
+    """Whether any run has a value in ``column`` (NaN counts as a value only for non-floats)."""
+    values = column.drop_nulls()
+    return bool(values.drop_nans().len() if values.dtype.is_float() else values.len())
 
 
 def diff(runs: pl.DataFrame, parent_tags: dict[str, str] | None = None) -> pl.DataFrame:

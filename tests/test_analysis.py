@@ -94,9 +94,11 @@ def test_analyze_table_matches_the_trials_results(sweeps: dict[str, Any], capsys
                                ("skewness", "accel_err_skew"), ("pearson_sk1", "accel_err_pearson_sk1"),
                                ("pearson_sk2", "accel_err_pearson_sk2"), ("bowley", "accel_err_bowley")):
             assert row[f"{TEST_SET}/{column}"] == pytest.approx(res[f"test/{TEST_SET}/{metric}"], rel=1e-9)
+    losses = [r["train_loss"] for r in rows]
+    assert losses == sorted(losses)                                       # sorted by the sweep metric, best first
     means = [r[f"{TEST_SET}/mean"] for r in rows]
-    assert means == sorted(means)                                         # sorted by the first set's mean
     assert table["best"][f"{TEST_SET}/mean"] == pytest.approx(min(means))
+    assert table["best"]["train_loss"] == pytest.approx(min(losses))
     capsys.readouterr()
     assert main(["analyze", str(tb["dir"]), "--format", "markdown", "--sort", f"{TEST_SET}/theta_deg",
                  "--out", str(sweeps["root"] / "tables")]) == 0
@@ -170,18 +172,20 @@ def test_cost_counts_what_asha_saved(sweeps: dict[str, Any], capsys: pytest.Capt
     assert "full grid: not defined (continuous parameters)" in text
 
 
-@pytest.mark.parametrize("kind", ["heatmap", "box", "curves", "loglog", "trajectory", "field", "parallel"])
+@pytest.mark.parametrize("kind", ["heatmap", "box", "curves", "errors", "loglog", "trajectory", "field", "parallel"])
 def test_plots_are_real_images_logged_to_the_sweep(sweeps: dict[str, Any], kind: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from matplotlib.image import imread
     from mlflow.tracking import MlflowClient
+
+    from analysis.plots import ALL
 
     tb = sweeps["tb"]
     out = sweeps["root"] / "plots"
     extra = ["--x", "segment_length", "--y", "head"] if kind == "heatmap" else []
     assert main(["plot", str(tb["dir"]), kind, "--out", str(out), *extra]) == 0
     image = imread(out / f"{kind}.png")
-    assert image.shape[0] > 300 and image.shape[1] > 400
+    assert image.shape[:2] == (ALL[kind].size[1], ALL[kind].size[0])      # the declared size
     assert float(image[..., :3].std()) > 0.05                              # not blank
     keep = os.environ.get("DYNSWEEP_KEEP_PLOTS")
     if keep:
@@ -229,9 +233,23 @@ def test_ui_serves_the_sweep_over_http(sweeps: dict[str, Any]) -> None:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_artefact_plots_need_evaluated_runs(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    """The dummy sweep's runs (ASHA-stopped or not) have no evaluation artefacts: a clear error."""
+def test_plots_that_do_not_apply_are_refused_in_one_line(sweeps: dict[str, Any],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The dummy family writes no artefacts: its sweep offers the generic kinds only, and says so."""
     capsys.readouterr()
-    assert main(["plot", str(sweeps["asha"]["dir"]), "box", "--out", str(sweeps["root"] / "none")]) == 2
-    assert "no run of this sweep reached its final evaluation" in capsys.readouterr().err
-    assert not (sweeps["root"] / "none" / "box.png").exists()
+    assert main(["plot", str(sweeps["asha"]["dir"]), "errors", "--out", str(sweeps["root"] / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'errors' does not apply to a dummy sweep" in err
+    assert "curves, box, heatmap, parallel" in err
+    assert not (sweeps["root"] / "none" / "errors.png").exists()
+
+
+def test_generic_plots_work_for_a_family_without_artefacts(sweeps: dict[str, Any],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = sweeps["root"] / "dummy-plots"
+    for kind in ("curves", "box", "parallel"):
+        assert main(["plot", str(sweeps["asha"]["dir"]), kind, "--out", str(out)]) == 0, capsys.readouterr().err
+        assert (out / f"{kind}.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["plot", str(sweeps["tb"]["dir"]), "box", "--x", "no_such_param", "--out", str(out)]) == 2
+    assert "box needs a swept parameter to group by (--x); swept: segment_length, head" in capsys.readouterr().err

@@ -202,3 +202,20 @@ def test_a_node_refuses_a_dataset_whose_hash_differs_from_the_drivers(tmp_path: 
     monkeypatch.setenv("DYNSWEEP_DATASET_HASHES", json.dumps({"simple_TBP_planar_1_train": "0" * 64}))
     with pytest.raises(DataError, match="the nodes do not read the same data"):
         load_named("simple_TBP_planar_1_train", tmp_path)
+
+
+def test_publish_folder_swaps_a_dataset_folder_in_one_step(tmp_path: Path) -> None:
+    from trainables.common.errors import DatasetExistsError
+    from trainables.common.parquet_store import publish_folder
+
+    final, new = tmp_path / "set", tmp_path / ".set.tmp"
+    final.mkdir()
+    (final / "a.parquet").write_text("old")
+    new.mkdir()
+    (new / "a.parquet").write_text("new")
+    with pytest.raises(DatasetExistsError, match="refusing to overwrite"):
+        publish_folder(new, final, overwrite=False)
+    assert (final / "a.parquet").read_text() == "old" and (new / "a.parquet").read_text() == "new"
+    publish_folder(new, final, overwrite=True)
+    assert (final / "a.parquet").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]      # the old folder is gone, nothing aside

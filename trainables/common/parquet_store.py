@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -61,6 +62,44 @@ def publish(tmp: Path, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
         return
     tmp.unlink()
+
+
+def publish_folder(tmp: Path, final: Path, overwrite: bool) -> None:
+    """Move the finished dataset folder ``tmp`` to ``final`` so that readers see the old folder or
+    the new one, never a missing or half-written one; an existing ``final`` is replaced only with
+    ``overwrite`` (else :class:`DatasetExistsError`).
+
+    A new name is one ``rename``. A replacement swaps the two folders in one system call
+    (``renameat2(RENAME_EXCHANGE)``, Linux) and then deletes the old one, now under ``tmp``; where
+    that call is missing, the old folder is renamed aside first (a window of microseconds)."""
+    if not final.exists():
+        try:
+            os.rename(tmp, final)
+            return
+        except OSError:
+            if not final.exists():
+                raise
+    if not overwrite:
+        raise DatasetExistsError(f"dataset {final} already exists; refusing to overwrite it (use --overwrite)")
+    if not _exchange(tmp, final):
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
+        os.rename(tmp, final)
+        tmp = old
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 class BufferedParquetWriter:

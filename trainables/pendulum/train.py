@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -51,15 +50,18 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
                                                          patience=cfg.plateau_patience)
-    state = _restore(reporter.restore_dir(), model, optimizer, plateau)
+    parts = {"model": model, "optimizer": optimizer, "plateau": plateau}
+    step, state = checkpoint.restore_training(reporter.restore_dir(), parts)
+    state = state or {"best_val": math.inf, "best_step": 0, "bad_reports": 0, "best_model": model.state_dict(),
+                      "stream": None}
     reporter.tags({"dataset_sha256": ds.content_hash})
-    if state["step"] == 0:
+    if step == 0:
         model.set_normaliser(stream.fit_normaliser())  # training simulations only
     val_x, val_y = _validation_windows(ds, val_sims, lengths, cfg, use_params, device)
     if state["stream"] is not None:
         stream.restore(state["stream"])  # the batches an uninterrupted run would draw next
     batches = stream.batches(cfg.batch_size)
-    step, losses, windows, t0 = state["step"], [], 0, time.perf_counter()
+    losses, windows, t0 = [], 0, time.perf_counter()
     last: dict[str, float] = {}
     while step < cfg.steps:
         x, y = (t.to(device) for t in next(batches))
@@ -92,7 +94,7 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
             model.load_state_dict(state["best_model"])  # the best-on-validation model is the one evaluated
             last.update(evaluate(model, ds, test_sims, cfg, use_params, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            _save(Path(ckpt), step, model, optimizer, plateau, state, stream.state())
+            checkpoint.save_training(ckpt, step, parts, **{**state, "stream": stream.state()})
             reporter.report(step, last, ckpt)
         losses, windows, t0 = [], 0, time.perf_counter()
         if stop:
@@ -128,26 +130,3 @@ def _val_loss(model: SequenceModel, x: torch.Tensor | None, y: torch.Tensor | No
                for xb, yb in zip(x.split(4096), y.split(4096))) / y.numel()
     model.train()
     return loss
-
-
-def _save(folder: Path, step: int, model: SequenceModel, optimizer: torch.optim.Optimizer, plateau: Any,
-          state: dict[str, Any], stream: dict[str, Any]) -> None:
-    checkpoint.save(folder, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "plateau": plateau.state_dict(), "best_model": state["best_model"],
-                             "best_val": state["best_val"], "best_step": state["best_step"],
-                             "bad_reports": state["bad_reports"], "torch_rng": torch.get_rng_state(),
-                             "stream": stream})
-
-
-def _restore(folder: str | None, model: SequenceModel, optimizer: torch.optim.Optimizer,
-             plateau: Any) -> dict[str, Any]:
-    """The training state of a checkpoint (loaded into the model, optimiser and scheduler), or a fresh one."""
-    if folder is None:
-        return {"step": 0, "best_val": math.inf, "best_step": 0, "bad_reports": 0, "best_model": model.state_dict(),
-                "stream": None}
-    ckpt = checkpoint.load(folder)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    plateau.load_state_dict(ckpt["plateau"])
-    torch.set_rng_state(ckpt["torch_rng"])
-    return {k: ckpt[k] for k in ("step", "best_val", "best_step", "bad_reports", "best_model", "stream")}

@@ -31,10 +31,7 @@ import pyarrow as pa
 
 from trainables.common.dataset_hashes import check as check_hash
 from trainables.common.errors import ConfigError, DataError, DatasetExistsError
-from trainables.common.parquet_store import (
-    BufferedParquetWriter,
-    read_dynsweep_metadata,
-)
+from trainables.common.parquet_store import BufferedParquetWriter, publish_folder, read_dynsweep_metadata
 from trainables.common.paths import default_root
 
 from .constants import SAMPLES_PER_ORBIT, canonical_units
@@ -200,7 +197,7 @@ def write_dataset(spec: TwoBodySpec, root: str | os.PathLike[str] | None = None,
         with BufferedParquetWriter(tmp / ORBITS_FILE, ORBITS_SCHEMA, max(spec.orbits, 1),
                                    {**meta, "samples_sha256": samples_sha}) as w:
             w.write(orbit_cols)
-        _publish_folder(tmp, final, overwrite)
+        publish_folder(tmp, final, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
@@ -214,23 +211,6 @@ def _sample_columns(arr: OrbitArrays) -> dict[str, np.ndarray]:
     cols.update({c: flat_states[:, j] for j, c in enumerate(STATE_COLUMNS)})
     cols.update({c: flat_acc[:, j] for j, c in enumerate(ACC_COLUMNS)})
     return cols
-
-
-def _publish_folder(tmp: Path, final: Path, overwrite: bool) -> None:
-    """Rename the finished folder into place; an existing one is replaced only with ``overwrite``."""
-    if not final.exists():
-        try:
-            os.rename(tmp, final)
-            return
-        except OSError:
-            if not final.exists():
-                raise
-    if not overwrite:
-        raise DatasetExistsError(f"dataset {final} already exists; refusing to overwrite it (use --overwrite)")
-    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(final, old)
-    os.rename(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 class TwoBodyDataset:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -47,7 +46,8 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     phases = cfg.curriculum()
     segments = [data.phase_segments(cfg, ph.segment_length, ph.orbit_fraction, dtype, device) for ph in phases]
     ends = _cumulative([phase_steps(ph, len(tr), cfg.batch_size) for ph, (tr, _) in zip(phases, segments)])
-    step = _restore(reporter.restore_dir(), field, optimizer, batches)
+    state = {"model": field, "optimizer": optimizer, "batch_rng": batches}
+    step, _ = checkpoint.restore_training(reporter.restore_dir(), state)
     reporter.tags({"train_dataset_sha256": data.train_dataset.content_hash,
                    "val_dataset_sha256": data.val_dataset.content_hash if data.val_dataset else ""})
 
@@ -84,7 +84,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
                         last.update(train_r_min_km=data.r_range_km[0], train_r_max_km=data.r_range_km[1])
                     field.train()
                 with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-                    _save(Path(ckpt), step, field, optimizer, batches)
+                    checkpoint.save_training(ckpt, step, state)
                     reporter.report(step, last, ckpt)
                 window.restart()
     return last
@@ -145,22 +145,3 @@ class _Window:
         if self.first_step_s is not None:
             out["first_step_s"] = self.first_step_s
         return out
-
-
-def _save(folder: Path, step: int, field: VectorField, optimizer: torch.optim.Optimizer,
-          batches: torch.Generator) -> None:
-    checkpoint.save(folder, {"step": step, "model": field.state_dict(), "optimizer": optimizer.state_dict(),
-                             "batch_rng": batches.get_state(), "torch_rng": torch.get_rng_state()})
-
-
-def _restore(folder: str | None, field: VectorField, optimizer: torch.optim.Optimizer,
-             batches: torch.Generator) -> int:
-    """Load a checkpoint (if any) into the model, optimiser and RNGs; returns its step."""
-    if folder is None:
-        return 0
-    state = checkpoint.load(folder)
-    field.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    batches.set_state(state["batch_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])

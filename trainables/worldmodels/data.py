@@ -21,10 +21,7 @@ import pyarrow as pa
 
 from trainables.common.dataset_hashes import check as check_hash
 from trainables.common.errors import ConfigError, DataError, DatasetExistsError
-from trainables.common.parquet_store import (
-    BufferedParquetWriter,
-    read_dynsweep_metadata,
-)
+from trainables.common.parquet_store import BufferedParquetWriter, publish_folder, read_dynsweep_metadata
 from trainables.common.paths import default_root
 
 from .envs import ENVS, Env, random_actions
@@ -104,13 +101,7 @@ def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite
             meta = {"format": "dynsweep.worlds/1", "name": spec.name, "split": split, "params": asdict(spec)}
             with BufferedParquetWriter(tmp / f"{split}.parquet", schema(ENVS[spec.env]), 65_536, meta) as w:
                 w.write(generate(spec, split))
-        if final.exists():
-            shutil.rmtree(final)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.exists():
-                raise
+        publish_folder(tmp, final, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
