@@ -1,4 +1,4 @@
-"""Learned time-stepper vs fixed dt vs the r^(3/2) rule on eccentric two-body orbits (REFERENCE.md
+"""Learned time-stepper vs fixed dt vs the r^(3/2) rule on eccentric two-body orbits (docs/domain.md,
 section 5), at equal maximum relative energy error.
 
 Trains the family's default stepper (6 epochs of collection + generalisation) on e = 0.5 and

@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/twobody_step.py [--steps 300] [--core 0]``.
 
-The recipe (REFERENCE.md): 10 training orbits, segments of 18 samples (200 segments, all in
+The recipe (docs/domain.md, section 1): 10 training orbits, segments of 18 samples (200 segments, all in
 one batch), sph_4D_rinv_vel -> MLP 64 x 2 leaky_relu -> mlp_4D_signed, percent_error_plus_nmse,
 Adam 1e-3, dopri5 with rtol 1e-6 / atol 1e-8, float32. Each stack trains from the same
 initial weights on the same segments for ``--steps`` steps in its own process pinned to the

@@ -80,7 +80,7 @@ def test_symplectic_verlet_has_bounded_energy_error_without_drift() -> None:
 def test_largest_lyapunov_exponent_chaotic_and_regular() -> None:
     chaotic = true_exponent(np.radians([120.0, 120.0, 0.0, 0.0]), t_end=100.0)
     regular = true_exponent(np.radians([45.0, 45.0, 0.0, 0.0]), t_end=100.0)
-    assert 1.2 < chaotic.exponent < 1.65          # REFERENCE.md section 6: about 1.4 1/s
+    assert 1.2 < chaotic.exponent < 1.65          # docs/domain.md, section 6: about 1.4 1/s
     assert abs(regular.exponent) < 0.06           # about 0, decaying like log(t) / t
     assert regular.running[-1] < regular.running[len(regular.running) // 4]   # converging towards 0
     assert 0.6 < chaotic.lyapunov_time_s < 0.85

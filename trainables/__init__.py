@@ -1,4 +1,4 @@
 """The workers: one sub-package per model family, plus ``common`` for what they share.
 
-Nothing here imports Ray or MLflow (DESIGN.md): a family exposes ``run(config, reporter)``.
+Nothing here imports Ray or MLflow (docs/architecture.md): a family exposes ``run(config, reporter)``.
 """

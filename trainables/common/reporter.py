@@ -1,4 +1,4 @@
-"""The reporter contract between a family and whoever runs it (DESIGN.md).
+"""The reporter contract between a family and whoever runs it (docs/architecture.md).
 
 A family's ``run(config, reporter)`` calls ``reporter.report(step, metrics, checkpoint_dir)``
 every few steps (numbers only), ``reporter.tags({name: text})`` for facts about the run (the

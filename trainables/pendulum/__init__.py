@@ -1,4 +1,4 @@
-"""The double-pendulum sequence family (REFERENCE.md section 2).
+"""The double-pendulum sequence family (docs/domain.md, section 2).
 
 Simulations (:mod:`.physics`, :mod:`.dataset`) are streamed from Parquet into windows that never
 cross two simulations (:mod:`.windows`) to train a stacked LSTM / GRU / RNN (:mod:`.model`,

@@ -1,4 +1,4 @@
-"""The double-pendulum family's configuration (REFERENCE.md section 2), with defaults.
+"""The double-pendulum family's configuration (docs/domain.md, section 2), with defaults.
 
 Data: either ``dataset`` (a Parquet file with the pendulum schema: a path, or a name under
 the datasets folder) or, by default, the dataset that ``sims``, ``t_end``, ``dt``,

@@ -1,3 +1,3 @@
-"""The residual regression MLP family (REFERENCE.md section 3): columns of a Parquet table to
+"""The residual regression MLP family (docs/domain.md, section 3): columns of a Parquet table to
 other columns, with robust losses (:mod:`.losses`), normalisation inside the model
 (:mod:`.model`), the demo dataset and tables (:mod:`.data`), HDF5 rollouts (:mod:`.hdf5`)."""

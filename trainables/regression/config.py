@@ -1,4 +1,4 @@
-"""The regression family's configuration (REFERENCE.md section 3), with defaults.
+"""The regression family's configuration (docs/domain.md, section 3), with defaults.
 
 ``dataset``: a Parquet file (a path, or a name under the datasets folder); by default the demo
 (``demo_rows``, ``outlier_fraction``, ``noise``, ``data_seed``), generated on first use.

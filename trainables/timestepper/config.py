@@ -1,4 +1,4 @@
-"""The learned time-stepper family's configuration (REFERENCE.md section 5), with defaults.
+"""The learned time-stepper family's configuration (docs/domain.md, section 5), with defaults.
 
 System: ``system`` ``kepler`` (two bodies, eccentricity ``e``, masses 1 and ``m2``) or
 ``triple`` (an eccentric inner pair plus a third body of mass ``m3`` on a wide orbit). The

@@ -1,4 +1,4 @@
-"""The two-body family's configuration: every knob of REFERENCE.md section 1, with defaults.
+"""The two-body family's configuration: every knob in docs/domain.md, section 1, with defaults.
 
 The defaults are the users' recipe: 10 training orbits; width 64, depth 2, leaky_relu;
 ``sph_4D_rinv_vel`` features, ``mlp_4D_signed`` head; segments of 18 samples; batch 256;

@@ -1,4 +1,4 @@
-"""The world-model family's configuration (REFERENCE.md section 4), with defaults.
+"""The world-model family's configuration (docs/domain.md, section 4), with defaults.
 
 Data: the dataset that ``env``, ``seqs``, ``seq_steps``, ``dt`` (None: the env's), ``data_seed``
 and ``hold`` describe, generated on first use. Model: ``model`` (see :mod:`.models`), ``width``,

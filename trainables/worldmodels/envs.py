@@ -1,4 +1,4 @@
-"""Controlled physics environments with discrete actions (REFERENCE.md section 4).
+"""Controlled physics environments with discrete actions (docs/domain.md, section 4).
 
 Every state is ``[q, v]``: configuration then velocity, ``(n, 2 * q_dim)``. Action 0 is "no
 forcing" everywhere. Physical parameters are drawn per sequence (uniform in ``param_ranges``)

@@ -1,4 +1,4 @@
-"""The Hamiltonian Neural Networks anchor (Greydanus et al. 2019; REFERENCE.md section 6).
+"""The Hamiltonian Neural Networks anchor (Greydanus et al. 2019; docs/domain.md, section 6).
 
 The paper's recipes, regenerated here (greydanus/hamiltonian-nn, ``experiment-spring`` and
 ``experiment-2body``):
