@@ -1,4 +1,4 @@
-"""Training-step speed of the two-body recipe on one thread, against the users' JAX stack.
+"""Training-step speed of the two-body recipe on one thread, against the reference JAX + Diffrax stack.
 
 Run: ``python benchmarks/twobody_step.py [--steps 300] [--core 0]``.
 
@@ -9,7 +9,7 @@ initial weights on the same segments for ``--steps`` steps in its own process pi
 same core with one thread, and prints: time to the first step (process start excluded,
 data loading, model set-up and any compilation included), steps/s over the remaining steps,
 and forward function evaluations per step. When JAX, Equinox, Diffrax and Optax are
-installed (``pip install -e .[bench]``), the users' stack (vmap over segments of
+installed (``pip install -e .[bench]``), the reference JAX + Diffrax stack (vmap over segments of
 ``diffrax.diffeqsolve`` with a PID controller, ``eqx.filter_jit``) runs too and the ratio is
 printed.
 """
@@ -186,7 +186,7 @@ def main() -> None:
         results = {"dynsweep (torch + torchdiffeq)": _child("torch", root, args.steps, args.core)}
         has_jax = all(importlib.util.find_spec(m) for m in ("jax", "equinox", "diffrax", "optax"))
         if has_jax:
-            results["users' stack (jax + diffrax)"] = _child("jax", root, args.steps, args.core)
+            results["reference stack (jax + diffrax)"] = _child("jax", root, args.steps, args.core)
     print(f"recipe: 200 segments x 18 samples, MLP 64x2, dopri5 rtol 1e-6 atol 1e-8, {args.steps} steps, "
           f"1 thread, core {args.core}")
     print(f"{'stack':<32} {'first step s':>12} {'(imports s)':>11} {'steps/s':>8} {'nfe/step':>9} "
@@ -197,9 +197,9 @@ def main() -> None:
                   f"{r['nfe_per_step']:>9.1f} {r['final_loss']:>12.4f}")
     ours, theirs = (list(results.values()) + [None])[:2]
     if ours and theirs:
-        print(f"ratio (dynsweep / users' stack), steps/s: {ours['steps_per_s'] / theirs['steps_per_s']:.2f}x")
+        print(f"ratio (dynsweep / reference stack), steps/s: {ours['steps_per_s'] / theirs['steps_per_s']:.2f}x")
     elif not has_jax:
-        print("users' stack not installed (pip install -e .[bench]): no ratio")
+        print("reference JAX + Diffrax stack not installed (pip install -e .[bench]): no ratio")
 
 
 if __name__ == "__main__":
