@@ -17,8 +17,9 @@
 - ``energy_drift_rel``: |E(end of rollout) - E(start)| / (g ((m1 + m2) l1 + m2 l2)), mean over
   rollouts; ``energy_drift_rel_true`` is the reference data's over the same span.
 
-Artefacts: ``rollout.parquet`` (true and predicted states of the test rollouts) and
-``lyapunov.parquet`` (the running exponent estimates, to see their convergence).
+Artefacts (formats in :mod:`.artifacts`): ``pendulum.rollout`` (true and predicted states of the
+test rollouts, their normalised error, energies) and ``pendulum.lyapunov`` (the running exponent
+estimates, to see their convergence).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 
+from trainables.common.artifacts import write_artifact
+
+from .artifacts import LYAPUNOV, ROLLOUT
 from .config import STATE_NAMES, PendulumConfig
 from .dataset import PendulumDataset
 from .lyapunov import LyapunovEstimate, benettin, true_exponent
@@ -107,7 +110,10 @@ def evaluate(model: SequenceModel, ds: PendulumDataset, test_sims: np.ndarray, c
                 "test/lyapunov_ratio": lam_model / lam_true if lam_true > 0 else math.nan,
                 "test/vpt_lyapunov": out["test/vpt_s"] * max(lam_true, 0.0)})
     if artifact_dir is not None:
-        _write_artifacts(artifact_dir, chunk.row_sim[firsts], roll, truth, dt, trues, learned)
+        p_roll = Params(*(chunk.params[firsts, j][:, None] for j in range(4)))
+        energies = (energy(truth, p_roll), energy(roll, p_roll), e0[:, None], p_end.energy_scale())
+        _write_artifacts(artifact_dir, chunk.row_sim[firsts], roll, truth, curve, energies, dt, lam_true,
+                         cfg.vpt_threshold, trues, learned)
     return out
 
 
@@ -138,17 +144,30 @@ def model_exponent(model: SequenceModel, window: np.ndarray, params: np.ndarray 
                     int(round(t_end / (k * dt))))
 
 
-def _write_artifacts(folder: Path, sims: np.ndarray, roll: np.ndarray, truth: np.ndarray, dt: float,
+def _write_artifacts(folder: Path, sims: np.ndarray, roll: np.ndarray, truth: np.ndarray, curve: np.ndarray,
+                     energies: tuple[np.ndarray, ...], dt: float, lam_true: float, threshold: float,
                      trues: list[LyapunovEstimate], learned: list[LyapunovEstimate]) -> None:
+    """``pendulum.rollout`` and ``pendulum.lyapunov`` (see :mod:`.artifacts`); ``energies`` is
+    (true (sims, steps), predicted (sims, steps), start (sims, 1), scale (sims,)) in J."""
     n, steps, _ = roll.shape
-    cols: dict[str, Any] = {"sim_id": np.repeat(sims, steps), "step": np.tile(np.arange(1, steps + 1), n)}
-    cols["t"] = cols["step"] * dt
+    cols: dict[str, Any] = {"sim_id": np.repeat(sims, steps).astype(np.int32),
+                            "step": np.tile(np.arange(1, steps + 1, dtype=np.int32), n)}
+    cols["t_s"] = cols["step"] * dt
+    cols["t_lyapunov"] = cols["t_s"] * max(lam_true, 0.0)
     for j, name in enumerate(STATE_NAMES):
         cols[f"{name}_true"] = truth[..., j].reshape(-1)
         cols[f"{name}_pred"] = roll[..., j].reshape(-1)
-    pl.DataFrame(cols).write_parquet(folder / "rollout.parquet")
-    rows = [{"system": kind, "start": i, "t": float(t), "exponent": float(v)}
-            for kind, ests in (("true", trues), ("model", learned)) for i, e in enumerate(ests)
-            for t, v in zip(e.times, e.running)]
+    cols["nrmse"] = curve.reshape(-1)
+    cols["vpt_threshold"] = np.full(n * steps, threshold)
+    e_true, e_pred, e0, scale = energies
+    scale = np.broadcast_to(np.asarray(scale, dtype=float).reshape(-1, 1), (n, 1))
+    cols["energy_true_j"], cols["energy_pred_j"] = e_true.reshape(-1), e_pred.reshape(-1)
+    cols["energy_drift_true_rel"] = ((e_true - e0) / scale).reshape(-1)
+    cols["energy_drift_pred_rel"] = ((e_pred - e0) / scale).reshape(-1)
+    write_artifact(folder, ROLLOUT, cols)
+    rows = [(kind, i, float(t), float(v)) for kind, ests in (("true", trues), ("model", learned))
+            for i, e in enumerate(ests) for t, v in zip(e.times, e.running)]
     if rows:
-        pl.DataFrame(rows).write_parquet(folder / "lyapunov.parquet")
+        system, start, t, exponent = zip(*rows)
+        write_artifact(folder, LYAPUNOV, {"system": np.array(system), "start": np.array(start, dtype=np.int32),
+                                          "t_s": np.array(t), "exponent": np.array(exponent)})
