@@ -69,8 +69,12 @@ class Integration:
     steps_per_orbit: float
 
 
-def _run(system: System, orbits: float, next_dt) -> Integration:  # type: ignore[no-untyped-def]
-    """Integrate ``system`` for ``orbits`` periods (numpy Verlet) with ``next_dt(q, v) -> dt``."""
+def _run(system: System, orbits: float, next_dt, trace: dict[str, list[float]] | None = None  # type: ignore[no-untyped-def]
+         ) -> Integration:
+    """Integrate ``system`` for ``orbits`` periods (numpy Verlet) with ``next_dt(q, v) -> dt``.
+
+    With ``trace``, every step appends to its lists ``t`` (start of the step), ``r`` (|q0 - q1|
+    there), ``dt``, ``r32`` (``r32_dt(q, m, 1)`` there) and ``energy_error`` (after the step)."""
     q, v, m = system.q.copy(), system.v.copy(), system.m
     e0 = float(energy(q, v, m))
     t_end, t, steps, worst = orbits * system.period, 0.0, 0, 0.0
@@ -78,16 +82,24 @@ def _run(system: System, orbits: float, next_dt) -> Integration:  # type: ignore
         dt = float(next_dt(q, v))
         if not (dt > 0 and math.isfinite(dt)) or steps > 5_000_000:
             return Integration(math.inf, math.inf, steps, math.nan, math.inf)
+        if trace is not None:
+            for key, value in (("t", t), ("r", float(np.linalg.norm(q[0] - q[1]))), ("dt", dt),
+                               ("r32", r32_dt(q, m, 1.0))):
+                trace.setdefault(key, []).append(value)
         q, v = verlet(q, v, m, dt)
         t += dt
         steps += 1
-        worst = max(worst, abs(float(energy(q, v, m)) - e0) / abs(e0))
+        error = abs(float(energy(q, v, m)) - e0) / abs(e0)
+        worst = max(worst, error)
+        if trace is not None:
+            trace.setdefault("energy_error", []).append(error)
     final = abs(float(energy(q, v, m)) - e0) / abs(e0)
     return Integration(worst, final, steps, t / steps, steps * system.period / t)
 
 
-def integrate_learned(net: StepNet, system: System, orbits: float, kind: str, history_len: int) -> Integration:
-    """The learned stepper alone (no training): its dt at every state."""
+def integrate_learned(net: StepNet, system: System, orbits: float, kind: str, history_len: int,
+                      trace: dict[str, list[float]] | None = None) -> Integration:
+    """The learned stepper alone (no training): its dt at every state (``trace``: see :func:`_run`)."""
     m = torch.as_tensor(system.m, dtype=torch.float64)
     history = History(history_len if kind == "history" else 1, 4 * len(system.m) * (len(system.m) - 1) // 2)
 
@@ -97,7 +109,7 @@ def integrate_learned(net: StepNet, system: System, orbits: float, kind: str, hi
         history.push(row)
         return float(torch.exp(net(history.rows.reshape(-1))))
 
-    return _run(system, orbits, next_dt)
+    return _run(system, orbits, next_dt, trace)
 
 
 def integrate_fixed(system: System, orbits: float, dt: float) -> Integration:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -127,7 +128,7 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
                 "mean_dt_train": float(np.mean(dts)) / system.period,
                 "steps_per_s": cfg.collect_steps / max(time.perf_counter() - t0, 1e-9)}
         if epoch == cfg.epochs:
-            last.update(evaluate(net, system, cfg))
+            last.update(evaluate(net, system, cfg, reporter.artifact_dir()))
         if epoch % cfg.report_every == 0 or epoch == cfg.epochs:
             with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
                 checkpoint.save(ckpt, {"epoch": epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
@@ -137,25 +138,38 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
     return last
 
 
-def evaluate(net: StepNet, system: System, cfg: StepperConfig) -> dict[str, float]:
-    """The learned stepper over ``eval_orbits``, then both baselines tuned to its maximum energy error."""
-    learned = integrate_learned(net, system, cfg.eval_orbits, cfg.features, cfg.history_len)
+def evaluate(net: StepNet, system: System, cfg: StepperConfig, artifact_dir: Path | None = None) -> dict[str, float]:
+    """The learned stepper over ``eval_orbits``, then both baselines tuned to its maximum energy error;
+    to ``artifact_dir``: the ``timestepper.dt_orbit`` artefact (the learned integration, step by step)."""
+    trace: dict[str, list[float]] = {}
+    learned = integrate_learned(net, system, cfg.eval_orbits, cfg.features, cfg.history_len, trace)
     target = learned.energy_error
     out = {"test/energy_error": target, "test/final_energy_error": learned.final_energy_error,
            "test/mean_dt": learned.mean_dt / system.period, "test/steps_per_orbit": learned.steps_per_orbit}
-    if not math.isfinite(target) or target <= 0:
-        return out
-    dt, fixed = match(lambda x: integrate_fixed(system, cfg.eval_orbits, x), learned.mean_dt, target)
-    eta0 = learned.mean_dt / math.sqrt(float(np.linalg.norm(system.q[0] - system.q[1])) ** 3 / system.m[:2].sum())
-    eta, r32 = match(lambda x: integrate_r32(system, cfg.eval_orbits, x), eta0, target)
-    # steps at exactly the target error, from the matched run (Verlet's error ~ x^2: steps ~ err^-1/2)
-    fixed_steps = fixed.steps_per_orbit * math.sqrt(fixed.energy_error / target)
-    r32_steps = r32.steps_per_orbit * math.sqrt(r32.energy_error / target)
-    out.update({"test/fixed_dt": dt / system.period, "test/fixed_steps_per_orbit": fixed_steps, "test/r32_eta": eta,
-                "test/r32_steps_per_orbit": r32_steps, "test/fixed_energy_error": fixed.energy_error,
-                "test/r32_energy_error": r32.energy_error,
-                "test/steps_ratio_fixed": learned.steps_per_orbit / fixed_steps,
-                "test/steps_ratio_r32": learned.steps_per_orbit / r32_steps})
+    dt = eta = math.nan
+    if math.isfinite(target) and target > 0:
+        dt, fixed = match(lambda x: integrate_fixed(system, cfg.eval_orbits, x), learned.mean_dt, target)
+        eta0 = learned.mean_dt / math.sqrt(float(np.linalg.norm(system.q[0] - system.q[1])) ** 3 / system.m[:2].sum())
+        eta, r32 = match(lambda x: integrate_r32(system, cfg.eval_orbits, x), eta0, target)
+        # steps at exactly the target error, from the matched run (Verlet's error ~ x^2: steps ~ err^-1/2)
+        fixed_steps = fixed.steps_per_orbit * math.sqrt(fixed.energy_error / target)
+        r32_steps = r32.steps_per_orbit * math.sqrt(r32.energy_error / target)
+        out.update({"test/fixed_dt": dt / system.period, "test/fixed_steps_per_orbit": fixed_steps,
+                    "test/r32_eta": eta, "test/r32_steps_per_orbit": r32_steps,
+                    "test/fixed_energy_error": fixed.energy_error, "test/r32_energy_error": r32.energy_error,
+                    "test/steps_ratio_fixed": learned.steps_per_orbit / fixed_steps,
+                    "test/steps_ratio_r32": learned.steps_per_orbit / r32_steps})
+    if artifact_dir is not None and trace:
+        from trainables.common.artifacts import write_artifact
+
+        from .artifacts import DT_ORBIT
+
+        n, period = len(trace["t"]), system.period
+        write_artifact(artifact_dir, DT_ORBIT, {
+            "step": np.arange(n, dtype=np.int32), "t_periods": np.array(trace["t"]) / period, "r": trace["r"],
+            "dt_learned_periods": np.array(trace["dt"]) / period,
+            "dt_r32_periods": np.array(trace["r32"]) * eta / period, "dt_fixed_periods": np.full(n, dt / period),
+            "energy_error": trace["energy_error"]})
     return out
 
 
