@@ -44,10 +44,13 @@ def plot(sweep: Sweep, runs: pl.DataFrame, kind: str, metric: str, mode: str, ar
         raise AnalysisError(f"plot {kind!r} does not apply to a {family} sweep; kinds for {family}: {', '.join(kinds)}")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small files: no bars
     chosen = ALL[kind]
-    with tempfile.TemporaryDirectory(prefix="dynsweep-plot-") as cache:
+    from matplotlib import rc_context
+
+    # constrained layout from the start: colorbars and legends are placed with it, at the final size
+    with tempfile.TemporaryDirectory(prefix="dynsweep-plot-") as cache, \
+            rc_context({"figure.constrained_layout.use": True}):
         fig = chosen.draw(Context(sweep, runs, metric, mode, args, Path(cache), chosen))
     fig.set_size_inches(chosen.size[0] / DPI, chosen.size[1] / DPI)
-    fig.set_layout_engine("constrained")
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{kind}.png"
     tmp = out / f".{kind}.tmp.png"

@@ -76,12 +76,7 @@ def _applicable(family: str) -> tuple[str, ...]:
     return FAMILIES[family].all_plot_kinds()
 
 
-COLORBAR_BUG = pytest.mark.xfail(
-    raises=ZeroDivisionError, strict=True,
-    reason="analysis/plots.py sets the constrained layout after draw(); a colorbar made before that "
-           "(plots_common's heatmap, parallel) has zero height ratios: matplotlib 3.11 divides by zero")
-CASES = [pytest.param(f, k, id=f"{f}-{k}", marks=[COLORBAR_BUG] if k in ("heatmap", "parallel") else [])
-         for f in SWEEPS for k in _applicable(f)]
+CASES = [pytest.param(f, k, id=f"{f}-{k}") for f in SWEEPS for k in _applicable(f)]
 
 
 @pytest.mark.parametrize("family,kind", CASES)

@@ -77,50 +77,17 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
         history.push(analytic(q, v, m))
         q, v, _ = step_error(q, v, m, torch.tensor(net.log_dt0, dtype=torch.float64), e_scale)
     buffer: dict[str, list[torch.Tensor]] = {"q": [], "v": [], "x": []}
-    epoch, rng = 0, torch.Generator().manual_seed(cfg.seed)
-    if reporter.restore_dir():
-        epoch, q, v, history.rows, buffer = _restore(reporter.restore_dir(), net, optimizer, rng)
+    rng = torch.Generator().manual_seed(cfg.seed)
+    parts = {"net": net, "optimizer": optimizer, "rng": rng}
+    epoch, saved = checkpoint.restore_training(reporter.restore_dir(), parts)
+    if saved:
+        q, v, history.rows = saved["q"], saved["v"], saved["history"]
+        buffer = {k: list(b.unbind(0)) for k, b in saved["buffer"].items()}
     last: dict[str, Any] = {}
     while epoch < cfg.epochs:
-        t0, attempts, retries, losses, dts = time.perf_counter(), 0, 0, [], []
-        for _ in range(cfg.collect_steps):                     # phase 1: collect accepted steps
-            x = history.with_current(analytic(q, v, m))
-            for retry in range(cfg.max_retries + 1):
-                attempts += 1
-                log_dt = net(x)
-                q1, v1, err = step_error(q, v, m, log_dt, e_scale)
-                if float(err.detach()) <= cfg.energy_threshold:
-                    break
-                if retry == cfg.max_retries:
-                    raise RetryCapError(f"step still has relative energy error {float(err.detach()):.2e} > "
-                                        f"{cfg.energy_threshold:g} after {cfg.max_retries} retrainings", epoch)
-                loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                retries += 1
-                losses.append(loss.item())
-            for key, value in (("q", q), ("v", v), ("x", x.detach())):
-                buffer[key] = (buffer[key] + [value])[-BUFFER:]
-            history.push(analytic(q, v, m))
-            q, v = q1.detach(), v1.detach()
-            dts.append(float(torch.exp(log_dt.detach())))
-        phase2 = 0
-        states = {k: torch.stack(vals) for k, vals in buffer.items()}
-        while phase2 < cfg.phase2_max_iters:                   # phase 2: generalise over accepted states
-            with torch.no_grad():
-                _, _, errs = step_error(states["q"], states["v"], m, net(states["x"]), e_scale)
-            if bool(((errs <= cfg.energy_threshold) & (errs >= cfg.band_low * cfg.energy_threshold)).all()):
-                break
-            idx = torch.randint(0, len(errs), (cfg.batch_size,), generator=rng)
-            log_dt = net(states["x"][idx])
-            err = step_error(states["q"][idx], states["v"][idx], m, log_dt, e_scale)[2]
-            loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            phase2 += 1
+        t0 = time.perf_counter()
+        q, v, attempts, retries, losses, dts = _collect(net, optimizer, history, buffer, q, v, m, e_scale, cfg, epoch)
+        phase2 = _generalise(net, optimizer, buffer, m, e_scale, cfg, rng, losses)
         epoch += 1
         last = {"epoch": epoch, "total_steps": cfg.epochs, "acceptance_rate": cfg.collect_steps / attempts,
                 "retrain_iterations": retries, "phase2_iterations": phase2, "accepted_steps": len(buffer["q"]),
@@ -131,11 +98,65 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
             last.update(evaluate(net, system, cfg, reporter.artifact_dir()))
         if epoch % cfg.report_every == 0 or epoch == cfg.epochs:
             with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-                checkpoint.save(ckpt, {"epoch": epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                                       "q": q, "v": v, "history": history.rows, "rng": rng.get_state(),
-                                       "buffer": {k: torch.stack(b) for k, b in buffer.items()}})
+                checkpoint.save_training(ckpt, epoch, parts, q=q, v=v, history=history.rows,
+                                         buffer={k: torch.stack(b) for k, b in buffer.items()})
                 reporter.report(epoch, last, ckpt)
     return last
+
+
+def _collect(net: StepNet, optimizer: torch.optim.Optimizer, history: History, buffer: dict[str, list[torch.Tensor]],
+             q: torch.Tensor, v: torch.Tensor, m: torch.Tensor, e_scale: float, cfg: StepperConfig, epoch: int
+             ) -> tuple[torch.Tensor, torch.Tensor, int, int, list[float], list[float]]:
+    """Phase 1: take ``collect_steps`` accepted steps along the orbit from ``(q, v)``, retraining
+    the net on a step until its energy error passes the gate; accepted states go to ``buffer``.
+    Returns the new state, attempts, retrainings, band losses and the accepted dts."""
+    attempts, retries, losses, dts = 0, 0, [], []
+    for _ in range(cfg.collect_steps):
+        x = history.with_current(analytic(q, v, m))
+        for retry in range(cfg.max_retries + 1):
+            attempts += 1
+            log_dt = net(x)
+            q1, v1, err = step_error(q, v, m, log_dt, e_scale)
+            if float(err.detach()) <= cfg.energy_threshold:
+                break
+            if retry == cfg.max_retries:
+                raise RetryCapError(f"step still has relative energy error {float(err.detach()):.2e} > "
+                                    f"{cfg.energy_threshold:g} after {cfg.max_retries} retrainings", epoch)
+            loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            retries += 1
+            losses.append(loss.item())
+        for key, value in (("q", q), ("v", v), ("x", x.detach())):
+            buffer[key] = (buffer[key] + [value])[-BUFFER:]
+        history.push(analytic(q, v, m))
+        q, v = q1.detach(), v1.detach()
+        dts.append(float(torch.exp(log_dt.detach())))
+    return q, v, attempts, retries, losses, dts
+
+
+def _generalise(net: StepNet, optimizer: torch.optim.Optimizer, buffer: dict[str, list[torch.Tensor]],
+                m: torch.Tensor, e_scale: float, cfg: StepperConfig, rng: torch.Generator, losses: list[float]) -> int:
+    """Phase 2: train on minibatches of the accepted states until every one's energy error lies in
+    the band [band_low, 1] x threshold (or ``phase2_max_iters``); returns the iterations."""
+    phase2 = 0
+    states = {k: torch.stack(vals) for k, vals in buffer.items()}
+    while phase2 < cfg.phase2_max_iters:
+        with torch.no_grad():
+            _, _, errs = step_error(states["q"], states["v"], m, net(states["x"]), e_scale)
+        if bool(((errs <= cfg.energy_threshold) & (errs >= cfg.band_low * cfg.energy_threshold)).all()):
+            break
+        idx = torch.randint(0, len(errs), (cfg.batch_size,), generator=rng)
+        log_dt = net(states["x"][idx])
+        err = step_error(states["q"][idx], states["v"][idx], m, log_dt, e_scale)[2]
+        loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        phase2 += 1
+    return phase2
 
 
 def evaluate(net: StepNet, system: System, cfg: StepperConfig, artifact_dir: Path | None = None) -> dict[str, float]:
@@ -171,13 +192,3 @@ def evaluate(net: StepNet, system: System, cfg: StepperConfig, artifact_dir: Pat
             "dt_r32_periods": np.array(trace["r32"]) * eta / period, "dt_fixed_periods": np.full(n, dt / period),
             "energy_error": trace["energy_error"]})
     return out
-
-
-def _restore(folder: str, net: StepNet, optimizer: torch.optim.Optimizer, rng: torch.Generator
-             ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, list[torch.Tensor]]]:
-    state = checkpoint.load(folder)
-    net.load_state_dict(state["net"])
-    optimizer.load_state_dict(state["optimizer"])
-    rng.set_state(state["rng"])
-    buffer = {k: list(b.unbind(0)) for k, b in state["buffer"].items()}
-    return int(state["epoch"]), state["q"], state["v"], state["history"], buffer
