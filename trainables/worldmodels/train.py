@@ -71,7 +71,7 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
                 "val_loss": _val_loss(model, tensors["val"], cfg.horizon, val.dt),
                 "steps_per_s": len(losses) / max(time.perf_counter() - t0, 1e-9)}
         if step == cfg.steps:
-            last.update(evaluate(model, env, test, cfg.eval_horizons))
+            last.update(evaluate(model, env, test, cfg.eval_horizons, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
             checkpoint.save(ckpt, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "rng": rng.get_state(), "torch_rng": torch.get_rng_state()})
