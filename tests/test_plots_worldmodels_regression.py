@@ -1,0 +1,176 @@
+"""The worldmodels and regression plot kinds on a tiny real sweep of each family: every kind that
+applies draws a non-blank PNG of its declared size, logged to the parent run; every other kind is
+refused in one line that lists the ones that apply."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from analysis.plots import ALL
+from search.cli import main
+from trainables.common.artifacts import read_format
+from trainables.registry import FAMILIES
+
+WORLD_SETS = ["base.seqs=6", "base.seq_steps=12", "base.steps=20", "base.report_every=10",
+              "base.eval_horizons=[1, 5, 10]", "search.algorithm=grid", "scheduler.type=fifo", "search.num_samples=1",
+              "space.model={grid: [jump, port_hamiltonian]}", "space.env={grid: [oscillator, pendulum]}",
+              "space.width={choice: [16]}", "space.horizon={choice: [2]}", "space.lr={choice: [0.003]}"]
+REGRESSION_SETS = ["base.steps=100", "base.report_every=50", "base.demo_rows=800", "search.algorithm=grid",
+                   "scheduler.type=fifo", "search.num_samples=1", "space.loss={grid: [mse, tukey]}",
+                   "space.scale={choice: [1.0], when: {loss: [tukey]}}",
+                   "space.widths={choice: [64x64]}", "space.activation={grid: [gelu, tanh]}",
+                   "space.lr={choice: [0.003]}"]
+SWEEPS = {"worldmodels": ("search_spaces/worldmodels.yaml", WORLD_SETS),
+          "regression": ("search_spaces/regression_robust.yaml", REGRESSION_SETS)}
+NOT_THEIRS = {"worldmodels": ["field", "angles", "pred-vs-true", "pareto"],
+              "regression": ["field", "angles", "horizon", "phase"]}
+EXTRA = {("regression", "heatmap"): ["--x", "loss", "--y", "activation"],
+         ("worldmodels", "heatmap"): ["--x", "model", "--y", "env"], ("worldmodels", "box"): ["--x", "model"]}
+
+def _kinds(family: str) -> list[str]:
+    return list(FAMILIES[family].all_plot_kinds())
+
+
+def _cases() -> list[Any]:
+    return [pytest.param(family, kind, id=f"{family}-{kind}") for family in sorted(SWEEPS) for kind in _kinds(family)]
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[str, Any]]:
+    """``sweeps(family)``: that family's tiny sweep, launched on first use (once per module)."""
+    done: dict[str, dict[str, Any]] = {}
+
+    def get(family: str) -> dict[str, Any]:
+        if family not in done:
+            root = tmp_path_factory.mktemp(family)
+            spec, sets = SWEEPS[family]
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("DYNSWEEP_DATASETS", str(root / "datasets"))
+                code = main(["launch", spec, "--num-cpus", "2",
+                             *[a for s in [*sets, f"storage={root / 'runs'}"] for a in ("--set", s)]])
+            assert code == 0
+            folder = next(p for p in (root / "runs").iterdir() if (p / "mlflow_runs.json").exists())
+            done[family] = {"family": family, "dir": folder, "root": root}
+        return done[family]
+
+    return get
+
+
+def _artefacts(folder: Path) -> dict[str, pl.DataFrame]:
+    """Every artefact of the sweep's runs by format id (the first found of each), from the checkpoints."""
+    found: dict[str, pl.DataFrame] = {}
+    for path in folder.rglob("*.parquet"):
+        fmt = read_format(path)
+        if fmt and fmt[0] not in found:
+            found[fmt[0]] = pl.read_parquet(path)
+    return found
+
+
+@pytest.mark.parametrize("family", sorted(SWEEPS))
+def test_final_evaluation_writes_the_family_artefacts(sweeps: Callable[[str], dict[str, Any]], family: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from analysis.plotbase import ARTIFACTS
+    from search.tracking import default_tracking_uri
+
+    sweep = sweeps(family)
+    client = MlflowClient(default_tracking_uri(sweep["dir"]))
+    runs = json.loads((sweep["dir"] / "mlflow_runs.json").read_text())
+    names = {Path(a.path).name for run_id in (v for k, v in runs.items() if k != "__sweep__")
+             for a in client.list_artifacts(run_id, ARTIFACTS)}
+    if sweep["family"] == "worldmodels":
+        assert {"energy.parquet", "phase.parquet"} <= names
+    else:
+        assert "predictions.parquet" in names
+    cache = sweep["root"] / "downloaded"
+    for run_id in (v for k, v in runs.items() if k != "__sweep__"):
+        client.download_artifacts(run_id, ARTIFACTS, str(cache / run_id))
+    arts = _artefacts(cache)
+    if sweep["family"] == "worldmodels":
+        energy, phase = arts["worldmodels.energy"], arts["worldmodels.phase"]
+        assert energy.height == 2 * (4 * 12 + 1)                   # 2 test sequences x (4 x 12 steps + start)
+        first = energy.filter(pl.col("step") == 0)
+        assert (first["energy_true"] - first["energy_pred"]).abs().max() < 1e-5   # same start state
+        assert set(phase["q_name"]) <= {"x", "theta"} and set(phase["v_name"]) <= {"v", "omega"}
+    else:
+        pred = arts["regression.predictions"]
+        assert set(pred["split"]) == {"train", "val"} and pred.height == 800     # every row of the demo
+        assert pred["outlier"].null_count() == 0 and 0.05 < pred["outlier"].mean() < 0.3
+        assert (pred["residual"] - (pred["prediction"] - pred["target"])).abs().max() < 1e-12
+        outliers = pred.filter(pl.col("outlier"))
+        assert ((outliers["target"] - outliers["clean"]) > 2.5).all()   # the demo's one-sided gross outliers
+
+
+@pytest.mark.parametrize(("family", "kind"), _cases())
+def test_every_applicable_kind_draws_its_declared_size(sweeps: Callable[[str], dict[str, Any]], family: str,
+                                                       kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from matplotlib.image import imread
+    from mlflow.tracking import MlflowClient
+
+    from search.tracking import default_tracking_uri
+
+    sweep = sweeps(family)
+    out = sweep["root"] / "plots"
+    code = main(["plot", str(sweep["dir"]), kind, "--out", str(out), *EXTRA.get((family, kind), [])])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    image = imread(out / f"{kind}.png")
+    width, height = ALL[kind].size
+    assert image.shape[:2] == (height, width)
+    assert float(image[..., :3].std()) > 0.01                                   # not blank
+    keep = os.environ.get("DYNSWEEP_KEEP_PLOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / f"{family}-{kind}.png").write_bytes((out / f"{kind}.png").read_bytes())
+    client = MlflowClient(default_tracking_uri(sweep["dir"]))
+    parent = json.loads((sweep["dir"] / "mlflow_runs.json").read_text())["__sweep__"]
+    assert f"plots/{kind}.png" in {a.path for a in client.list_artifacts(parent, "plots")}
+
+
+def test_each_family_declares_the_generic_and_its_own_kinds() -> None:
+    for family, own in (("worldmodels", {"horizon", "energy", "dt-generalisation", "phase"}),
+                        ("regression", {"pred-vs-true", "residuals", "by-loss"})):
+        kinds = set(_kinds(family))
+        assert own | {"curves", "box", "heatmap", "parallel"} <= kinds and own <= set(ALL)
+        assert all(ALL[k].size[0] >= 400 and ALL[k].size[1] >= 300 for k in own)
+
+
+@pytest.mark.parametrize("family", sorted(SWEEPS))
+def test_kinds_of_other_families_are_refused_in_one_line(sweeps: Callable[[str], dict[str, Any]], family: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = sweeps(family)
+    out = sweep["root"] / "refused"
+    for kind in NOT_THEIRS[family]:
+        capsys.readouterr()
+        assert main(["plot", str(sweep["dir"]), kind, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert f"does not apply to a {family} sweep" in err and ", ".join(_kinds(family)) in err
+        assert not (out / f"{kind}.png").exists()
+
+
+@pytest.mark.parametrize("model", ["jump", "lstm", "first_order_ode", "newtonian", "velocity", "port_hamiltonian"])
+def test_world_model_artefacts_for_every_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    from trainables.common.reporter import LocalReporter
+    from trainables.worldmodels.train import run
+
+    monkeypatch.setenv("DYNSWEEP_DATASETS", str(tmp_path / "datasets"))
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    run({"seqs": 6, "seq_steps": 8, "steps": 4, "report_every": 2, "width": 16, "horizon": 2, "batch_size": 8,
+         "eval_horizons": [1], "env": "spaceship", "model": model}, reporter)
+    folder = reporter.artifact_dir()
+    assert read_format(folder / "energy.parquet") == ("worldmodels.energy", 1)
+    assert read_format(folder / "phase.parquet") == ("worldmodels.phase", 1)
+    energy, phase = pl.read_parquet(folder / "energy.parquet"), pl.read_parquet(folder / "phase.parquet")
+    assert energy.height == 2 * 33 and energy["t"].max() == pytest.approx(32 * 0.1)   # 2 test seqs, 4 x 8 steps
+    true_e = energy.group_by("seq").agg((pl.col("energy_true").max() - pl.col("energy_true").min()).alias("d"))
+    assert true_e["d"].max() < 1e-6                                          # the reference conserves energy
+    assert energy["learned_h"].is_finite().all() == (model == "port_hamiltonian")
+    assert set(zip(phase["pair"], phase["q_name"], phase["v_name"])) == {(0, "qx", "vx"), (1, "qy", "vy")}
+    assert phase.height == 2 * 2 * 33
