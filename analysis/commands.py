@@ -157,13 +157,16 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_ui(args: argparse.Namespace) -> int:
+    from .source import varying_params
     from .ui import serve
 
     sweep, runs = _open(args)
     metric, mode = _metric(args, sweep)
     ids = runs.sort(f"metrics.{metric}", descending=mode == "max", nulls_last=True)["run_id"].head(args.compare).to_list() \
         if f"metrics.{metric}" in runs.columns else runs["run_id"].head(args.compare).to_list()
-    return serve(sweep, args.host, args.port, ids)
+    params = [c.removeprefix("params.") for c in varying_params(runs)]
+    metrics = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
+    return serve(sweep, args.host, args.port, ids, metric, mode, params, metrics)
 
 
 def register(sub: Any) -> None:
@@ -210,8 +213,9 @@ def register(sub: Any) -> None:
     p.add_argument("--y", default=None, help="heatmap: parameter on the y axis")
     p.add_argument("--test-set", default=None, help="box/trajectory: test set (default: the first)")
     p.add_argument("--curve-metric", default=None, help="curves: metric against step (default: train_loss)")
-    p = add("ui", "start the MLflow UI on the sweep's store (127.0.0.1) and print the comparison URL", run_ui,
-            output=False)
+    p = add("ui", "start the MLflow UI on the sweep's store (127.0.0.1) and print the URLs of its runs (best first, "
+                  "swept parameters as columns), its charts (parallel coordinates first) and its best runs compared",
+            run_ui, output=False)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=5000, help="default: 5000; 0: a free port")
     p.add_argument("--compare", type=int, default=10, help="runs in the comparison URL (the best first)")
