@@ -67,7 +67,9 @@ def pred_vs_true(ctx: Context) -> Figure:
         truth = frame["clean" if has_clean else "target"].to_numpy()
         pred = frame["prediction"].to_numpy()
         flags = frame["outlier"].fill_null(False).to_numpy().astype(bool)
-        ax.scatter(truth[~flags], pred[~flags], s=6, alpha=0.5, color=INLIER, label="rows with an inlier target")
+        known = bool(frame["outlier"].is_not_null().any())
+        ax.scatter(truth[~flags], pred[~flags], s=6, alpha=0.5, color=INLIER,
+                   label="rows with an inlier target" if known else "rows (the table flags no outliers)")
         if flags.any():
             ax.scatter(truth[flags], pred[flags], s=8, alpha=0.7, color=OUTLIER,
                        label="rows with an outlier target")
@@ -77,7 +79,7 @@ def pred_vs_true(ctx: Context) -> Figure:
         ax.set_title(f"{_run_name(row, ctx.params)}\nRMSE {rmse:.3g} ({len(truth)} rows)", fontsize=9)
         ax.set_xlabel(f"{'clean truth' if has_clean else 'noisy target'} of {output}")
         ax.set_ylabel(f"prediction of {output}")
-        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_aspect("equal", adjustable="box")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper left")
     what = "the clean truth" if has_clean else "the NOISY TARGETS (the table has no clean truth)"
@@ -121,11 +123,14 @@ def residuals(ctx: Context) -> Figure:
             parts.append(res[flags])
             colours.append(OUTLIER)
             names.append("outlier rows")
-        ax.hist(parts, bins=edges, stacked=True, color=colours, label=names, alpha=0.85)
+        counts = ax.hist(parts, bins=edges, stacked=True, color=colours, label=names, alpha=0.85)[0]
         ax.axvline(0, color="k", lw=0.8)
         inl = res[~flags]
-        ax.set_title(f"{_run_name(row, ctx.params)}\ninlier median residual {np.median(inl):+.3f}", fontsize=9)
-        ax.set_yscale("log")
+        what = "inlier median residual" if known.any() else "median residual"
+        ax.set_title(f"{_run_name(row, ctx.params)}\n{what} {np.median(inl):+.3f}", fontsize=9)
+        heights = np.diff(np.vstack([np.zeros(len(edges) - 1), np.atleast_2d(counts)]), axis=0).ravel()
+        if heights[heights > 0].size and heights.max() / heights[heights > 0].min() > 20:
+            ax.set_yscale("log")                                   # a few outliers beside a tall inlier peak
         ax.grid(True, alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("residual = prediction - noisy target")
