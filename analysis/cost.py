@@ -14,17 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from .source import param_value
-
-
-def state_of(row: dict[str, Any]) -> str:
-    if row["status"] == "FAILED":
-        return "failed"
-    if row.get("tags.stopped_early") == "true":
-        return "stopped early"
-    if row["status"] == "FINISHED":
-        return "finished"
-    return "interrupted" if row.get("tags.interrupted") == "true" else row["status"].lower()
+from .source import outcome, param_value
 
 
 def cost(runs: pl.DataFrame, spec: dict[str, str]) -> tuple[pl.DataFrame, dict[str, float]]:
@@ -37,7 +27,7 @@ def cost(runs: pl.DataFrame, spec: dict[str, str]) -> tuple[pl.DataFrame, dict[s
     for row in runs.iter_rows(named=True):
         seconds = float(row.get("tags.trial_seconds") or 0.0)
         reached = row.get(column)
-        rows.append({"state": state_of(row), "seconds": seconds,
+        rows.append({"state": outcome(row), "seconds": seconds,
                      "reached": float(reached) if reached is not None else math.nan})
     per_run = pl.DataFrame(rows, schema={"state": pl.String, "seconds": pl.Float64, "reached": pl.Float64})
     table = (per_run.group_by("state").agg(pl.len().alias("runs"), pl.col("seconds").sum().alias("trial_s"))

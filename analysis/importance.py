@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from .errors import AnalysisError
-from .source import param_value, varying_params
+from .source import param_value, ranked, varying_params
 
 BINS = 4
 """Numeric parameters with more distinct values than this are grouped into quantile bins."""
@@ -48,14 +48,12 @@ def _hashable(value: Any) -> Any:
 
 
 def completed(runs: pl.DataFrame, metric: str) -> pl.DataFrame:
-    """Runs that produced the metric: finished, or stopped early by ASHA (their last value)."""
+    """Runs whose metric is a result: finished, or stopped early by the scheduler (their last value)."""
     column = f"metrics.{metric}"
     if column not in runs.columns:
         metrics = sorted(c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics."))
         raise AnalysisError(f"--metric: no run reported {metric!r}; metrics: {', '.join(metrics)}")
-    ok = (pl.col("status") == "FINISHED") | (pl.col("tags.stopped_early") == "true" if "tags.stopped_early"
-                                              in runs.columns else pl.lit(False))
-    return runs.filter(ok & pl.col(column).is_not_null() & pl.col(column).is_not_nan())
+    return runs.filter(ranked(runs) & pl.col(column).is_not_null() & pl.col(column).is_not_nan())
 
 
 def quantile_bins(values: np.ndarray, bins: int = BINS) -> list[str]:

@@ -128,3 +128,36 @@ def param_value(text: str | None) -> Any:
 def varying_params(runs: pl.DataFrame) -> list[str]:
     """The ``params.*`` columns whose value is not the same in every run."""
     return [c for c in runs.columns if c.startswith("params.") and runs[c].n_unique() > 1]
+
+
+OUTCOME_WORDS = {"completed": "finished", "stopped_early": "stopped early", "failed": "failed",
+                 "timeout": "failed", "interrupted": "interrupted"}
+"""The driver's ``dynsweep.outcome`` tag -> the word analysis tables print."""
+
+
+def outcome(row: dict[str, Any]) -> str:
+    """How a run ended, as analysis prints it: finished, stopped early, failed, interrupted (from the
+    ``dynsweep.outcome`` tag; runs recorded before it by their status and older tags)."""
+    tag = row.get("tags.dynsweep.outcome")
+    if tag in OUTCOME_WORDS:
+        return OUTCOME_WORDS[tag]
+    if row["status"] == "FAILED":
+        return "failed"
+    if row.get("tags.stopped_early") == "true":
+        return "stopped early"
+    if row["status"] == "FINISHED":
+        return "finished"
+    return "interrupted" if row.get("tags.interrupted") == "true" else str(row["status"]).lower()
+
+
+def ranked(runs: pl.DataFrame) -> pl.Expr:
+    """Runs whose sweep metric is a result: finished or stopped early (never failed or interrupted)."""
+    if "tags.dynsweep.outcome" in runs.columns:
+        tag = pl.col("tags.dynsweep.outcome")
+        new = tag.is_in(["completed", "stopped_early"])
+        old = tag.is_null() & (pl.col("status") == "FINISHED")
+    else:
+        new, old = pl.lit(False), pl.col("status") == "FINISHED"
+    if "tags.stopped_early" in runs.columns:
+        old = old | (pl.col("tags.stopped_early") == "true")
+    return new | old

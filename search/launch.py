@@ -29,6 +29,7 @@ from ray.tune import Callback
 
 from trainables.common.errors import ConfigError
 
+from .outcome import RANKED
 from .spec import SweepSpec, check_resources, load_spec
 from .sweep_folder import SPEC, SweepFolder, sha256_file
 from .version import package_version
@@ -120,9 +121,11 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
         restarted = {t.experiment_tag: t.trial_id for t in snapshot if t.status == "ERROR"} \
             if resume.errored == "restart" else {}
         resumed = Resumed(known, completed_after_snapshot(Journal(folder.path).read(), known), restarted)
+    swept = {p.name: list(p.args) if p.kind in ("choice", "grid") else [] for p in spec.params if p.kind != "fixed"}
     tracker = MlflowTracker(uri, spec.experiment or spec.name, folder.path, spec.raw, spec.family,
                             max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr,
-                            timed_out=stopper.timed_out if stopper else None, resume=resumed)
+                            timed_out=stopper.timed_out if stopper else None, resume=resumed, metric=spec.metric,
+                            mode=spec.mode, swept=swept)
     progress = Progress(spec, start, quiet)
     if address:
         record_dataset_hashes(spec)
@@ -146,8 +149,10 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
     summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
     table = folder.path / "summary.csv"
     write_table(table, summary["rows"])
+    best = summary["rows"][0] if summary["rows"] and math.isfinite(_num(summary["best"])) else None
     tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table,
-                         "KILLED" if summary["interrupted"] else "FINISHED")
+                         "KILLED" if summary["interrupted"] else "FINISHED",
+                         best=(best["trial"], float(best[spec.metric])) if best else None)
     summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
     print_summary(spec, summary, uri)
@@ -241,6 +246,25 @@ def best_value(spec: SweepSpec, trials: list[Any]) -> float:
     return min(values) if spec.mode == "min" else max(values)
 
 
+SUMMARY_STATE = {"completed": "finished", "stopped_early": "stopped early", "failed": "errored",
+                 "timeout": "timeout", "interrupted": "interrupted"}
+"""Outcome (:mod:`search.outcome`) -> the word the summary and ``dynsweep status`` use."""
+
+
+def _outcome_without_callback(spec: SweepSpec, t: Any, stopper: Any) -> str:
+    """The outcome of a trial the tracker saw no end of (restored from an older sweep folder)."""
+    last = t.last_result or {}
+    if t.status == "ERROR":
+        return "failed"
+    if stopper is not None and t.trial_id in stopper.timed_out:
+        return "timeout"
+    if t.status != "TERMINATED" or not last or not last.get("done", False):
+        return "interrupted"
+    if spec.scheduler == "asha" and last.get(spec.time_attr, spec.max_t) < spec.max_t:
+        return "stopped_early"
+    return "completed"
+
+
 def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wall_s: float) -> dict[str, Any]:
     from .tracking import failure_of
 
@@ -252,21 +276,13 @@ def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wa
         last = t.last_result or {}
         seconds = float(last.get("time_total_s", 0.0))
         trial_seconds += seconds
-        if t.status == "ERROR":
-            failure = tracker.failures.get(t.trial_id) or failure_of(t)
-            failure = failure[0]
-            state = "errored"
-            failures[failure] += 1
-        elif stopper is not None and t.trial_id in stopper.timed_out:
-            state = "timeout"
-        elif spec.scheduler == "asha" and last.get(spec.time_attr, spec.max_t) < spec.max_t:
-            state = "stopped early"
-        elif t.status != "TERMINATED" or not last or (t.trial_id in tracker.started and not last.get("done", False)):
-            state = "interrupted"  # Ctrl-C: Tune ends running trials without their final result
-        else:
-            state = "finished"
+        outcome = tracker.outcomes.get(t.trial_id) or _outcome_without_callback(spec, t, stopper)
+        state = SUMMARY_STATE[outcome]
+        if outcome == "failed":
+            failures[(tracker.failures.get(t.trial_id) or failure_of(t))[0]] += 1
         states[state] += 1
-        rows.append({"trial": t.trial_id, "state": state, spec.metric: last.get(spec.metric, math.nan),
+        rows.append({"trial": t.trial_id, "state": state,
+                     spec.metric: last.get(spec.metric, math.nan) if outcome in RANKED else math.nan,
                      "seconds": round(seconds, 2), **{k: t.config.get(k) for k in swept}})
     sign = 1 if spec.mode == "min" else -1
     rows.sort(key=lambda r: (math.isnan(_num(r[spec.metric])), sign * _num(r[spec.metric])))

@@ -4,10 +4,14 @@ One writer (the driver), so it works with the embedded SQLite store and with an 
 server``. The trial -> run map is kept in ``<sweep>/mlflow_runs.json`` (written atomically), so
 a retried or resumed trial continues its own run and never opens a second one.
 
-Child runs get the trial's flattened params, every numeric metric by ``step``, the status
-(FINISHED, FAILED, or KILLED for trials a scheduler stopped early), tags ``trial_id``,
-``failure_class``, ``failure_message``, ``stopped_early``, ``trial_seconds``, and, from the
-final checkpoint, the ``artifacts/`` the family wrote plus the checkpoint itself.
+The experiment is a model-training experiment (``mlflow.experimentKind``), so MLflow's UI opens
+on its runs table. Child runs are named by trial id and the swept values that tell them apart
+(``00003 head=logmag seg=10``); they get the trial's flattened params, the family's numeric
+metrics by ``step`` (not Tune's bookkeeping, and not a metric that only repeats its param), the
+status and ``dynsweep.outcome`` (:mod:`search.outcome`), tags ``trial_id``, ``failure_class``,
+``failure_message``, ``trial_seconds``, and, from the final checkpoint, the ``artifacts/`` the
+family wrote plus the checkpoint itself. The parent run names the best run (tag
+``dynsweep.best_run_id`` and a link in its description).
 """
 
 from __future__ import annotations
@@ -27,12 +31,16 @@ from ray.tune import Callback
 
 from .failures import classify_error_text
 from .journal import Journal
+from .outcome import OUTCOME_TAG, STATUS, ended_normally
 from .trainable import TAG_PREFIX
 
 # mlflow (about 1 s to import) is imported on the writer thread, while Ray starts.
 
 PARENT_KEY = "__sweep__"
 MAX_BATCH = 900
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+"""MLflow 3's UI opens a model-training experiment on its runs table (a GenAI one on traces)."""
+RUN_NAME_MAX = 120
 
 
 def default_tracking_uri(sweep_dir: Path) -> str:
@@ -68,6 +76,52 @@ def git_commit() -> str:
                               cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def run_name(trial_id: str, config: dict[str, Any], swept: dict[str, list[Any]]) -> str:
+    """``<trial id> key=value ...`` over the swept parameters, values shortened (a prefix every
+    choice of a parameter shares is dropped, numbers to 3 digits), within RUN_NAME_MAX characters."""
+    parts = [trial_id]
+    for key, choices in swept.items():
+        if key in config and len(choices) != 1:
+            parts.append(f"{_short_key(key)}={_short_value(config[key], choices)}")
+    return " ".join(parts)[:RUN_NAME_MAX]
+
+
+def _short_key(key: str) -> str:
+    """``segment_length`` -> ``seg_len``: each word to its first three letters, for long names."""
+    return key if len(key) <= 8 else "_".join(w[:3] for w in key.split("_"))
+
+
+def _short_value(value: Any, choices: list[Any]) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    text = str(value)
+    words = [str(c) for c in choices if isinstance(c, str)]
+    if isinstance(value, str) and len(words) > 1:
+        prefix = os.path.commonprefix(words)
+        prefix = prefix[:prefix.rfind("_") + 1] if "_" in prefix else ""
+        text = text[len(prefix):] or text
+    return text
+
+
+def _repeats_param(key: str, value: float, config: dict[str, Any]) -> bool:
+    """A reported value that only repeats the run's param of the same name (e.g. a constant ``lr``)."""
+    param = config.get(key)
+    return isinstance(param, (int, float)) and not isinstance(param, bool) and float(param) == float(value)
+
+
+def journal_outcomes(sweep_dir: Path) -> dict[str, str]:
+    """Trial id -> outcome of the trials that ended in earlier sessions of the sweep (journal), with
+    the statuses of journals written before outcomes had a tag mapped onto outcomes."""
+    out = {}
+    for trial_id, record in Journal(sweep_dir).read().items():
+        if record.end is None:
+            continue
+        tags = record.end.get("tags", {})
+        out[trial_id] = tags.get(OUTCOME_TAG) or {"FINISHED": "completed", "FAILED": "failed"}.get(
+            record.end["status"], "stopped_early" if tags.get("stopped_early") == "true" else "interrupted")
+    return out
 
 
 class RunMap:
@@ -115,7 +169,8 @@ class MlflowTracker(Callback):
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any],
                  family: str, max_t: int | None = None, time_attr: str = "step",
-                 timed_out: set[str] | None = None, resume: Resumed | None = None) -> None:
+                 timed_out: set[str] | None = None, resume: Resumed | None = None, metric: str | None = None,
+                 mode: str = "min", swept: dict[str, list[Any]] | None = None) -> None:
         """``resume``: on ``dynsweep resume``, what Tune's last snapshot knows; the tracker then
         first brings MLflow up to date from the journal (:meth:`_reconcile`)."""
         self.client: Any = None
@@ -125,6 +180,11 @@ class MlflowTracker(Callback):
         self.max_t = max_t
         self.time_attr = time_attr
         self.failures: dict[str, tuple[str, str]] = {}
+        self.metric, self.mode = metric, mode
+        self.swept = swept or {}
+        self.base = dict(sweep_params.get("base") or {})
+        self.outcomes: dict[str, str] = journal_outcomes(sweep_dir) if resume is not None else {}
+        self._stop_seen: set[str] = set()  # trials a scheduler or stopper stopped at some result
         self.timed_out = timed_out if timed_out is not None else set()
         self.experiment_id = ""
         self.parent_id = ""
@@ -151,7 +211,10 @@ class MlflowTracker(Callback):
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
             experiment, artifact_location=(sweep_dir / "mlartifacts").resolve().as_uri()
-            if self.tracking_uri.startswith("sqlite") else None)
+            if self.tracking_uri.startswith("sqlite") else None, tags=EXPERIMENT_KIND)
+        if exp is not None and exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+            for key, value in EXPERIMENT_KIND.items():
+                self.client.set_experiment_tag(self.experiment_id, key, value)
         if PARENT_KEY not in self.runs:
             parent = self.client.create_run(self.experiment_id, run_name=sweep_dir.name,
                                             tags={"dynsweep.kind": "sweep", "dynsweep.family": self.family,
@@ -212,8 +275,8 @@ class MlflowTracker(Callback):
             self.runs.remove(old)
             self._log(run_id, tags={"trial_id": new, "restarted": "true", "previous_trial_id": old})
     def _last_logged_step(self, run_id: str) -> int:
-        """The last step MLflow holds for a run (``training_iteration`` comes with every result)."""
-        history = self.client.get_metric_history(run_id, "training_iteration")
+        """The last step MLflow holds for a run (the reporter's ``step`` comes with every result)."""
+        history = self.client.get_metric_history(run_id, "step")
         return max((m.step for m in history), default=-1)
 
     def _log(self, run_id: str, metrics: list[tuple[str, float, int, int]] | None = None,
@@ -265,7 +328,7 @@ class MlflowTracker(Callback):
             if found:
                 self.runs.set(trial_id, found[0].info.run_id)
         if trial_id not in self.runs:
-            run = self.client.create_run(self.experiment_id, run_name=name,
+            run = self.client.create_run(self.experiment_id, run_name=run_name(trial_id, config, self.swept),
                                          tags={"mlflow.parentRunId": self.parent_id, "trial_id": trial_id,
                                                "dynsweep.family": self.family})
             self.runs.set(trial_id, run.info.run_id)
@@ -289,11 +352,14 @@ class MlflowTracker(Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
+        if result.get("done"):  # Tune marks the result at which a scheduler or stopper stops the trial
+            self._stop_seen.add(trial.trial_id)
         step = int(result.get("step", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
-        metrics = [(k, float(v), now, step) for k, v in result.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)
-                   and math.isfinite(float(v))]
+        config = {**self.base, **trial.config}
+        metrics = [(k, float(v), now, step) for k, v in family_result(result).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+                   and not _repeats_param(k, v, config)]
         tags = {k.removeprefix(TAG_PREFIX): v for k, v in result.items()
                 if isinstance(v, str) and k.startswith(TAG_PREFIX)}
         if step <= self._logged.get(trial.trial_id, -1):
@@ -313,20 +379,19 @@ class MlflowTracker(Callback):
         if trial.trial_id in self.timed_out:
             seconds = float(last.get("time_total_s", 0.0))
             self.failures[trial.trial_id] = ("timeout", f"stopped after {seconds:.1f} s (trial_time_limit_s)")
-            self._finish(trial, "FAILED", {"failure_class": "timeout",
-                                           "failure_message": self.failures[trial.trial_id][1]})
+            self._finish(trial, "timeout", {"failure_class": "timeout",
+                                            "failure_message": self.failures[trial.trial_id][1]})
+            return
+        if not last.get("done", False):
+            self._finish(trial, "interrupted", {})
             return
         reached = last.get(self.time_attr, last.get("step"))
-        stopped_early = self.max_t is not None and reached is not None and reached < self.max_t
-        interrupted = not stopped_early and not last.get("done", False)
-        self._finish(trial, "KILLED" if stopped_early or interrupted else "FINISHED",
-                     {"stopped_early": str(bool(stopped_early)).lower(),
-                      "interrupted": str(bool(interrupted)).lower()})
+        self._finish(trial, ended_normally(trial.trial_id in self._stop_seen, reached, self.max_t), {})
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         failure, message = failure_of(trial)
         self.failures[trial.trial_id] = (failure, message)
-        self._finish(trial, "FAILED", {"failure_class": failure, "failure_message": message[:2000]})
+        self._finish(trial, "failed", {"failure_class": failure, "failure_message": message[:2000]})
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         failure, message = failure_of(trial)
@@ -342,14 +407,16 @@ class MlflowTracker(Callback):
         """End the runs of trials Tune stopped without a callback (Ctrl-C): KILLED, interrupted."""
         for trial in trials:
             if trial.trial_id in self._started and trial.trial_id not in self._ended:
-                self._finish(trial, "KILLED", {"interrupted": "true", "stopped_early": "false"})
+                self._finish(trial, "interrupted", {})
 
-    def _finish(self, trial: Any, status: str, tags: dict[str, str]) -> None:
+    def _finish(self, trial: Any, outcome: str, tags: dict[str, str]) -> None:
         self._ended.add(trial.trial_id)
+        self.outcomes[trial.trial_id] = outcome
         if trial.trial_id in self._closed:
             return
+        status = STATUS[outcome]
         last = trial.last_result or {}
-        tags = {**tags, "trial_seconds": f"{float(last.get('time_total_s', 0.0)):.3f}"}
+        tags = {**tags, OUTCOME_TAG: outcome, "trial_seconds": f"{float(last.get('time_total_s', 0.0)):.3f}"}
         checkpoint = trial.checkpoint
         path = checkpoint.path if checkpoint is not None and checkpoint.path else None
         ids = self._ids(trial)
@@ -360,6 +427,16 @@ class MlflowTracker(Callback):
 
     def _write_end(self, run_id: str, title: str, status: str, tags: dict[str, str], checkpoint: str | None,
                    curves: dict[str, list[tuple[int, float]]]) -> None:
+        run = self.client.get_run(run_id)
+        for stale in ("failure_class", "failure_message"):  # from an earlier attempt that failed
+            if stale in run.data.tags and stale not in tags:
+                self.client.delete_tag(run_id, stale)
+        outcome = tags.get(OUTCOME_TAG)
+        if outcome in ("failed", "timeout") and self.metric in run.data.metrics:
+            last = max(self.client.get_metric_history(run_id, self.metric), key=lambda m: (m.step, m.timestamp))
+            now = int(time.time() * 1000)
+            self._log(run_id, metrics=[(f"{self.metric}_before_failure", last.value, now, last.step),
+                                       (self.metric, math.nan, max(now, last.timestamp + 1), last.step)])
         self._log(run_id, tags=tags)
         if checkpoint and os.path.isdir(checkpoint):
             self.client.log_artifacts(run_id, checkpoint, artifact_path="checkpoint")
@@ -391,14 +468,30 @@ class MlflowTracker(Callback):
             fig.savefig(path, dpi=100, bbox_inches="tight")
             self.client.log_artifact(run_id, str(path))
 
+    def _name_best(self, trial_id: str, value: float) -> None:
+        """Tags ``dynsweep.best_run_id``/``best_trial``/``best_value`` and a description with a link."""
+        run_id = self.runs[trial_id]
+        name = self.client.get_run(run_id).info.run_name
+        link = f"#/experiments/{self.experiment_id}/runs/{run_id}"
+        note = (f"Best run: [{name}]({link}) with {self.metric} = {value:.6g} ({self.mode}imised).\n\n"
+                f"Outcomes are in each run's `{OUTCOME_TAG}` tag: completed and stopped_early runs are results; "
+                "failed runs are never ranked (their metric is NaN after the failure). The sweep's table is the "
+                "artefact `summary.csv`; plots are under `plots/`.")
+        self._log(self.parent_id, tags={"dynsweep.best_run_id": run_id, "dynsweep.best_trial": trial_id,
+                                        "dynsweep.best_value": f"{value:.9g}", "mlflow.note.content": note})
+
     def flush(self) -> None:
         """Wait until every queued write is done."""
         self._writer.submit(lambda: None).result()
 
-    def finish_sweep(self, summary: dict[str, float], table_path: Path | None, status: str = "FINISHED") -> None:
-        """Write the sweep's totals and table to the parent run, end it, and drain the queue."""
+    def finish_sweep(self, summary: dict[str, float], table_path: Path | None, status: str = "FINISHED",
+                     best: tuple[str, float] | None = None) -> None:
+        """Write the sweep's totals and table to the parent run, name its best run (``best``: trial
+        id and sweep-metric value), end it, and drain the queue."""
         self.flush()
         self._log(self.parent_id, metrics=[(k, float(v), int(time.time() * 1000), 0) for k, v in summary.items()])
+        if best is not None and best[0] in self.runs:
+            self._name_best(*best)
         if table_path is not None and table_path.exists():
             self.client.log_artifact(self.parent_id, str(table_path))
         self.client.set_terminated(self.parent_id, status)

@@ -268,5 +268,6 @@ def test_ctrl_c_stops_the_sweep_cleanly(tmp_path: Path) -> None:
     client = MlflowClient(default_tracking_uri(tmp_path / "r" / "long"))
     runs = client.search_runs([client.get_experiment_by_name("long").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert children and all(r.data.tags.get("interrupted") == "true" and r.info.status == "KILLED" for r in children)
+    assert children and all(r.data.tags.get("dynsweep.outcome") == "interrupted" and r.info.status == "KILLED"
+                            for r in children)
     assert [r.info.status for r in runs if "mlflow.parentRunId" not in r.data.tags] == ["KILLED"]

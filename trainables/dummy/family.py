@@ -67,7 +67,7 @@ def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str
         if not math.isfinite(loss):
             raise DivergedError(f"loss is {loss}", step)
         if step % cfg.report_every == 0 or step == cfg.steps:
-            last = {"loss": loss, "t_start": t_start, "t_now": time.time(),
+            last = {"loss": loss, "target": cfg.target, "t_start": t_start, "t_now": time.time(),
                     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "<unset>")}
             if step % cfg.checkpoint_every and step != cfg.steps:

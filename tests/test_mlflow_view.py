@@ -1,0 +1,176 @@
+"""What a person sees of a sweep in MLflow, checked through MLflow's REST API on a real
+``mlflow server`` process: model-training experiment, run names, outcomes and statuses, the
+best-run tag, only the family's metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import ray
+import yaml
+
+from search.launch import launch
+from search.spec import load_spec
+from search.tracking import default_tracking_uri
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """An ASHA sweep (completed, stopped-early and failed trials) and a sweep whose max_t exceeds
+    its trials' length; then one MLflow server on the ASHA sweep's store."""
+    root = tmp_path_factory.mktemp("view")
+    temp = Path("/tmp") / f"dynsweep-test-ray-v-{tmp_path_factory.getbasetemp().name}"
+    ray.init(num_cpus=2, _temp_dir=str(temp), include_dashboard=False, log_to_driver=False)
+    out: dict[str, Any] = {"root": root}
+    try:
+        specs = {
+            "asha": {"base": {"steps": 8, "target": 0.0, "fail_at": 3},
+                     "space": {"x": {"grid": [0.1, 0.2, 2.0, 3.0, 4.0, 5.0]}, "fail": {"grid": ["none", "raise"]},
+                               "choice": {"grid": ["a"]}},
+                     "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 8,
+                                   "time_attr": "step"}},
+            "long_max_t": {"base": {"steps": 4}, "space": {"x": {"grid": [0.0, 1.0, 2.0]}},
+                           "scheduler": {"type": "asha", "grace_period": 5, "reduction_factor": 2, "max_t": 40,
+                                         "time_attr": "step"}},
+        }
+        for name, extra in specs.items():
+            raw = {"name": name, "family": "dummy", "storage": str(root / "runs"), "resources": {"cpu": 1},
+                   "max_concurrent": 2, "search": {"algorithm": "grid", "metric": "loss", "mode": "min"}, **extra}
+            path = root / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(raw))
+            spec = load_spec(path)
+            out[name] = {"spec": spec, "summary": launch(spec, quiet=True)}
+    finally:
+        ray.shutdown()
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = default_tracking_uri(out["asha"]["spec"].sweep_dir)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", uri,
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{base}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        out["api"] = f"{base}/api/2.0/mlflow"
+        yield out
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _get(api: str, path: str) -> dict[str, Any]:
+    return json.load(urllib.request.urlopen(f"{api}/{path}", timeout=10))
+
+
+def _post(api: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(f"{api}/{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=10))
+
+
+def _runs(api: str, experiment: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    exp = _get(api, f"experiments/get-by-name?experiment_name={experiment}")["experiment"]
+    runs = _post(api, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
+    for r in runs:
+        r["tags"] = {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+        r["params"] = {p["key"]: p["value"] for p in r["data"].get("params", [])}
+        r["metrics"] = {m["key"]: m["value"] for m in r["data"].get("metrics", [])}
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r["tags"])
+    return exp, [r for r in runs if r is not parent], parent
+
+
+def test_experiment_is_model_training_and_runs_are_named_by_what_differs(sweeps: dict[str, Any]) -> None:
+    exp, children, _ = _runs(sweeps["api"], "asha")
+    assert {t["key"]: t["value"] for t in exp["tags"]}["mlflow.experimentKind"] == "custom_model_development"
+    names = [r["info"]["run_name"] for r in children]
+    assert len(set(names)) == len(names) == 12
+    for r in children:
+        name = r["info"]["run_name"]
+        assert name.startswith(r["tags"]["trial_id"] + " ") and len(name) <= 120
+        assert f"x={float(r['params']['x']):.3g}" in name and f"fail={r['params']['fail']}" in name
+        assert "choice=" not in name                               # one value does not tell runs apart
+
+
+def test_outcomes_statuses_and_failed_runs_never_ranked(sweeps: dict[str, Any]) -> None:
+    _, children, _ = _runs(sweeps["api"], "asha")
+    summary = sweeps["asha"]["summary"]
+    by_outcome: dict[str, list[dict[str, Any]]] = {}
+    for r in children:
+        by_outcome.setdefault(r["tags"]["dynsweep.outcome"], []).append(r)
+    assert set(by_outcome) == {"completed", "stopped_early", "failed"}
+    assert len(by_outcome["failed"]) == summary["errored"] >= 1      # the others were stopped before failing
+    assert len(by_outcome["stopped_early"]) == summary["stopped_early"] > 0
+    assert len(by_outcome["completed"]) == summary["finished"] > 0
+    assert {r["info"]["status"] for r in by_outcome["completed"] + by_outcome["stopped_early"]} == {"FINISHED"}
+    for r in by_outcome["stopped_early"]:
+        assert r["metrics"]["step"] < 8 and "failure_class" not in r["tags"]
+    for r in by_outcome["failed"]:
+        assert r["info"]["status"] == "FAILED" and r["tags"]["failure_class"] == "error"
+        assert math.isnan(float(r["metrics"]["loss"])) and r["metrics"]["loss_before_failure"] > 0
+    exp_id = children[0]["info"]["experiment_id"]
+    ordered = _post(sweeps["api"], "runs/search", {"experiment_ids": [exp_id], "max_results": 3,
+                                                   "filter": "tags.dynsweep.outcome != 'failed'",
+                                                   "order_by": ["metrics.loss ASC"]})["runs"]
+    assert all(t["value"] != "failed" for r in ordered for t in r["data"]["tags"] if t["key"] == "dynsweep.outcome")
+
+
+def test_only_the_familys_metrics_are_logged(sweeps: dict[str, Any]) -> None:
+    _, children, parent = _runs(sweeps["api"], "asha")
+    for r in children:
+        keys = set(r["metrics"])
+        assert not keys & {"training_iteration", "time_total_s", "time_this_iter_s", "timestamp", "pid",
+                           "time_since_restore", "iterations_since_restore", "done"}
+        assert "target" not in keys                                 # a param, not also a constant metric
+        assert {"loss", "step"} <= keys
+
+
+def test_parent_names_its_best_run(sweeps: dict[str, Any]) -> None:
+    _, children, parent = _runs(sweeps["api"], "asha")
+    ranked = [r for r in children if r["tags"]["dynsweep.outcome"] in ("completed", "stopped_early")]
+    best = min(ranked, key=lambda r: r["metrics"]["loss"])
+    assert parent["tags"]["dynsweep.best_run_id"] == best["info"]["run_id"]
+    assert parent["tags"]["dynsweep.best_trial"] == best["tags"]["trial_id"]
+    note = parent["tags"]["mlflow.note.content"]
+    assert f"/runs/{best['info']['run_id']})" in note and best["info"]["run_name"] in note
+    artifacts = _get(sweeps["api"], f"artifacts/list?run_id={parent['info']['run_id']}")
+    assert "summary.csv" in [f["path"] for f in artifacts.get("files", [])]
+
+
+def test_trials_that_ran_to_the_end_are_completed_whatever_max_t(sweeps: dict[str, Any]) -> None:
+    """max_t (40) beyond the trials' length (4 steps), first rung (5) after it: nothing was stopped early,
+    and cost does not claim early stopping saved anything."""
+    from mlflow.tracking import MlflowClient
+
+    summary = sweeps["long_max_t"]["summary"]
+    assert (summary["finished"], summary["stopped_early"]) == (3, 0)
+    client = MlflowClient(default_tracking_uri(sweeps["long_max_t"]["spec"].sweep_dir))
+    runs = client.search_runs([client.get_experiment_by_name("long_max_t").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert {(r.info.status, r.data.tags["dynsweep.outcome"]) for r in children} == {("FINISHED", "completed")}
+    from analysis.cost import cost
+    from analysis.source import open_sweep
+
+    sweep = open_sweep(str(sweeps["long_max_t"]["spec"].sweep_dir))
+    table, totals = cost(sweep.runs(), sweep.spec())
+    assert table["state"].to_list() == ["finished"] and totals["saved_s"] == 0.0
