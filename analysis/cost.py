@@ -10,7 +10,6 @@ discrete parameters costs its number of configurations times the mean cost of a 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import polars as pl
 

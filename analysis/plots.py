@@ -58,3 +58,23 @@ def plot(sweep: Sweep, runs: pl.DataFrame, kind: str, metric: str, mode: str, ar
     tmp.replace(path)
     sweep.client.log_artifact(sweep.parent_id, str(path), artifact_path="plots")
     return path
+
+
+OVERVIEW = ("curves", "parallel")
+"""Kinds drawn onto every sweep's parent run when the sweep ends."""
+
+
+def overview(sweep: Sweep, metric: str, mode: str, out: Path) -> list[str]:
+    """Draw the :data:`OVERVIEW` kinds for a finished sweep (each logged to its parent run);
+    returns one line per kind: where it went, or why it could not be drawn."""
+    import argparse
+
+    args = argparse.Namespace(runs=None, top=8, x=None, y=None, test_set=None, curve_metric=None)
+    runs = sweep.runs()
+    lines = []
+    for kind in OVERVIEW:
+        try:
+            lines.append(f"{kind}: {plot(sweep, runs, kind, metric, mode, args, out)}")
+        except AnalysisError as err:
+            lines.append(f"{kind}: not drawn ({err})")
+    return lines

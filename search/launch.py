@@ -156,7 +156,22 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
     summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
     print_summary(spec, summary, uri)
+    for line in sweep_plots(spec, uri):
+        print(f"plot {line}")
     return summary
+
+
+def sweep_plots(spec: SweepSpec, uri: str) -> list[str]:
+    """The loss curves and the parallel coordinates of the sweep, drawn from MLflow into
+    ``<sweep>/plots`` and onto the parent run (``dynsweep plot`` draws the same and more)."""
+    from analysis.plots import overview
+    from analysis.source import open_sweep
+
+    try:
+        return overview(open_sweep(str(spec.sweep_dir), tracking_uri=uri), spec.metric, spec.mode,
+                        spec.sweep_dir / "plots")
+    except Exception as err:  # noqa: BLE001 - a figure must never fail a sweep that ran
+        return [f"overview: not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"]
 
 
 def record_dataset_hashes(spec: SweepSpec) -> dict[str, str]:

@@ -155,6 +155,8 @@ def test_parent_names_its_best_run(sweeps: dict[str, Any]) -> None:
     assert f"/runs/{best['info']['run_id']})" in note and best["info"]["run_name"] in note
     artifacts = _get(sweeps["api"], f"artifacts/list?run_id={parent['info']['run_id']}")
     assert "summary.csv" in [f["path"] for f in artifacts.get("files", [])]
+    plots = _get(sweeps["api"], f"artifacts/list?run_id={parent['info']['run_id']}&path=plots")
+    assert {"plots/curves.png", "plots/parallel.png"} <= {f["path"] for f in plots.get("files", [])}
 
 
 def test_trials_that_ran_to_the_end_are_completed_whatever_max_t(sweeps: dict[str, Any]) -> None:
