@@ -17,6 +17,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from .errors import AnalysisError
+from .formats import cell
 from .importance import completed
 from .source import Sweep, varying_params
 
@@ -61,7 +62,7 @@ def select_runs(runs: pl.DataFrame, metric: str, mode: str, ids: list[str] | Non
 def label(row: dict[str, Any], params: list[str]) -> str:
     """A run's legend label: its trial id, then up to three swept parameters, one a line."""
     trial = row.get("tags.trial_id") or row["run_id"][:8]
-    keys = "\n".join(f"{p.removeprefix('params.')}={row.get(p)}" for p in params[:3])
+    keys = "\n".join(f"{p.removeprefix('params.')}={cell(row.get(p))}" for p in params[:3])
     return f"{trial}\n{keys}" if keys else trial
 
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from .errors import AnalysisError
 from .importance import completed
-from .plotbase import Context, PlotKind, label
+from .plotbase import Context, PlotKind, short_label
 from .source import param_value, varying_params
 
 
@@ -43,8 +43,10 @@ def heatmap(ctx: Context) -> Figure:
     for i in range(len(ys)):
         for j in range(len(xs)):
             if not math.isnan(grid[i, j]):
+                shade = image.cmap(image.norm(grid[i, j]))
+                light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5
                 ax.text(j, i, f"{grid[i, j]:.3g}\n(n={counts[i, j]})", ha="center", va="center", fontsize=8,
-                        color="white")
+                        color="black" if light else "white")
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set_xlabel(x.removeprefix("params."))
@@ -91,7 +93,8 @@ def curves(ctx: Context) -> Figure:
     for row in ctx.chosen().iter_rows(named=True):
         history = sorted((m.step, m.value) for m in ctx.sweep.client.get_metric_history(row["run_id"], metric))
         if history:
-            ax.plot([h[0] for h in history], [h[1] for h in history], marker=".", label=label(row, ctx.params))
+            ax.plot([h[0] for h in history], [h[1] for h in history], marker=".",
+                    label=short_label(row, ctx.params))
             positive = positive and all(h[1] > 0 for h in history)
     if positive:
         ax.set_yscale("log")
@@ -129,7 +132,7 @@ def parallel(ctx: Context) -> Figure:
             ticks.append([(levels.index(lv) / max(1, len(levels) - 1), lv) for lv in levels])
     metric = done[f"metrics.{ctx.metric}"].to_numpy()
     norm = Normalize(np.nanmin(metric), np.nanmax(metric))
-    cmap = colormaps["viridis_r" if ctx.mode == "min" else "viridis"]
+    cmap = colormaps["viridis" if ctx.mode == "min" else "viridis_r"]   # the best runs dark, drawn last
     fig = Figure(figsize=(1.8 * len(params) + 3, 5))
     ax = fig.subplots()
     xs = np.arange(len(params))
