@@ -15,7 +15,6 @@ import functools
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -51,7 +50,9 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
                                                          patience=cfg.plateau_patience)
-    step, best = _restore(reporter.restore_dir(), model, optimizer, plateau)
+    state = {"model": model, "optimizer": optimizer, "plateau": plateau}
+    step, extra = checkpoint.restore_training(reporter.restore_dir(), state)
+    best = extra.get("best", math.inf)
     reporter.tags({"dataset_sha256": table.content_hash, "rows_dropped": str(table.dropped)})
     rho, weights = LOSSES[cfg.loss], list(model.parameters())
     train_idx = torch.as_tensor(train_rows, device=device)
@@ -83,7 +84,7 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
         if step == cfg.steps:
             write_predictions(reporter.artifact_dir(), model, xn, table, train_rows, val_rows, cfg)
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            _save(Path(ckpt), step, model, optimizer, plateau, best)
+            checkpoint.save_training(ckpt, step, state, best=best)
             reporter.report(step, last, ckpt)
         window, terms, t0 = [], [], time.perf_counter()
     return last
@@ -120,23 +121,3 @@ def _batch(train_idx: torch.Tensor, step: int, batch_size: int, seed: int) -> to
 def _pass_order(n: int, seed: int, n_pass: int) -> torch.Tensor:
     """The row order ``(n,)`` of pass ``n_pass`` (drawn once per pass)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + n_pass))
-
-
-def _save(folder: Path, step: int, model: RegressionMLP, optimizer: torch.optim.Optimizer, plateau: Any,
-          best: float) -> None:
-    checkpoint.save(folder, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "plateau": plateau.state_dict(), "torch_rng": torch.get_rng_state(), "best": best})
-
-
-def _restore(folder: str | None, model: RegressionMLP, optimizer: torch.optim.Optimizer,
-             plateau: Any) -> tuple[int, float]:
-    """``(step, best validation loss)`` of a checkpoint (loaded into the model, optimiser and
-    scheduler), or ``(0, inf)`` for a fresh start."""
-    if folder is None:
-        return 0, math.inf
-    ckpt = checkpoint.load(folder)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    plateau.load_state_dict(ckpt["plateau"])
-    torch.set_rng_state(ckpt["torch_rng"])
-    return int(ckpt["step"]), float(ckpt["best"])

@@ -47,7 +47,8 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
     tensors = {name: _tensors(seqs, device) for name, seqs in (("train", train), ("val", val))}
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
-    step = _restore(reporter.restore_dir(), model, optimizer, rng)
+    state = {"model": model, "optimizer": optimizer, "rng": rng}
+    step, _ = checkpoint.restore_training(reporter.restore_dir(), state)
     reporter.tags({"dataset": folder.name, "dataset_sha256": train.content_hash}
                   | ({} if model.continuous else {"dt_generalisation": "not applicable (discrete-time model)"}))
     losses, t0, last = [], time.perf_counter(), {}
@@ -73,8 +74,7 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
         if step == cfg.steps:
             last.update(evaluate(model, env, test, cfg.eval_horizons, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save(ckpt, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "rng": rng.get_state(), "torch_rng": torch.get_rng_state()})
+            checkpoint.save_training(ckpt, step, state)
             reporter.report(step, last, ckpt)
         losses, t0 = [], time.perf_counter()
     return last
@@ -117,14 +117,3 @@ def _val_loss(model: WorldModel, data: tuple[torch.Tensor, torch.Tensor, torch.T
               / model.s_std) ** 2).mean() for s in starts]
     model.train()
     return float(torch.stack(errs).mean())
-
-
-def _restore(folder: str | None, model: WorldModel, optimizer: torch.optim.Optimizer, rng: torch.Generator) -> int:
-    if folder is None:
-        return 0
-    state = checkpoint.load(folder)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    rng.set_state(state["rng"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])
