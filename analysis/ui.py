@@ -174,7 +174,8 @@ def wait_serving(base: str, sweep: Sweep, proc: subprocess.Popen[bytes], log: Pa
     raise AnalysisError(f"the MLflow server did not answer at {base} within {timeout:.0f} s; see {log}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_group(proc: subprocess.Popen[Any]) -> None:
+    """End the process group ``proc`` leads (SIGTERM, then SIGKILL after 20 s) and reap it."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -243,4 +244,4 @@ def serve(sweep: Sweep, host: str, port: int, run_ids: list[str], metric: str = 
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop(proc)
+        stop_group(proc)

@@ -13,9 +13,10 @@ from typing import Iterator
 import pytest
 
 from analysis.kinds import KINDS
-from analysis.plots import ALL
 from search.cli import main
 from trainables.registry import FAMILIES
+
+from plotcheck import assert_plot  # tests/plotcheck.py
 
 PENDULUM_TINY = {"sims": 10, "t_end": 3.0, "steps": 40, "report_every": 20, "hidden": 16, "layers": 1, "window": 8,
                  "batch_size": 64, "horizons": [5, 50], "lyapunov_t_end": 1.0, "eval_sims": 2, "val_windows": 256}
@@ -83,24 +84,11 @@ CASES = [pytest.param(f, k, id=f"{f}-{k}") for f in SWEEPS for k in _applicable(
 def test_applicable_kind_draws_a_png_of_its_size_logged_to_the_sweep(sweeps: dict[str, Path], family: str, kind: str,
                                                                      tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from matplotlib.image import imread
-    from mlflow.tracking import MlflowClient
-
     sweep = sweeps[family]
     capsys.readouterr()
     code = main(["plot", str(sweep), kind, "--out", str(tmp_path), *EXTRA[family].get(kind, [])])
     assert code == 0, capsys.readouterr().err
-    image = imread(tmp_path / f"{kind}.png")
-    width, height = ALL[kind].size
-    assert image.shape[:2] == (height, width)
-    assert float(image[..., :3].std()) > 0.01                               # not blank
-    keep = os.environ.get("DYNSWEEP_KEEP_PLOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / f"{kind}.png", Path(keep) / f"{family}-{kind}.png")
-    client = MlflowClient(f"sqlite:///{sweep / 'mlflow.db'}")
-    parent = json.loads((sweep / "mlflow_runs.json").read_text())["__sweep__"]
-    assert f"plots/{kind}.png" in [a.path for a in client.list_artifacts(parent, "plots")]
+    assert_plot(sweep, kind, tmp_path, f"{family}-{kind}")
 
 
 @pytest.mark.parametrize("family", list(SWEEPS))

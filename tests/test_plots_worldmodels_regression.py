@@ -5,7 +5,6 @@ refused in one line that lists the ones that apply."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from analysis.plots import ALL
 from search.cli import main
 from trainables.common.artifacts import read_format
 from trainables.registry import FAMILIES
+
+from plotcheck import assert_plot  # tests/plotcheck.py
 
 WORLD_SETS = ["base.seqs=6", "base.seq_steps=12", "base.steps=20", "base.report_every=10",
               "base.eval_horizons=[1, 5, 10]", "search.algorithm=grid", "scheduler.type=fifo", "search.num_samples=1",
@@ -111,26 +112,11 @@ def test_final_evaluation_writes_the_family_artefacts(sweeps: Callable[[str], di
 @pytest.mark.parametrize(("family", "kind"), _cases())
 def test_every_applicable_kind_draws_its_declared_size(sweeps: Callable[[str], dict[str, Any]], family: str,
                                                        kind: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from matplotlib.image import imread
-    from mlflow.tracking import MlflowClient
-
-    from search.tracking import default_tracking_uri
-
     sweep = sweeps(family)
     out = sweep["root"] / "plots"
     code = main(["plot", str(sweep["dir"]), kind, "--out", str(out), *EXTRA.get((family, kind), [])])
     assert code == 0, capsys.readouterr().err[-2000:]
-    image = imread(out / f"{kind}.png")
-    width, height = ALL[kind].size
-    assert image.shape[:2] == (height, width)
-    assert float(image[..., :3].std()) > 0.01                                   # not blank
-    keep = os.environ.get("DYNSWEEP_KEEP_PLOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        (Path(keep) / f"{family}-{kind}.png").write_bytes((out / f"{kind}.png").read_bytes())
-    client = MlflowClient(default_tracking_uri(sweep["dir"]))
-    parent = json.loads((sweep["dir"] / "mlflow_runs.json").read_text())["__sweep__"]
-    assert f"plots/{kind}.png" in {a.path for a in client.list_artifacts(parent, "plots")}
+    assert_plot(sweep["dir"], kind, out, f"{family}-{kind}")
 
 
 def test_each_family_declares_the_generic_and_its_own_kinds() -> None:

@@ -23,6 +23,7 @@ import pytest
 import ray
 import yaml
 
+from analysis.ui import stop_group
 from search.launch import launch
 from search.spec import load_spec
 
@@ -59,16 +60,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _lines_until(proc: subprocess.Popen[str], marker: str, timeout: float = 180) -> list[str]:
@@ -132,7 +123,7 @@ def test_urls_open_the_sweeps_shared_view_on_a_free_port(sweep: dict[str, Any]) 
         assert {c["metricSectionId"] for c in state["compareRunCharts"]} <= {s["uuid"] for s in state["compareRunSections"]}
         assert (sweep["dir"] / "mlflow_ui.log").is_file()
     finally:
-        _stop(proc)
+        stop_group(proc)
     assert proc.returncode in (0, -signal.SIGTERM)
     with socket.socket() as sock:                                      # the server is gone with it
         assert sock.connect_ex(("127.0.0.1", port)) != 0
@@ -170,4 +161,4 @@ def test_a_port_held_by_another_mlflow_server_is_refused(sweep: dict[str, Any]) 
         assert other.poll() is None
         assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
     finally:
-        _stop(other)
+        stop_group(other)

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_ui import DYNSWEEP, _lines_until, _stop, sweep  # noqa: F401  (the tiny sweep fixture)
+from test_ui import DYNSWEEP, _lines_until, sweep  # noqa: F401  (the tiny sweep fixture)
+
+from analysis.ui import stop_group
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
@@ -70,4 +72,4 @@ def test_screens(sweep: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811  
         assert "Parallel" in dom["5_charts"]
         assert best[:8] in dom["3_run"] and "uisweep" in dom["4_parent"]
     finally:
-        _stop(proc)
+        stop_group(proc)
