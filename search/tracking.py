@@ -440,6 +440,14 @@ class MlflowTracker(Callback):
         self._log(run_id, tags=tags)
         if checkpoint and os.path.isdir(checkpoint):
             self.client.log_artifacts(run_id, checkpoint, artifact_path="checkpoint")
+            if os.path.isfile(os.path.join(checkpoint, "artifacts", "model.pt")):  # runs:/<run_id>/model
+                try:
+                    from search.model_export import log_model
+
+                    log_model(self.client, run_id, os.path.join(checkpoint, "artifacts"))
+                except Exception as err:  # noqa: BLE001 - a model that cannot be logged never fails the sweep
+                    reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+                    self._log(run_id, tags={"model_export_error": reason})
         self._log_curves(run_id, title, curves)
         self.client.set_terminated(run_id, status)
 

@@ -11,7 +11,9 @@ with a :class:`~trainables.common.reporter.LocalReporter` and checks what a swee
   metrics as an uninterrupted one;
 - an unknown config key and a wrongly typed value each give a one-line ``ConfigError`` naming
   the key;
-- every declared artefact exists and carries its format id and version in its footer.
+- every declared artefact exists and carries its format id and version in its footer;
+- a family with ``exports_model`` wrote ``model.pt`` + ``model.json`` whose TorchScript reproduces the
+  recorded example outputs.
 
 ``python -m trainables.contract NAME --workdir DIR`` runs both in a fresh interpreter and also
 checks that the family did not import Ray or MLflow; it prints one problem a line and exits 1
@@ -146,6 +148,10 @@ def check_run(name: str, family: Family, workdir: Path) -> list[str]:
             problems.append(f"{name}: declared artefact {fmt.file} ({fmt.id}) was not written")
         elif read_format(path) != (fmt.id, fmt.version):
             problems.append(f"{name}: {fmt.file} carries format {read_format(path)}, not {(fmt.id, fmt.version)}")
+    if family.exports_model:
+        from trainables.common.export import check_export
+
+        problems += [f"{name}: exports_model: {p}" for p in check_export(first.artifact_dir())]
     second = run(dict(base), LocalReporter(workdir / "second", progress=False))
     clock = family.clock_metrics
     diff = _same(_comparable(final, clock), _comparable(second, clock))

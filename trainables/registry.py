@@ -43,6 +43,8 @@ class Family:
         clock_metrics: metrics that measure wall-clock time (throughput); every other metric is a
             function of the config alone on a CPU (same config, same values; resumed runs too).
         replicates: whether one trial can train several seeds as one vectorised model.
+        exports_model: whether the final evaluation writes ``model.pt`` + ``model.json`` (TorchScript,
+            :func:`trainables.common.export.export_torchscript`), which the driver logs as an MLflow model.
     """
 
     run: str
@@ -57,6 +59,7 @@ class Family:
     table_columns: tuple[str, ...] = ()
     clock_metrics: tuple[str, ...] = ("steps_per_s",)
     replicates: bool = False
+    exports_model: bool = False
 
     def hooks(self) -> dict[str, str]:
         """The ``module:attribute`` hooks this record names (for the contract check)."""
@@ -79,7 +82,8 @@ FAMILIES: dict[str, Family] = {
         artifacts="trainables.twobody.artifacts:FORMATS",
         plot_kinds=("errors", "loglog", "trajectory", "field"),
         table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct"),
-        clock_metrics=("steps_per_s", "first_step_s")),
+        clock_metrics=("steps_per_s", "first_step_s"),
+        exports_model=True),
     "pendulum": Family(
         run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
         smoke={"sims": 8, "t_end": 3.0, "hidden": 8, "layers": 1, "window": 8, "steps": 6, "report_every": 3,
@@ -91,7 +95,8 @@ FAMILIES: dict[str, Family] = {
         plot_kinds=("angles", "error-growth", "energy-drift"),
         table_columns=("test/vpt_lyapunov", "test/vpt_s", "test/rollout_nrmse_h*", "test/one_step_nrmse",
                        "test/lyapunov_ratio", "test/energy_drift_rel"),
-        clock_metrics=("steps_per_s", "windows_per_s")),
+        clock_metrics=("steps_per_s", "windows_per_s"),
+        exports_model=True),
     "regression": Family(
         run="trainables.regression.train:run", config="trainables.regression.config:RegressionConfig",
         smoke={"widths": "16x16", "steps": 6, "report_every": 3, "batch_size": 64},
@@ -101,7 +106,8 @@ FAMILIES: dict[str, Family] = {
         artifacts="trainables.regression.artifacts:FORMATS",
         plot_kinds=("pred-vs-true", "residuals", "by-loss"),
         table_columns=("clean_rmse_all", "clean_rmse_val", "val_rmse", "val_mae"),
-        clock_metrics=("steps_per_s", "rows_per_s")),
+        clock_metrics=("steps_per_s", "rows_per_s"),
+        exports_model=True),
     "worldmodels": Family(
         run="trainables.worldmodels.train:run", config="trainables.worldmodels.config:WorldConfig",
         smoke={"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 2,
@@ -111,14 +117,16 @@ FAMILIES: dict[str, Family] = {
         tags=("dataset", "dataset_sha256", "dt_generalisation"),
         artifacts="trainables.worldmodels.artifacts:FORMATS",
         plot_kinds=("horizon", "energy", "dt-generalisation", "phase"),
-        table_columns=("test/rollout_mse_h*", "test/energy_drift", "test/dt_x*_mse")),
+        table_columns=("test/rollout_mse_h*", "test/energy_drift", "test/dt_x*_mse"),
+        exports_model=True),
     "timestepper": Family(
         run="trainables.timestepper.train:run", config="trainables.timestepper.config:StepperConfig",
         smoke={"width": 8, "epochs": 2, "collect_steps": 60, "phase2_max_iters": 20, "max_retries": 20,
                "eval_orbits": 0.5},
         artifacts="trainables.timestepper.artifacts:FORMATS",
         plot_kinds=("dt-orbit", "pareto"),
-        table_columns=("test/energy_error", "test/steps_per_orbit", "test/steps_ratio_fixed", "test/steps_ratio_r32")),
+        table_columns=("test/energy_error", "test/steps_per_orbit", "test/steps_ratio_fixed", "test/steps_ratio_r32"),
+        exports_model=True),
     "dummy": Family(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig",
                     smoke={"steps": 4, "report_every": 1, "checkpoint_every": 2},
                     clock_metrics=("t_start", "t_now")),

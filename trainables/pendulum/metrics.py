@@ -37,6 +37,7 @@ from trainables.common.artifacts import write_artifact
 from .artifacts import LYAPUNOV, ROLLOUT
 from .config import STATE_NAMES, PendulumConfig
 from .dataset import PendulumDataset
+from .export import export_model
 from .lyapunov import LyapunovEstimate, benettin, true_exponent
 from .model import SequenceModel
 from .physics import Params, energy, wrap
@@ -114,6 +115,8 @@ def evaluate(model: SequenceModel, ds: PendulumDataset, test_sims: np.ndarray, c
         energies = (energy(truth, p_roll), energy(roll, p_roll), e0[:, None], p_end.energy_scale())
         _write_artifacts(artifact_dir, chunk.row_sim[firsts], roll, truth, curve, energies, dt, lam_true,
                          cfg.vpt_threshold, trues, learned)
+        export_model(model, chunk.states[starts[:8, None] + np.arange(w)],
+                     chunk.params[starts[:8]] if use_params else None, artifact_dir)
     return out
 
 

@@ -13,6 +13,7 @@ from trainables.common.artifacts import write_artifact
 from .artifacts import MAX_ROWS, PREDICTIONS
 from .config import RegressionConfig
 from .data import Table
+from .export import export_model
 from .model import RegressionMLP
 
 OUTLIER_COLUMN = "is_outlier"
@@ -40,6 +41,7 @@ def write_predictions(folder: Path, model: RegressionMLP, xn: torch.Tensor, tabl
                "output": np.tile(np.array(cfg.outputs, dtype=object), n), "target": table.y[rows].reshape(-1),
                "clean": clean.reshape(-1), "prediction": pred[rows].reshape(-1),
                "residual": (pred[rows] - table.y[rows]).reshape(-1), "outlier": np.repeat(flags, k)}
+    export_model(model, table.x[rows[:8]], cfg.inputs, cfg.outputs, table.path.name, folder)
     return write_artifact(folder, PREDICTIONS, columns, {"dataset": table.path.name, "loss": cfg.loss,
                                                          "outlier_flags": outlier is not None})
 

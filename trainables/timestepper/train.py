@@ -180,6 +180,10 @@ def evaluate(net: StepNet, system: System, cfg: StepperConfig, artifact_dir: Pat
                     "test/fixed_energy_error": fixed.energy_error, "test/r32_energy_error": r32.energy_error,
                     "test/steps_ratio_fixed": learned.steps_per_orbit / fixed_steps,
                     "test/steps_ratio_r32": learned.steps_per_orbit / r32_steps})
+    if artifact_dir is not None:
+        from .export import export_model
+
+        export_model(net, system, cfg.features, cfg.history_len, artifact_dir)
     if artifact_dir is not None and trace:
         from trainables.common.artifacts import write_artifact
 

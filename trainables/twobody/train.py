@@ -25,6 +25,7 @@ from trainables.common.reporter import Reporter
 from .config import TwoBodyConfig, phase_steps
 from .data import SegmentBatch, TrainingData
 from .evaluate import evaluate
+from .export import export_model
 from .field_map import write_field_map
 from .losses import get_loss
 from .model import VectorField, integrate
@@ -80,7 +81,9 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
                     last.update(evaluate(field, cfg, data.r_range_km,
                                          reporter.artifact_dir() if step == ends[-1] else None))
                     if step == ends[-1]:
-                        write_field_map(field, data.train_physical(), data.r_range_km, reporter.artifact_dir())
+                        physical = data.train_physical()
+                        write_field_map(field, physical, data.r_range_km, reporter.artifact_dir())
+                        export_model(field, physical, reporter.artifact_dir())
                         last.update(train_r_min_km=data.r_range_km[0], train_r_max_km=data.r_range_km[1])
                     field.train()
                 with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:

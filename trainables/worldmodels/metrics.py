@@ -29,6 +29,7 @@ from .artifacts import ENERGY, LONG_FACTOR, LONG_SEQS, PHASE, PHASE_SEQS
 from .config import DT_FACTORS
 from .data import Sequences
 from .envs import Env
+from .export import export_model, model_kind
 from .models import WorldModel
 
 
@@ -71,6 +72,8 @@ def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int],
         out[key] = _mse(pred, ref, std)
     if artifact_dir is not None:
         write_long_rollout(artifact_dir, model, env, test)
+        export_model(model, model_kind(model), env, test.states[:8, 0], test.actions[:8, 0], test.params[:8],
+                     test.param_names, test.dt, artifact_dir)
     model.train()
     return out
 
