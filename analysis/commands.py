@@ -85,10 +85,6 @@ def run_diff(args: argparse.Namespace) -> int:
             raise AnalysisError(f"diff: {ident!r} matches {match.height} runs in {uri}; give a longer run id")
         rows.append(match)
     runs = pl.concat(rows, how="diagonal")
-    parents = {r: client.get_run(r).data.tags.get("git_commit") for r in runs["tags.mlflow.parentRunId"]} \
-        if "tags.mlflow.parentRunId" in runs.columns else {}
-    if parents:
-        runs = runs.with_columns(pl.Series("tags.git_commit", [parents.get(p) for p in runs["tags.mlflow.parentRunId"]]))
     table = diff(runs)
     formats.emit(table, args, "diff", title=f"{table.height} differing keys between {runs.height} runs")
     return 0

@@ -131,9 +131,10 @@ def _reported(column: pl.Series) -> bool:
 
 
 def diff(runs: pl.DataFrame, parent_tags: dict[str, str] | None = None) -> pl.DataFrame:
-    """Rows: the parameters, dataset hashes and code commit that differ between ``runs``
+    """Rows: the parameters, dataset hashes, code commit, versions and device that differ between ``runs``
     (N-way); columns: one per run (its short id / trial)."""
-    keys = [c for c in runs.columns if c.startswith("params.") or c.endswith("_sha256") or c == "tags.git_commit"]
+    keys = [c for c in runs.columns if c.startswith(("params.", "tags.dynsweep.version.")) or c.endswith("_sha256")
+            or c in ("tags.mlflow.source.git.commit", "tags.device")]
     differing = [k for k in keys if runs[k].n_unique() > 1]
     names = [f"{r[:8]}" + (f" ({t})" if t else "") for r, t in
              zip(runs["run_id"], runs["tags.trial_id"] if "tags.trial_id" in runs.columns else [None] * len(runs))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -32,6 +33,7 @@ from trainables.common.errors import ConfigError
 from .outcome import RANKED
 from .spec import SweepSpec, check_resources, load_spec
 from .sweep_folder import SPEC, SweepFolder, sha256_file
+from .trainable import resolve_config
 from .version import package_version
 
 
@@ -125,7 +127,9 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
     tracker = MlflowTracker(uri, spec.experiment or spec.name, folder.path, spec.raw, spec.family,
                             max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr,
                             timed_out=stopper.timed_out if stopper else None, resume=resumed, metric=spec.metric,
-                            mode=spec.mode, swept=swept)
+                            mode=spec.mode, swept=swept,
+                            resolve=functools.partial(resolve_config, spec.family, spec.base,
+                                                      conditional=[p for p in spec.params if p.when], gpu=spec.gpu))
     progress = Progress(spec, start, quiet)
     if address:
         record_dataset_hashes(spec)

@@ -19,20 +19,23 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import yaml
 from ray.tune import Callback
+
+from trainables.common.errors import ConfigError
 
 from .failures import classify_error_text
 from .journal import Journal
 from .outcome import OUTCOME_TAG, STATUS, ended_normally
-from .trainable import TAG_PREFIX
+from .provenance import command_line, run_tags
+from .trainable import DATASET_TAG, TAG_PREFIX
 
 # mlflow (about 1 s to import) is imported on the writer thread, while Ray starts.
 
@@ -68,14 +71,6 @@ def family_tags(family: str) -> dict[str, str]:
     record = entry(family)
     return {"dynsweep.plot_kinds": ",".join(record.all_plot_kinds()),
             "dynsweep.table_columns": ",".join(record.table_columns)}
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def run_name(trial_id: str, config: dict[str, Any], swept: dict[str, list[Any]]) -> str:
@@ -170,7 +165,8 @@ class MlflowTracker(Callback):
     def __init__(self, tracking_uri: str, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any],
                  family: str, max_t: int | None = None, time_attr: str = "step",
                  timed_out: set[str] | None = None, resume: Resumed | None = None, metric: str | None = None,
-                 mode: str = "min", swept: dict[str, list[Any]] | None = None) -> None:
+                 mode: str = "min", swept: dict[str, list[Any]] | None = None,
+                 resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None, command: str = "") -> None:
         """``resume``: on ``dynsweep resume``, what Tune's last snapshot knows; the tracker then
         first brings MLflow up to date from the journal (:meth:`_reconcile`)."""
         self.client: Any = None
@@ -182,6 +178,8 @@ class MlflowTracker(Callback):
         self.failures: dict[str, tuple[str, str]] = {}
         self.metric, self.mode = metric, mode
         self.swept = swept or {}
+        self._resolve = resolve
+        self.provenance = run_tags(command or command_line())
         self.base = dict(sweep_params.get("base") or {})
         self.outcomes: dict[str, str] = journal_outcomes(sweep_dir) if resume is not None else {}
         self._stop_seen: set[str] = set()  # trials a scheduler or stopper stopped at some result
@@ -218,9 +216,11 @@ class MlflowTracker(Callback):
         if PARENT_KEY not in self.runs:
             parent = self.client.create_run(self.experiment_id, run_name=sweep_dir.name,
                                             tags={"dynsweep.kind": "sweep", "dynsweep.family": self.family,
-                                                  "git_commit": git_commit(), **family_tags(self.family)})
+                                                  **self.provenance, **family_tags(self.family)})
             self.runs.set(PARENT_KEY, parent.info.run_id)
             self._log(parent.info.run_id, params=flatten(sweep_params))
+            if (sweep_dir / "spec.yaml").is_file():
+                self.client.log_artifact(parent.info.run_id, str(sweep_dir / "spec.yaml"))
         else:
             self.client.update_run(self.runs[PARENT_KEY], status="RUNNING")
         self.parent_id = self.runs[PARENT_KEY]
@@ -330,10 +330,29 @@ class MlflowTracker(Callback):
         if trial_id not in self.runs:
             run = self.client.create_run(self.experiment_id, run_name=run_name(trial_id, config, self.swept),
                                          tags={"mlflow.parentRunId": self.parent_id, "trial_id": trial_id,
-                                               "dynsweep.family": self.family})
+                                               "dynsweep.family": self.family, **self.provenance})
             self.runs.set(trial_id, run.info.run_id)
-            self._log(run.info.run_id, params=flatten(config))
+            resolved = self._resolved(config)
+            self._log(run.info.run_id, params=flatten(resolved))
+            self.client.log_text(run.info.run_id, yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
         return self.runs[trial_id]
+
+    def _resolved(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The trial's full config (family defaults + base + sampled), or the sampled values when the
+        family refuses the combination (the trial then fails with that error)."""
+        try:
+            return self._resolve(config) if self._resolve is not None else config
+        except ConfigError:
+            return config
+
+    def _log_datasets(self, run_id: str, hashes: dict[str, str]) -> None:
+        """The trial's datasets as MLflow dataset inputs (name, content hash as digest)."""
+        from mlflow.entities import Dataset, DatasetInput
+
+        inputs = [DatasetInput(Dataset(name=name, digest=digest[:36], source_type="dynsweep",
+                                       source=json.dumps({"name": name, "content_sha256": digest})))
+                  for name, digest in sorted(hashes.items())]
+        self.client.log_inputs(run_id, datasets=inputs)
 
     def _ids(self, trial: Any) -> tuple[str, str, dict[str, Any]]:
         return trial.trial_id, str(trial), dict(trial.config)
@@ -372,7 +391,11 @@ class MlflowTracker(Callback):
             if "loss" in key and "/" not in key:
                 curves.setdefault(key, []).append((step, value))
         ids = self._ids(trial)
+        datasets = {k.removeprefix(DATASET_TAG): v for k, v in tags.items() if k.startswith(DATASET_TAG)}
+        tags = {k: v for k, v in tags.items() if not k.startswith(DATASET_TAG)}
         self._submit(lambda: self._log(self.run_id(*ids), metrics=metrics, tags=tags))
+        if datasets:
+            self._submit(lambda: self._log_datasets(self.run_id(*ids), datasets))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         last = trial.last_result or {}

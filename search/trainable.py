@@ -12,8 +12,10 @@ trial folder and a retry of that trial fails at once instead of repeating the wo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,13 +24,15 @@ from typing import Any
 from ray import tune
 
 from trainables.common.errors import ConfigError, DataError, TrialFailure
-from trainables.registry import family_config, family_run
+from trainables.registry import family_config, family_datasets, family_run
 
 from .runtime import cap_threads
 from .spec import Param
 
 DETERMINISTIC = ("config", "data")
 TAG_PREFIX = "tag/"
+DATASET_TAG = "dataset:"
+"""Tags named ``dataset:<name>`` carry a dataset's content hash; the driver logs them as dataset inputs."""
 """A family's ``reporter.tags`` travel to the driver as string values under this prefix in the next report."""
 MARKER = "deterministic_failure.txt"
 
@@ -108,6 +112,36 @@ def use_scratch(trial_dir: Path) -> Path:
     return scratch
 
 
+def resolve_config(family: str, base: Mapping[str, Any], sampled: Mapping[str, Any],
+                   conditional: Sequence[Param] = (), gpu: float = 0.0) -> dict[str, Any]:
+    """The full config a trial runs: the family's defaults, overlaid by ``base``, overlaid by the
+    ``sampled`` values whose condition holds (a conditional value a searcher sampled although its
+    condition does not hold is dropped); ``device`` follows the trial's GPU share.
+
+    Raises:
+        ConfigError: the combination is refused by the family's config.
+    """
+    inactive = {p.name for p in conditional if not p.active({**base, **sampled})}
+    full = {**base, **{k: v for k, v in sampled.items() if k not in inactive}}
+    config_cls = family_config(family)
+    if "device" in {f.name for f in dataclasses.fields(config_cls)}:
+        full["device"] = "cuda" if gpu > 0 else "cpu"
+    return config_cls.from_dict(full).to_dict()
+
+
+def run_facts(family: str, config: dict[str, Any], gpu: float) -> dict[str, str]:
+    """Tags the worker adds to every trial: the device and threads it ran on, and the content hash of
+    each dataset it reads (``dataset:<name>``; the driver logs those as MLflow dataset inputs)."""
+    import torch
+
+    device = "cpu"
+    if gpu > 0 and torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)}, {gpu:g} of a GPU)"
+    facts = {"device": device, "torch_threads": str(torch.get_num_threads()), "hostname": socket.gethostname()}
+    facts.update({f"{DATASET_TAG}{name}": digest for name, digest in family_datasets(family, config).items()})
+    return facts
+
+
 def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
                    conditional: Sequence[Param] = (),
                    completed: Mapping[str, dict[str, Any]] | None = None) -> Callable[[dict[str, Any]], None]:
@@ -119,7 +153,6 @@ def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
     final result again and end, without training.
     """
     completed = dict(completed or {})
-    has_device = "device" in family_config(family).from_dict({}).to_dict()
 
     def trainable(config: dict[str, Any]) -> None:
         final = completed.get(tune.get_context().get_trial_id())
@@ -140,12 +173,10 @@ def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
         marker = trial_dir / MARKER
         if marker.exists():
             raise TrialError(*marker.read_text().split("\n", 1))
-        inactive = {p.name for p in conditional if not p.active({**base, **config})}
-        full = {**base, **{k: v for k, v in config.items() if k not in inactive}}
-        if has_device:
-            full["device"] = "cuda" if gpu > 0 else "cpu"
         reporter = TuneReporter()
         try:
+            full = resolve_config(family, base, config, conditional, gpu)
+            reporter.tags(run_facts(family, full, gpu))
             family_run(family)(full, reporter)
         except Exception as err:  # classify, remember deterministic ones, re-raise for Tune
             failure = classify(err)

@@ -40,6 +40,9 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                                "choice": {"grid": ["a"]}},
                      "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 8,
                                    "time_attr": "step"}},
+            "regr": {"family": "regression", "base": {"steps": 6, "report_every": 3, "widths": "8x8"},
+                     "space": {"loss": {"grid": ["mse", "huber"]}}, "search": {"algorithm": "grid",
+                                                                               "metric": "val_loss", "mode": "min"}},
             "long_max_t": {"base": {"steps": 4}, "space": {"x": {"grid": [0.0, 1.0, 2.0]}},
                            "scheduler": {"type": "asha", "grace_period": 5, "reduction_factor": 2, "max_t": 40,
                                          "time_attr": "step"}},
@@ -47,6 +50,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         for name, extra in specs.items():
             raw = {"name": name, "family": "dummy", "storage": str(root / "runs"), "resources": {"cpu": 1},
                    "max_concurrent": 2, "search": {"algorithm": "grid", "metric": "loss", "mode": "min"}, **extra}
+            raw["base"] = {**raw["base"], "datasets_root": str(root / "datasets")} if name == "regr" else raw["base"]
             path = root / f"{name}.yaml"
             path.write_text(yaml.safe_dump(raw))
             spec = load_spec(path)
@@ -176,3 +180,69 @@ def test_trials_that_ran_to_the_end_are_completed_whatever_max_t(sweeps: dict[st
     sweep = open_sweep(str(sweeps["long_max_t"]["spec"].sweep_dir))
     table, totals = cost(sweep.runs(), sweep.spec())
     assert table["state"].to_list() == ["finished"] and totals["saved_s"] == 0.0
+
+
+def _client(sweeps: dict[str, Any], name: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(default_tracking_uri(sweeps[name]["spec"].sweep_dir))
+
+
+def test_a_child_run_holds_its_full_config_and_the_parent_its_spec(sweeps: dict[str, Any], tmp_path: Path) -> None:
+    from search.trainable import resolve_config
+    from search.tracking import flatten
+
+    spec = sweeps["regr"]["spec"]
+    client = _client(sweeps, "regr")
+    runs = client.search_runs([client.get_experiment_by_name("regr").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert len(children) == 2
+    for run in children:
+        full = resolve_config("regression", spec.base, {"loss": run.data.params["loss"]})
+        assert len(full) > 25 and run.data.params == flatten(full)          # defaults + base + sampled
+        local = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path / run.info.run_id))
+        assert yaml.safe_load(Path(local).read_text()) == full
+    names = [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert "spec.yaml" in names
+
+
+def test_provenance_tags_and_dataset_inputs(sweeps: dict[str, Any]) -> None:
+    from search.provenance import source_commit
+
+    repo = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    client = _client(sweeps, "regr")
+    runs = client.search_runs([client.get_experiment_by_name("regr").experiment_id])
+    assert head and source_commit() == head
+    for run in runs:
+        tags = run.data.tags
+        assert tags["mlflow.source.git.commit"] == head and tags["mlflow.user"] and tags["mlflow.source.name"]
+        for package in ("dynsweep", "python", "ray", "torch", "optuna", "mlflow"):
+            assert tags[f"dynsweep.version.{package}"] not in ("", "not installed")
+    for run in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
+        assert run.data.tags["device"] == "cpu" and int(run.data.tags["torch_threads"]) == 1
+        inputs = run.inputs.dataset_inputs
+        assert len(inputs) == 1
+        digest = run.data.tags["dataset_sha256"]
+        assert inputs[0].dataset.digest == digest[:36] and digest in inputs[0].dataset.source
+
+
+def test_the_commit_is_dynsweeps_never_an_unrelated_repositorys(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """From inside another git repository, and for a copy of the package inside one (a virtual
+    environment in a user's project): dynsweep's own commit, or unknown -- never theirs."""
+    from search.provenance import run_tags, source_commit
+
+    other = tmp_path / "project"
+    (other / "venv" / "site-packages" / "search").mkdir(parents=True)
+    (other / "venv" / "site-packages" / "search" / "provenance.py").write_text("# a copy\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@x", "GIT_COMMITTER_NAME": "u",
+           "GIT_COMMITTER_EMAIL": "u@x"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "theirs"]):
+        subprocess.run(["git", "-C", str(other), *args], check=True, env=env, capture_output=True)
+    theirs = subprocess.run(["git", "-C", str(other), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert source_commit(other / "venv" / "site-packages") == "unknown"
+    monkeypatch.chdir(other)
+    commit = run_tags("test")["mlflow.source.git.commit"]
+    assert commit != theirs.strip() and commit == source_commit()

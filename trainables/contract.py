@@ -12,6 +12,7 @@ with a :class:`~trainables.common.reporter.LocalReporter` and checks what a swee
 - an unknown config key and a wrongly typed value each give a one-line ``ConfigError`` naming
   the key;
 - every declared artefact exists and carries its format id and version in its footer;
+- the last checkpoint holds the run's full config;
 - a family with ``exports_model`` wrote ``model.pt`` + ``model.json`` whose TorchScript reproduces the
   recorded example outputs.
 
@@ -152,6 +153,13 @@ def check_run(name: str, family: Family, workdir: Path) -> list[str]:
         from trainables.common.export import check_export
 
         problems += [f"{name}: exports_model: {p}" for p in check_export(first.artifact_dir())]
+    from trainables.common.checkpoint import saved_config
+
+    try:
+        if saved_config(first.checkpoint_path) != config.from_dict(base).to_dict():
+            problems.append(f"{name}: the checkpoint's config differs from the run's full config")
+    except (KeyError, FileNotFoundError):
+        problems.append(f"{name}: the checkpoint holds no config (use checkpoint.save_training)")
     second = run(dict(base), LocalReporter(workdir / "second", progress=False))
     clock = family.clock_metrics
     diff = _same(_comparable(final, clock), _comparable(second, clock))

@@ -75,6 +75,7 @@ def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str
                 continue
             with tempfile.TemporaryDirectory(prefix="dynsweep-dummy-") as ckpt:
                 (Path(ckpt) / "state.json").write_text(json.dumps({"step": step}))
+                (Path(ckpt) / "config.json").write_text(json.dumps(cfg.to_dict()))
                 reporter.report(step, last, ckpt)
     return last
 

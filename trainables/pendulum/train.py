@@ -94,7 +94,7 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
             model.load_state_dict(state["best_model"])  # the best-on-validation model is the one evaluated
             last.update(evaluate(model, ds, test_sims, cfg, use_params, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, parts, **{**state, "stream": stream.state()})
+            checkpoint.save_training(ckpt, step, parts, cfg.to_dict(), **{**state, "stream": stream.state()})
             reporter.report(step, last, ckpt)
         losses, windows, t0 = [], 0, time.perf_counter()
         if stop:

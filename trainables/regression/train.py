@@ -84,7 +84,7 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
         if step == cfg.steps:
             write_predictions(reporter.artifact_dir(), model, xn, table, train_rows, val_rows, cfg)
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, state, best=best)
+            checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best)
             reporter.report(step, last, ckpt)
         window, terms, t0 = [], [], time.perf_counter()
     return last

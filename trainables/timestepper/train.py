@@ -98,7 +98,7 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
             last.update(evaluate(net, system, cfg, reporter.artifact_dir()))
         if epoch % cfg.report_every == 0 or epoch == cfg.epochs:
             with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-                checkpoint.save_training(ckpt, epoch, parts, q=q, v=v, history=history.rows,
+                checkpoint.save_training(ckpt, epoch, parts, cfg.to_dict(), q=q, v=v, history=history.rows,
                                          buffer={k: torch.stack(b) for k, b in buffer.items()})
                 reporter.report(epoch, last, ckpt)
     return last

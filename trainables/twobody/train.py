@@ -87,7 +87,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
                         last.update(train_r_min_km=data.r_range_km[0], train_r_max_km=data.r_range_km[1])
                     field.train()
                 with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-                    checkpoint.save_training(ckpt, step, state)
+                    checkpoint.save_training(ckpt, step, state, cfg.to_dict())
                     reporter.report(step, last, ckpt)
                 window.restart()
     return last

@@ -74,7 +74,7 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
         if step == cfg.steps:
             last.update(evaluate(model, env, test, cfg.eval_horizons, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, state)
+            checkpoint.save_training(ckpt, step, state, cfg.to_dict())
             reporter.report(step, last, ckpt)
         losses, t0 = [], time.perf_counter()
     return last
