@@ -121,6 +121,26 @@ def run_importance(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_optuna(args: argparse.Namespace) -> int:
+    from .importance import export_study
+
+    sweep, runs = _open(args)
+    metric, mode = _metric(args, sweep)
+    path = args.out or study_path(args)
+    count = export_study(runs, sweep.spec(), metric, mode, path, sweep.name)
+    print(f"{count} trials of {sweep.name} as an Optuna study in {path}\nopen it with: optuna-dashboard "
+          f"sqlite:///{path.resolve()}")
+    return 0
+
+
+def study_path(args: argparse.Namespace) -> Path:
+    """``<sweep folder>/optuna.db`` when the sweep has a folder here, else ``./<name>_optuna.db``."""
+    for folder in (Path(args.sweep), Path(args.storage) / args.sweep):
+        if (folder / "sweep.json").is_file():
+            return folder / "optuna.db"
+    return Path(f"{Path(args.sweep).name}_optuna.db")
+
+
 def run_cost(args: argparse.Namespace) -> int:
     from .cost import cost
 
@@ -197,6 +217,11 @@ def register(sub: Any) -> None:
     p.add_argument("--evaluator", choices=EVALUATORS, default="fanova",
                    help="fanova: variance of the metric explained (default); ped-anova: what the best 10 %% share")
     add("cost", "trial-seconds by state, and what early stopping saved against the full grid", run_cost)
+    p = add("optuna", "the sweep's trials as an Optuna study in a SQLite file (for optuna-dashboard)", run_optuna,
+            output=False)
+    p.add_argument("--out", type=Path, default=None, help="the file (default: <sweep folder>/optuna.db)")
+    p.add_argument("--metric", default=None, help="the study's objective (default: the sweep's search metric)")
+    p.add_argument("--mode", choices=("min", "max"), default=None)
     p = add("plot", f"PNG figures ({', '.join(KINDS)}), also logged to the sweep's parent run", run_plot,
             output=False)
     p.add_argument("kinds", nargs="+", choices=KINDS, metavar="KIND", help=", ".join(KINDS))

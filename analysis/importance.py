@@ -3,13 +3,14 @@ and the marginal mean of the metric per value of each parameter."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from .errors import AnalysisError
-from .source import param_value, ranked, varying_params
+from .source import outcome, param_value, ranked, varying_params
 
 BINS = 4
 """Numeric parameters with more distinct values than this are grouped into quantile bins."""
@@ -73,27 +74,69 @@ def importances(runs: pl.DataFrame, spec: dict[str, str], metric: str, mode: str
     if done.height < 2 or not dists:
         raise AnalysisError(f"importance needs at least 2 completed runs with {metric} and a swept parameter "
                           f"(found {done.height} runs, {len(dists)} parameters)")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize" if mode == "min" else "maximize")
-    for row in done.iter_rows(named=True):
-        params = {}
-        for name, dist in dists.items():
-            value = _hashable(param_value(row.get(f"params.{name}")))
-            if value is None:
-                continue
-            if isinstance(dist, optuna.distributions.IntDistribution):
-                value = int(value)
-            elif isinstance(dist, optuna.distributions.FloatDistribution):
-                value = float(value)
-            params[name] = value
-        study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dists[k] for k in params},
-                                                  value=row[f"metrics.{metric}"]))
+    study = build_study(done, dists, metric, mode, all_complete=True)
     common = [n for n in dists if all(n in t.params for t in study.trials)]
     if not common:
         raise AnalysisError("no swept parameter is present in every completed run (conditional parameters only)")
     chosen = (optuna.importance.PedAnovaImportanceEvaluator() if evaluator == "ped-anova"
               else optuna.importance.FanovaImportanceEvaluator(seed=0))
     return optuna.importance.get_param_importances(study, evaluator=chosen, params=common)
+
+
+def build_study(runs: pl.DataFrame, dists: dict[str, Any], metric: str, mode: str, storage: Any = None,
+                name: str = "dynsweep", all_complete: bool = False) -> Any:
+    """An Optuna study holding ``runs`` as trials, each with its swept parameters: finished runs as
+    COMPLETE with their metric, stopped-early and interrupted ones as PRUNED (their last value as
+    an intermediate value), failed ones as FAIL; with ``all_complete`` every run is COMPLETE with
+    its last value (for importance over the ranked runs). In ``storage`` (URL) or in memory."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize" if mode == "min" else "maximize", storage=storage,
+                                study_name=name)
+    column = f"metrics.{metric}"
+    for row in runs.iter_rows(named=True):
+        params = {}
+        for pname, dist in dists.items():
+            value = _hashable(param_value(row.get(f"params.{pname}")))
+            if value is None:
+                continue
+            if isinstance(dist, optuna.distributions.IntDistribution):
+                value = int(value)
+            elif isinstance(dist, optuna.distributions.FloatDistribution):
+                value = float(value)
+            params[pname] = value
+        word = outcome(row)
+        value = row.get(column)
+        has_value = value is not None and not (isinstance(value, float) and np.isnan(value))
+        state = (optuna.trial.TrialState.COMPLETE if all_complete
+                 else optuna.trial.TrialState.FAIL if word == "failed" or not has_value and word == "finished"
+                 else optuna.trial.TrialState.PRUNED if word in ("stopped early", "interrupted")
+                 else optuna.trial.TrialState.COMPLETE)
+        step = row.get("metrics.step")
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: dists[k] for k in params},
+            value=value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
+            intermediate_values={int(step or 0): value} if has_value and state == optuna.trial.TrialState.PRUNED
+            else None,
+            user_attrs={"mlflow_run_id": row["run_id"], "trial_id": row.get("tags.trial_id") or ""}))
+    return study
+
+
+def export_study(runs: pl.DataFrame, spec: dict[str, str], metric: str, mode: str, path: Path, name: str) -> int:
+    """Write the sweep's runs as an Optuna study into the SQLite file ``path`` (replaced atomically),
+    for ``optuna-dashboard sqlite:///<path>``; returns the number of trials."""
+    import optuna
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp.resolve()}")
+    study = build_study(runs, distributions(spec, runs), metric, mode, storage, name)
+    count = len(study.trials)
+    storage.engine.dispose()
+    tmp.replace(path)
+    return count
 
 
 def marginals(runs: pl.DataFrame, metric: str) -> pl.DataFrame:

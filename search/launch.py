@@ -160,22 +160,28 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
     summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
     print_summary(spec, summary, uri)
-    for line in sweep_plots(spec, uri):
-        print(f"plot {line}")
+    for line in sweep_extras(spec, uri):
+        print(line)
     return summary
 
 
-def sweep_plots(spec: SweepSpec, uri: str) -> list[str]:
-    """The loss curves and the parallel coordinates of the sweep, drawn from MLflow into
-    ``<sweep>/plots`` and onto the parent run (``dynsweep plot`` draws the same and more)."""
+def sweep_extras(spec: SweepSpec, uri: str) -> list[str]:
+    """What every finished sweep gets from MLflow: its loss curves and parallel coordinates in
+    ``<sweep>/plots`` and on the parent run (``dynsweep plot`` draws more), and its trials as an
+    Optuna study in ``<sweep>/optuna.db`` (``dynsweep optuna``). Never fails the sweep."""
+    from analysis.importance import export_study
     from analysis.plots import overview
     from analysis.source import open_sweep
 
     try:
-        return overview(open_sweep(str(spec.sweep_dir), tracking_uri=uri), spec.metric, spec.mode,
-                        spec.sweep_dir / "plots")
-    except Exception as err:  # noqa: BLE001 - a figure must never fail a sweep that ran
-        return [f"overview: not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"]
+        sweep = open_sweep(str(spec.sweep_dir), tracking_uri=uri)
+        lines = [f"plot {line}" for line in overview(sweep, spec.metric, spec.mode, spec.sweep_dir / "plots")]
+        path = spec.sweep_dir / "optuna.db"
+        count = export_study(sweep.runs(), sweep.spec(), spec.metric, spec.mode, path, spec.name)
+        return lines + [f"Optuna study ({count} trials): optuna-dashboard sqlite:///{path.resolve()}"]
+    except Exception as err:  # noqa: BLE001 - a figure or an export must never fail a sweep that ran
+        first = str(err).splitlines()[0] if str(err) else ""
+        return [f"plots and Optuna study: not written ({type(err).__name__}: {first})"]
 
 
 def record_dataset_hashes(spec: SweepSpec) -> dict[str, str]:

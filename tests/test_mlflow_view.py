@@ -246,3 +246,17 @@ def test_the_commit_is_dynsweeps_never_an_unrelated_repositorys(tmp_path: Path,
     monkeypatch.chdir(other)
     commit = run_tags("test")["mlflow.source.git.commit"]
     assert commit != theirs.strip() and commit == source_commit()
+
+
+def test_the_sweep_is_kept_as_an_optuna_study_for_optuna_dashboard(sweeps: dict[str, Any]) -> None:
+    import optuna
+
+    summary, folder = sweeps["asha"]["summary"], sweeps["asha"]["spec"].sweep_dir
+    study = optuna.load_study(study_name="asha", storage=f"sqlite:///{folder / 'optuna.db'}")
+    states = [t.state for t in study.trials]
+    assert len(states) == summary["trials"] == 12
+    assert states.count(optuna.trial.TrialState.COMPLETE) == summary["finished"]
+    assert states.count(optuna.trial.TrialState.PRUNED) == summary["stopped_early"]
+    assert states.count(optuna.trial.TrialState.FAIL) == summary["errored"]
+    assert study.best_value == pytest.approx(summary["best"])
+    assert {"x", "fail"} <= set(study.best_trial.params) and study.best_trial.user_attrs["mlflow_run_id"]
