@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,11 +65,10 @@ def run_diff(args: argparse.Namespace) -> int:
         return 0
     if len(args.runs) < 2:
         raise AnalysisError("diff: give two or more runs (run ids, id prefixes or trial ids), or --sweep NAME")
-    if args.tracking_uri is None and args.store is None:
-        raise AnalysisError("diff: say where the runs are: --store SWEEP (a sweep folder or name) or --tracking-uri")
     from .source import tracking_uri_for
 
-    uri = args.tracking_uri or tracking_uri_for(args.store, args.storage)
+    uri = (tracking_uri_for(args.store, args.storage, args.tracking_uri) if args.store
+           else args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _store_holding(args.runs, args.storage))
     client = _client(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     everything: pl.DataFrame | None = None
@@ -88,6 +88,24 @@ def run_diff(args: argparse.Namespace) -> int:
     table = diff(runs)
     formats.emit(table, args, "diff", title=f"{table.height} differing keys between {runs.height} runs")
     return 0
+
+
+def _store_holding(idents: list[str], storage: str) -> str:
+    """The store under ``storage`` (``<storage>/*/mlflow.db``) holding the run named by ``idents[0]``
+    (a run id, id prefix or trial id), for ``diff`` without ``--store``."""
+    from .source import search_frame
+
+    stores = sorted(Path(storage).glob("*/mlflow.db"))
+    for db in stores:
+        client = _client(f"sqlite:///{db.resolve()}")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        runs = search_frame(client, experiments)
+        if runs.height and runs.filter(pl.col("run_id").str.starts_with(idents[0])
+                                       | (pl.col("tags.trial_id") == idents[0] if "tags.trial_id" in runs.columns
+                                          else pl.lit(False))).height:
+            return f"sqlite:///{db.resolve()}"
+    raise AnalysisError(f"diff: no sweep under {storage}/ holds a run {idents[0]!r} (looked in {len(stores)} "
+                        "stores); say where with --store SWEEP or --tracking-uri")
 
 
 def _client(uri: str) -> Any:
@@ -207,7 +225,8 @@ def register(sub: Any) -> None:
     p = add("diff", "what differs between runs (parameters, dataset hashes, code commit)", run_diff, sweep=False)
     p.add_argument("runs", nargs="*", help="run ids, id prefixes or trial ids")
     p.add_argument("--sweep", default=None, help="instead: the parameters that vary within this sweep")
-    p.add_argument("--store", default=None, help="the sweep folder (or name) whose MLflow store holds the runs")
+    p.add_argument("--store", default=None, help="the sweep folder (or name) whose MLflow store holds the runs "
+                   "(default: $MLFLOW_TRACKING_URI, else the sweep under --storage holding the first run)")
     p.add_argument("--storage", default="runs")
     p.add_argument("--tracking-uri", default=None)
     add("failures", "failed runs grouped by class and message, with the parameters they share", run_failures)

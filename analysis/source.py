@@ -24,6 +24,8 @@ from .errors import AnalysisError
 
 PAGE = 1000
 SYSTEM_TAGS = ("mlflow.", "dynsweep.kind")
+KEPT_TAGS = ("mlflow.source.git.commit",)
+"""MLflow system tags analysis still reads (the code commit, for ``diff``)."""
 
 
 @dataclass
@@ -50,15 +52,45 @@ class Sweep:
 
 
 def tracking_uri_for(sweep: str, storage: str = "runs", tracking_uri: str | None = None) -> str:
+    """The one rule for where a sweep's runs are: ``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``,
+    else the store recorded in the sweep's folder (``sweep.json``: a server, or ``embedded`` for
+    the folder's own ``mlflow.db``), the folder being ``sweep`` itself or ``<storage>/<sweep>``."""
     if tracking_uri:
         return tracking_uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     for folder in (Path(sweep), Path(storage) / sweep):
+        recorded = _recorded_uri(folder)
+        if recorded:
+            return recorded
         if (folder / "mlflow.db").is_file():
             return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
     raise AnalysisError(f"{sweep}: no MLflow store found (looked for {Path(sweep) / 'mlflow.db'} and "
-                      f"{Path(storage) / sweep / 'mlflow.db'}); give --tracking-uri for a tracking server")
+                        f"{Path(storage) / sweep / 'mlflow.db'}); give --tracking-uri for a tracking server")
+
+
+def _recorded_uri(folder: Path) -> str | None:
+    """The tracking URI a sweep folder's ``sweep.json`` records (None when it has none or is unreadable)."""
+    try:
+        meta = json.loads((folder / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return None
+    uri = meta.get("tracking_uri") if isinstance(meta, dict) else None
+    if not isinstance(uri, str) or not uri:
+        return None
+    return f"sqlite:///{(folder / 'mlflow.db').resolve()}" if uri == "embedded" else uri
+
+
+def _recorded_parent(sweep: str, storage: str) -> str | None:
+    """The parent run id a sweep folder's run map records (``mlflow_runs.json``)."""
+    for folder in (Path(sweep), Path(storage) / sweep):
+        try:
+            parent = json.loads((folder / "mlflow_runs.json").read_text()).get("__sweep__")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(parent, str):
+            return parent
+    return None
 
 
 def open_sweep(sweep: str, storage: str = "runs", tracking_uri: str | None = None) -> Sweep:
@@ -71,6 +103,12 @@ def open_sweep(sweep: str, storage: str = "runs", tracking_uri: str | None = Non
     experiments = [e.experiment_id for e in client.search_experiments()]
     parents = client.search_runs(experiments, f"tags.`dynsweep.kind` = 'sweep' and attributes.run_name = '{name}'",
                                  max_results=10)
+    if len(parents) > 1:  # two sweeps of one name in one store: the folder's run map says which
+        mine = _recorded_parent(sweep, storage)
+        parents = [p for p in parents if p.info.run_id == mine]
+        if not parents:
+            raise AnalysisError(f"{uri}: several sweeps are named {name!r}; run the command on the sweep's folder "
+                                "(its mlflow_runs.json names its parent run)")
     if not parents:
         known = [r.info.run_name for r in client.search_runs(experiments, "tags.`dynsweep.kind` = 'sweep'",
                                                               max_results=50)]
@@ -98,7 +136,7 @@ def _row(run: Any) -> dict[str, Any]:
                            "start_ms": info.start_time, "end_ms": info.end_time}
     row.update({f"params.{k}": v for k, v in data.params.items()})
     row.update({f"metrics.{k}": float(v) for k, v in data.metrics.items()})
-    row.update({f"tags.{k}": v for k, v in data.tags.items() if not k.startswith(SYSTEM_TAGS)})
+    row.update({f"tags.{k}": v for k, v in data.tags.items() if not k.startswith(SYSTEM_TAGS) or k in KEPT_TAGS})
     return row
 
 

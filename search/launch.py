@@ -88,9 +88,11 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
     with folder.driver_lock("resume" if resume else "launch"):
         quiet_ray()
         if resume is None:
-            from .tracking import default_tracking_uri
+            from .tracking import check_name_free, default_tracking_uri
 
-            uri = tracking_uri or spec.tracking_uri or default_tracking_uri(folder.path)
+            uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or spec.tracking_uri
+                   or default_tracking_uri(folder.path))
+            check_name_free(uri, spec.experiment or spec.name, spec.name, folder.path)
             folder.path.mkdir(parents=True, exist_ok=True)
             (folder.path / SPEC).write_text(yaml.safe_dump(spec.raw, sort_keys=False))
             folder.write_meta(dynsweep_version=package_version(), name=spec.name, family=spec.family,

@@ -73,6 +73,31 @@ def family_tags(family: str) -> dict[str, str]:
             "dynsweep.table_columns": ",".join(record.table_columns)}
 
 
+def check_name_free(uri: str, experiment: str, name: str, sweep_dir: Path) -> None:
+    """Refuse to launch a sweep into a store whose experiment already holds another sweep of the
+    same name (its runs would be mixed with this one's in every analysis by name).
+
+    Raises:
+        ConfigError: naming the store, the experiment and the other sweep's parent run.
+    """
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return  # a new embedded store holds nothing yet
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return
+    parents = client.search_runs([exp.experiment_id], f"tags.`dynsweep.kind` = 'sweep' and "
+                                 f"attributes.run_name = '{name}'", max_results=5)
+    mine = RunMap(sweep_dir / "mlflow_runs.json").data.get(PARENT_KEY)
+    others = [p.info.run_id for p in parents if p.info.run_id != mine]
+    if others:
+        raise ConfigError(f"{uri}: experiment {experiment!r} already holds a sweep named {name!r} (parent run "
+                          f"{others[0][:8]}) from another sweep folder; choose another name (--set name=...) "
+                          "or another store")
+
+
 def run_name(trial_id: str, config: dict[str, Any], swept: dict[str, list[Any]]) -> str:
     """``<trial id> key=value ...`` over the swept parameters, values shortened (a prefix every
     choice of a parameter shares is dropped, numbers to 3 digits), within RUN_NAME_MAX characters."""

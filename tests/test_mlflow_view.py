@@ -260,3 +260,37 @@ def test_the_sweep_is_kept_as_an_optuna_study_for_optuna_dashboard(sweeps: dict[
     assert states.count(optuna.trial.TrialState.FAIL) == summary["errored"]
     assert study.best_value == pytest.approx(summary["best"])
     assert {"x", "fail"} <= set(study.best_trial.params) and study.best_trial.user_attrs["mlflow_run_id"]
+
+
+def test_one_rule_for_the_store_server_sweeps_by_name_and_no_two_sweeps_mixed(
+        sweeps: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep tracked on a real ``mlflow server`` is analysed by name with no flags (its folder
+    records the server); launching a second sweep of that name into the same store, here through
+    $MLFLOW_TRACKING_URI, is refused before Ray starts; ``diff`` finds runs under ./runs by itself."""
+    from search.cli import main
+
+    server = sweeps["api"].removesuffix("/api/2.0/mlflow")
+    raw = {"name": "srv", "family": "dummy", "storage": "runs", "base": {"steps": 2},
+           "space": {"x": {"grid": [0.0, 1.0]}}, "search": {"algorithm": "grid", "metric": "loss"},
+           "resources": {"cpu": 1}}
+    monkeypatch.chdir(tmp_path)
+    Path("srv.yaml").write_text(yaml.safe_dump(raw))
+    launch(load_spec(Path("srv.yaml")), tracking_uri=server, num_cpus=2, quiet=True)
+    assert not (tmp_path / "runs" / "srv" / "mlflow.db").exists()          # tracked on the server only
+    capsys.readouterr()
+    assert main(["analyze", "srv", "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["rows"]) == 2
+    Path("again.yaml").write_text(yaml.safe_dump({**raw, "storage": "elsewhere"}))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    assert main(["launch", "again.yaml", "--num-cpus", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a sweep named 'srv'" in err and err.count("\n") == 1
+    assert not (tmp_path / "elsewhere" / "srv" / "ray").exists()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(sweeps["root"])
+    configs = sweeps["asha"]["summary"]["configs"]
+    a, b = sorted(configs)[:2]
+    assert main(["diff", a, b, "--format", "json"]) == 0
+    differing = {r["key"] for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert differing == {k for k in configs[a] if configs[a][k] != configs[b][k]} != set()
