@@ -16,7 +16,7 @@ from analysis.errors import AnalysisError
 from trainables.common.errors import DynsweepError
 from trainables.registry import data_commands
 
-from . import train_cmd
+from . import rerun, train_cmd
 from .version import package_version
 
 
@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train one trial of a family locally, without Ray, and print its metrics.")
     train_cmd.add_arguments(train)
     train.set_defaults(handler=train_cmd.run)
+    again = sub.add_parser("rerun", help="train a tracked trial again (exactly, or changed with --set), as a new run",
+                           description="Train a trial recorded in MLflow again, locally, from its recorded config; "
+                                       "check the code commit and the datasets first; track it as a new run.")
+    rerun.add_arguments(again)
+    again.set_defaults(handler=rerun.run)
     return parser
 
 
