@@ -66,7 +66,8 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     uri = default_tracking_uri(out["asha"]["spec"].sweep_dir)
     proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", uri,
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            cwd=root)   # the server's own artefact folder (./mlartifacts) goes there
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
