@@ -80,7 +80,7 @@ class TuneReporter:
         return self._artifacts
 
     def report(self, step: int, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
-        row: dict[str, Any] = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+        row: dict[str, Any] = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
         row.update({TAG_PREFIX + k: v for k, v in self._tags.items()})
         self._tags = {}
         row["step"] = step

@@ -27,7 +27,9 @@ from test_ui import DYNSWEEP, _lines_until, sweep  # noqa: F401  (the tiny sweep
 from analysis.ui import stop_group
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"),
+              pytest.mark.skipif(os.environ.get("CI") == "true" and not os.environ.get("DYNSWEEP_UI_SCREENS"),
+                                 reason="screenshots for a person to look at: DYNSWEEP_UI_SCREENS=dir (not in CI)")]
 SIZE = "1600,1000"
 
 
