@@ -58,7 +58,7 @@ def view_state(sweep: Sweep, metric: str, mode: str, params: list[str], metrics:
     state (row expansion, pinning and hidden runs are not shareable).
     """
     others = [m for m in metrics if m != metric]
-    columns = [column("metrics", metric)] + [column("params", p) for p in params]
+    columns = [column("metrics", metric)] + [column("params", p) for p in params] + [DATASET_COLUMN]
     section, system = f"{sweep.experiment_id}-model", f"{sweep.experiment_id}-system"
     parallel = {"uuid": "dynsweep-parallel", "type": "PARALLEL", "runsCountToCompare": 100,
                 "metricSectionId": section, "deleted": False, "isGenerated": False,
@@ -185,6 +185,10 @@ def stop_group(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
+DATASET_COLUMN = "attributes.`Dataset`"
+"""MLflow's runs-table column of each run's dataset inputs (name and digest)."""
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -235,6 +239,8 @@ def serve(sweep: Sweep, host: str, port: int, run_ids: list[str], metric: str = 
         print(f"compare the sweep's best {len(run_ids)} runs: {compare_url(base, sweep, run_ids)}")
         print(f"charts (parallel coordinates of the swept parameters first): {runs_url(base, sweep, charts=True)}")
         print(f"the sweep's parent run: {run_url(base, sweep, sweep.parent_id)}")
+        print("(the compare page picks its own first metric: under Metrics, remove it and add the sweep metric; "
+              "the charts view above already plots the sweep metric)")
         print(f"MLflow's log: {log}; Ctrl-C stops the server", flush=True)
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:

@@ -530,7 +530,7 @@ class MlflowTracker(Callback):
         name = self.client.get_run(run_id).info.run_name
         link = f"#/experiments/{self.experiment_id}/runs/{run_id}"
         note = (f"Best run: [{name}]({link}) with {self.metric} = {value:.6g} ({self.mode}imised).\n\n"
-                f"Outcomes are in each run's `{OUTCOME_TAG}` tag: completed and stopped_early runs are results; "
+                f"Outcomes are in each run's `{OUTCOME_TAG}` tag: `completed` and `stopped_early` runs are results; "
                 "failed runs are never ranked (their metric is NaN after the failure). The sweep's table is the "
                 "artefact `summary.csv`; plots are under `plots/`.")
         self._log(self.parent_id, tags={"dynsweep.best_run_id": run_id, "dynsweep.best_trial": trial_id,

@@ -116,7 +116,8 @@ def test_urls_open_the_sweeps_shared_view_on_a_free_port(sweep: dict[str, Any]) 
         assert state["orderByKey"] == "metrics.`loss`" and state["orderByAsc"] is True
         assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{sweep['parent']}'"
         assert state["selectedColumns"][0] == "metrics.`loss`"
-        assert sorted(state["selectedColumns"][1:]) == ["params.`choice`", "params.`x`"]
+        assert sorted(state["selectedColumns"][1:-1]) == ["params.`choice`", "params.`x`"]
+        assert state["selectedColumns"][-1] == "attributes.`Dataset`"
         parallel = state["compareRunCharts"][0]
         assert parallel["type"] == "PARALLEL" and parallel["selectedMetrics"] == ["loss"]
         assert sorted(parallel["selectedParams"]) == ["choice", "x"]
