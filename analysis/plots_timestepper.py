@@ -86,7 +86,8 @@ def pareto(ctx: Context) -> Figure:
     if best is not None and math.isfinite(steps["learned"][best]):
         row = next(runs.slice(best, 1).iter_rows(named=True))
         ax.annotate(f"best ({ctx.metric}): {row.get('tags.trial_id') or row['run_id'][:8]}",
-                    (err[best], steps["learned"][best]), textcoords="offset points", xytext=(8, -12), fontsize=7)
+                    (err[best], steps["learned"][best]), textcoords="offset points", xytext=(-8, -12), fontsize=7,
+                    ha="right")   # to the left of the point: the best run often sits at the right edge
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):   # minor labels at 2 and 5 only (all of them overlap on a narrow range)
