@@ -125,7 +125,7 @@ def test_config_errors() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])   # the seed with the smallest margin of 0..3; more in the benchmark
 def test_hnn_anchor_mass_spring_conserves_energy_where_the_baseline_drifts(seed: int) -> None:
     """What holds for every seed (benchmarks/hnn_anchor.py gives the median and range over more):
     at a comparable derivative fit, the HNN's energy error does not grow with the horizon while
