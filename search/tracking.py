@@ -225,6 +225,7 @@ class MlflowTracker(Callback):
         self._submit(self._open, experiment, sweep_dir, sweep_params)
 
     def _open(self, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any]) -> None:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in a sweep's output
         from mlflow.tracking import MlflowClient
 
         from .store_template import prepare_store
