@@ -356,8 +356,8 @@ def print_summary(spec: SweepSpec, summary: dict[str, Any], uri: str, top: int =
     if summary.get("ray_temp_peak_mb") is not None:
         print(f"Ray temp folder: peak {summary['ray_temp_peak_mb']:.1f} MB during the sweep, "
               f"{summary['ray_temp_after_mb']:.1f} MB left after it")
-    print(f"results: {spec.sweep_dir}/summary.csv\nMLflow UI: mlflow ui --backend-store-uri '{uri}' "
-          "--host 127.0.0.1 --port 5000")
+    print(f"results: {spec.sweep_dir}/summary.csv\nMLflow UI: dynsweep ui {spec.sweep_dir} --port 0 "
+          f"(the runs best first, charts; or plain: mlflow ui --backend-store-uri '{uri}')")
 
 
 def _fmt(v: Any) -> str:
