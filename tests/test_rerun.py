@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-import yaml
 
 from search.cli import main
-from search.launch import launch
-from search.spec import load_spec
+
+from sweeprun import run_sweep  # tests/sweeprun.py
 
 TEST_SET = "complex_TBP_planar_1"
 
@@ -27,22 +25,13 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("rerun")
     old = os.environ.get("DYNSWEEP_DATASETS")
     os.environ["DYNSWEEP_DATASETS"] = str(root / "datasets")
-    temp = Path("/tmp") / f"dynsweep-test-ray-r-{tmp_path_factory.getbasetemp().name}"
-    ray.init(num_cpus=2, _temp_dir=str(temp), include_dashboard=False, log_to_driver=False)
-    try:
-        raw = {"name": "tb", "family": "twobody", "storage": str(root / "runs"),
-               "base": {"steps": 20, "report_every": 10, "train_dataset": f"{TEST_SET}_train",
-                        "test_datasets": [f"{TEST_SET}_test"], "batch_size": 64},
-               "space": {"head": {"grid": ["mlp_4D_signed", "mlp_4D_unit"]}},
-               "search": {"algorithm": "grid", "metric": "train_loss", "mode": "min"},
-               "resources": {"cpu": 1}, "max_concurrent": 2}
-        path = root / "tb.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        spec = load_spec(path)
-        summary = launch(spec, quiet=True)
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
+    raw = {"name": "tb", "family": "twobody", "storage": str(root / "runs"),
+           "base": {"steps": 20, "report_every": 10, "train_dataset": f"{TEST_SET}_train",
+                    "test_datasets": [f"{TEST_SET}_test"], "batch_size": 64},
+           "space": {"head": {"grid": ["mlp_4D_signed", "mlp_4D_unit"]}},
+           "search": {"algorithm": "grid", "metric": "train_loss", "mode": "min"},
+           "resources": {"cpu": 1}, "max_concurrent": 2}
+    spec, summary = run_sweep(root, raw, Path("/tmp") / f"dynsweep-test-ray-r-{tmp_path_factory.getbasetemp().name}")
     try:
         yield {"root": root, "dir": spec.sweep_dir, "summary": summary}
     finally:

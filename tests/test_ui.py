@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-import yaml
 
 from analysis.ui import stop_group
-from search.launch import launch
-from search.spec import load_spec
+
+from sweeprun import run_sweep  # tests/sweeprun.py
 
 DYNSWEEP = str(Path(sys.executable).parent / "dynsweep")
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
@@ -35,23 +33,12 @@ MLFLOW = str(Path(sys.executable).parent / "mlflow")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A dummy sweep: 4 trials over a float and a choice, metric ``loss`` minimised."""
     root = tmp_path_factory.mktemp("ui")
-    temp = Path("/tmp") / f"dynsweep-test-ray-ui-{tmp_path_factory.getbasetemp().name}"
-    ray.init(num_cpus=2, _temp_dir=str(temp), include_dashboard=False, log_to_driver=False)
-    try:
-        raw = {"name": "uisweep", "family": "dummy", "storage": str(root / "runs"),
-               "base": {"steps": 3, "target": 0.0},
-               "space": {"x": {"uniform": [-1.0, 1.0]}, "choice": {"choice": ["a", "b"]}},
-               "search": {"algorithm": "optuna", "seed": 3, "metric": "loss", "mode": "min", "num_samples": 4},
-               "resources": {"cpu": 1}, "max_concurrent": 2}
-        path = root / "uisweep.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        spec = load_spec(path)
-        summary = launch(spec, quiet=True)
-    finally:
-        ray.shutdown()
-        import shutil
-
-        shutil.rmtree(temp, ignore_errors=True)
+    raw = {"name": "uisweep", "family": "dummy", "storage": str(root / "runs"),
+           "base": {"steps": 3, "target": 0.0},
+           "space": {"x": {"uniform": [-1.0, 1.0]}, "choice": {"choice": ["a", "b"]}},
+           "search": {"algorithm": "optuna", "seed": 3, "metric": "loss", "mode": "min", "num_samples": 4},
+           "resources": {"cpu": 1}, "max_concurrent": 2}
+    spec, summary = run_sweep(root, raw, Path("/tmp") / f"dynsweep-test-ray-ui-{tmp_path_factory.getbasetemp().name}")
     parent = json.loads((spec.sweep_dir / "mlflow_runs.json").read_text())["__sweep__"]
     yield {"dir": spec.sweep_dir, "summary": summary, "parent": parent, "root": root}
 
