@@ -164,12 +164,6 @@ def family_datasets(name: str, config: dict[str, Any]) -> dict[str, str]:
     return load(path)(config) if path else {}
 
 
-def family_artifacts(name: str) -> tuple[Any, ...]:
-    """The :class:`~trainables.common.artifacts.ArtifactFormat` values family ``name`` writes."""
-    path = entry(name).artifacts
-    return tuple(load(path)) if path else ()
-
-
 def data_commands() -> dict[str, Any]:
     """All ``dynsweep data`` sub-commands of all families, by name, plus ``ls``."""
     from trainables.common.listing import ls_command
