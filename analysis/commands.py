@@ -14,14 +14,20 @@ from typing import Any, Callable
 
 import polars as pl
 
+from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP, port, positive_int
+
 from . import formats
 from .errors import AnalysisError
 
 
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweep", help="the sweep: its folder, its name under --storage, or its name on --tracking-uri")
-    p.add_argument("--storage", default="runs", help="runs folder (default: runs)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the sweep's SQLite store)")
+    _store_arguments(p)
+
+
+def _store_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default="runs", help=STORAGE_HELP)
+    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, pl.DataFrame]:
@@ -58,16 +64,16 @@ def run_diff(args: argparse.Namespace) -> int:
     from .source import search_frame
     from .tables import diff, sweep_variation
 
-    if args.sweep:
+    if args.sweep and not args.runs:
         sweep, runs = _open(argparse.Namespace(sweep=args.sweep, storage=args.storage, tracking_uri=args.tracking_uri))
         formats.emit(sweep_variation(runs), args, f"{sweep.name}_variation",
                      title=f"{sweep.name}: parameters that vary across its {runs.height} runs")
         return 0
     if len(args.runs) < 2:
-        raise AnalysisError("diff: give two or more runs (run ids, id prefixes or trial ids), or --sweep NAME")
+        raise AnalysisError("diff: give two or more runs (run ids, id prefixes or trial ids), or --sweep NAME alone")
     from .source import tracking_uri_for
 
-    uri = (tracking_uri_for(args.store, args.storage, args.tracking_uri) if args.store
+    uri = (tracking_uri_for(args.sweep, args.storage, args.tracking_uri) if args.sweep
            else args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _store_holding(args.runs, args.storage))
     client = _client(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -92,11 +98,17 @@ def run_diff(args: argparse.Namespace) -> int:
 
 def _store_holding(idents: list[str], storage: str) -> str:
     """The store under ``storage`` (``<storage>/*/mlflow.db``) holding the run named by ``idents[0]``
-    (a run id, id prefix or trial id), for ``diff`` without ``--store``."""
-    from .source import search_frame
+    (a run id, id prefix or trial id), for ``diff`` without ``--sweep``; files there that are not
+    MLflow stores are skipped (and named if the run is found nowhere)."""
+    from .source import search_frame, store_problem
 
     stores = sorted(Path(storage).glob("*/mlflow.db"))
+    skipped = []
     for db in stores:
+        why = store_problem(db)
+        if why:
+            skipped.append(f"{db}: {why}")
+            continue
         client = _client(f"sqlite:///{db.resolve()}")
         experiments = [e.experiment_id for e in client.search_experiments()]
         runs = search_frame(client, experiments)
@@ -104,14 +116,15 @@ def _store_holding(idents: list[str], storage: str) -> str:
                                        | (pl.col("tags.trial_id") == idents[0] if "tags.trial_id" in runs.columns
                                           else pl.lit(False))).height:
             return f"sqlite:///{db.resolve()}"
-    raise AnalysisError(f"diff: no sweep under {storage}/ holds a run {idents[0]!r} (looked in {len(stores)} "
-                        "stores); say where with --store SWEEP or --tracking-uri")
+    unread = f"; skipped, not MLflow stores: {'; '.join(skipped)}" if skipped else ""
+    raise AnalysisError(f"diff: no sweep under {storage}/ holds a run {idents[0]!r} (looked in "
+                        f"{len(stores) - len(skipped)} stores{unread}); say where with --sweep SWEEP or --tracking-uri")
 
 
 def _client(uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
+    from .source import client_for
 
-    return MlflowClient(uri)
+    return client_for(uri)
 
 
 def run_failures(args: argparse.Namespace) -> int:
@@ -224,15 +237,16 @@ def register(sub: Any) -> None:
                    help="only these result columns (comma-separated names or patterns, e.g. 'val_*,vpt*')")
     p = add("diff", "what differs between runs (parameters, dataset hashes, code commit)", run_diff, sweep=False)
     p.add_argument("runs", nargs="*", help="run ids, id prefixes or trial ids")
-    p.add_argument("--sweep", default=None, help="instead: the parameters that vary within this sweep")
-    p.add_argument("--store", default=None, help="the sweep folder (or name) whose MLflow store holds the runs "
-                   "(default: $MLFLOW_TRACKING_URI, else the sweep under --storage holding the first run)")
-    p.add_argument("--storage", default="runs")
-    p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--store", dest="sweep", default=None, help=argparse.SUPPRESS)  # the old name of --sweep
+    p.add_argument("--sweep", dest="sweep", default=None, metavar="SWEEP",
+                   help="the sweep (folder, or name under --storage) whose MLflow store holds the runs (default: "
+                        "$MLFLOW_TRACKING_URI, else the sweep under --storage holding the first run); without "
+                        "runs: the parameters that vary within this sweep")
+    _store_arguments(p)
     add("failures", "failed runs grouped by class and message, with the parameters they share", run_failures)
     p = add("importance", "parameter importance (Optuna fANOVA or PED-ANOVA) and marginal means", run_importance)
     p.add_argument("--metric", default=None, help="default: the sweep's search metric")
-    p.add_argument("--mode", choices=("min", "max"), default=None)
+    p.add_argument("--mode", choices=("min", "max"), default=None, help="default: the sweep's search mode")
     p.add_argument("--evaluator", choices=EVALUATORS, default="fanova",
                    help="fanova: variance of the metric explained (default); ped-anova: what the best 10 %% share")
     add("cost", "trial-seconds by state, and what early stopping saved against the full grid", run_cost)
@@ -240,15 +254,15 @@ def register(sub: Any) -> None:
             output=False)
     p.add_argument("--out", type=Path, default=None, help="the file (default: <sweep folder>/optuna.db)")
     p.add_argument("--metric", default=None, help="the study's objective (default: the sweep's search metric)")
-    p.add_argument("--mode", choices=("min", "max"), default=None)
+    p.add_argument("--mode", choices=("min", "max"), default=None, help="default: the sweep's search mode")
     p = add("plot", f"PNG figures ({', '.join(KINDS)}), also logged to the sweep's parent run", run_plot,
             output=False)
     p.add_argument("kinds", nargs="+", choices=KINDS, metavar="KIND", help=", ".join(KINDS))
     p.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: plots/<sweep>)")
     p.add_argument("--metric", default=None, help="metric to rank runs / colour by (default: the sweep's)")
-    p.add_argument("--mode", choices=("min", "max"), default=None)
+    p.add_argument("--mode", choices=("min", "max"), default=None, help="default: the sweep's search mode")
     p.add_argument("--runs", nargs="*", default=None, help="run ids / trial ids to draw (default: the --top best)")
-    p.add_argument("--top", type=int, default=6)
+    p.add_argument("--top", type=positive_int, default=6, help="without --runs: draw the best N runs (default 6)")
     p.add_argument("--x", default=None, help="heatmap: parameter on the x axis")
     p.add_argument("--y", default=None, help="heatmap: parameter on the y axis")
     p.add_argument("--test-set", default=None, help="box/trajectory: test set (default: the first)")
@@ -256,6 +270,6 @@ def register(sub: Any) -> None:
     p = add("ui", "start the MLflow UI on the sweep's store (127.0.0.1) and print the URLs of its runs (best first, "
                   "swept parameters as columns), its charts (parallel coordinates first) and its best runs compared",
             run_ui, output=False)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000, help="default: 5000; 0: a free port")
-    p.add_argument("--compare", type=int, default=10, help="runs in the comparison URL (the best first)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=port, default=5000, help="default: 5000; 0: a free port")
+    p.add_argument("--compare", type=positive_int, default=10, help="runs in the comparison URL (the best first)")

@@ -51,6 +51,84 @@ class Sweep:
         return dict(self.parent().data.params)
 
 
+MLFLOW_TABLES = ("alembic_version", "experiments", "runs")
+"""Tables every MLflow SQLite store has (``alembic_version``: MLflow's schema migrations)."""
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` URI (None for any other URI)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def store_problem(path: Path) -> str | None:
+    """Why ``path`` is not an MLflow SQLite store, or None when it looks like one.
+
+    Read-only and before MLflow opens it: MLflow would turn an empty or foreign SQLite file
+    into a store (create its schema), and fail on anything else with a traceback. The file is
+    opened through SQLite's read-only URI (``mode=ro``), so it stays byte-identical.
+    """
+    import sqlite3
+
+    try:
+        if not path.exists():
+            return "no such file"
+        if not path.is_file():
+            return "a folder, not a file"
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if size == 0:
+        return "an empty file"
+    if head != b"SQLite format 3\x00":
+        return "not a SQLite database"
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as err:
+        return f"cannot be opened: {err}"
+    try:
+        tables = {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
+    except sqlite3.OperationalError as err:
+        if "locked" in str(err) or "busy" in str(err):
+            return None  # being written right now: MLflow waits for it
+        return f"not a readable SQLite database: {err}"
+    except sqlite3.Error as err:
+        return f"not a readable SQLite database: {err}"
+    finally:
+        con.close()
+    missing = [t for t in MLFLOW_TABLES if t not in tables]
+    if missing:
+        return (f"a SQLite database without MLflow's tables ({', '.join(missing)} missing; "
+                f"it has {', '.join(sorted(tables)[:5]) or 'no tables'})")
+    return None
+
+
+def check_store(uri: str) -> str:
+    """``uri``, after checking that a ``sqlite:///`` one names an MLflow store (other URIs are
+    left to MLflow).
+
+    Raises:
+        AnalysisError: ``<file>: not an MLflow store (<why>)``.
+    """
+    path = sqlite_file(uri)
+    if path is not None:
+        why = store_problem(path)
+        if why:
+            raise AnalysisError(f"{path}: not an MLflow store ({why})" if why != "no such file" else
+                                f"{path}: no MLflow store there (no such file)")
+    return uri
+
+
+def client_for(uri: str) -> Any:
+    """An MLflow client on ``uri``, checked first (:func:`check_store`)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(check_store(uri))
+
+
 def tracking_uri_for(sweep: str, storage: str = "runs", tracking_uri: str | None = None) -> str:
     """The one rule for where a sweep's runs are: ``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``,
     else the store recorded in the sweep's folder (``sweep.json``: a server, or ``embedded`` for
@@ -72,8 +150,8 @@ def tracking_uri_for(sweep: str, storage: str = "runs", tracking_uri: str | None
 def _recorded_uri(folder: Path) -> str | None:
     """The tracking URI a sweep folder's ``sweep.json`` records (None when it has none or is unreadable)."""
     try:
-        meta = json.loads((folder / "sweep.json").read_text())
-    except (OSError, ValueError):
+        meta = json.loads((folder / "sweep.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
         return None
     uri = meta.get("tracking_uri") if isinstance(meta, dict) else None
     if not isinstance(uri, str) or not uri:
@@ -85,8 +163,8 @@ def _recorded_parent(sweep: str, storage: str) -> str | None:
     """The parent run id a sweep folder's run map records (``mlflow_runs.json``)."""
     for folder in (Path(sweep), Path(storage) / sweep):
         try:
-            parent = json.loads((folder / "mlflow_runs.json").read_text()).get("__sweep__")
-        except (OSError, ValueError, AttributeError):
+            parent = json.loads((folder / "mlflow_runs.json").read_bytes()).get("__sweep__")
+        except (OSError, ValueError, AttributeError, RecursionError):
             continue
         if isinstance(parent, str):
             return parent
@@ -95,14 +173,17 @@ def _recorded_parent(sweep: str, storage: str) -> str | None:
 
 def open_sweep(sweep: str, storage: str = "runs", tracking_uri: str | None = None) -> Sweep:
     """Find the sweep's parent run in its tracking store."""
-    from mlflow.tracking import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri_for(sweep, storage, tracking_uri)
     name = Path(sweep).name
-    client = MlflowClient(uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    parents = client.search_runs(experiments, f"tags.`dynsweep.kind` = 'sweep' and attributes.run_name = '{name}'",
-                                 max_results=10)
+    client = client_for(uri)
+    try:
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        parents = client.search_runs(experiments, f"tags.`dynsweep.kind` = 'sweep' and attributes.run_name = "
+                                     f"'{name.replace(chr(39), '')}'", max_results=10)
+    except MlflowException as err:
+        raise AnalysisError(f"{uri}: the MLflow store cannot be read ({str(err).splitlines()[0][:200]})") from None
     if len(parents) > 1:  # two sweeps of one name in one store: the folder's run map says which
         mine = _recorded_parent(sweep, storage)
         parents = [p for p in parents if p.info.run_id == mine]

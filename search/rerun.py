@@ -1,7 +1,7 @@
 """``dynsweep rerun RUN_ID``: train one tracked trial again, exactly (or changed with ``--set``).
 
 The run is found in an MLflow store (``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else the
-store of the sweep ``--store`` names, else every sweep under ``--storage``) by its run id, a
+store of the sweep ``--sweep`` names, else every sweep under ``--storage``) by its run id, a
 unique prefix of it, or its trial id. Its family comes from the tag ``dynsweep.family``, its
 config from the ``config.yaml`` artefact (the family's complete config), overridden by ``--set``
 as in ``dynsweep train`` and validated before any work.
@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP
 from trainables.common.errors import ConfigError, DataError
 
 from .overrides import apply_overrides
@@ -47,11 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN_ID", help="the MLflow run id (or a unique prefix of it) or the trial id")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change a config value for the re-run (as in `dynsweep train`); repeatable")
-    p.add_argument("--store", default=None, metavar="SWEEP",
-                   help="the sweep holding the run: its folder, or its name under --storage")
-    p.add_argument("--storage", default="runs", help="runs folder holding the sweeps (default: runs)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="the MLflow store holding the run (default: $MLFLOW_TRACKING_URI, else the sweep's)")
+    p.add_argument("--store", dest="sweep", default=None, help=argparse.SUPPRESS)  # the old name of --sweep
+    p.add_argument("--sweep", dest="sweep", default=None, metavar="SWEEP",
+                   help="the sweep holding the run: its folder, or its name under --storage (default: every "
+                        "sweep under --storage)")
+    p.add_argument("--storage", default="runs", help=STORAGE_HELP)
+    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
     p.add_argument("--run-dir", type=Path, default=None,
                    help="where checkpoints, metrics and artefacts go (default runs/rerun/<run id[:8]>-<time>)")
 
@@ -90,7 +92,7 @@ def find_run(ident: str, tracking_uri: str | None = None, store: str | None = No
     else:
         folders = [f for f in find_sweeps(Path(storage))]
         if not folders:
-            raise ConfigError(f"{ident}: say which store holds the run (--store SWEEP, --tracking-uri URI or "
+            raise ConfigError(f"{ident}: say which store holds the run (--sweep SWEEP, --tracking-uri URI or "
                               f"$MLFLOW_TRACKING_URI); there are no sweeps under {Path(storage).resolve()}")
         stores = [f.tracking_uri() for f in folders]
     missing = [u for u in stores if u.startswith("sqlite:///") and not Path(u.removeprefix("sqlite:///")).is_file()]
@@ -231,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .provenance import source_commit
 
-    found = find_run(args.run, args.tracking_uri, args.store, args.storage)
+    found = find_run(args.run, args.tracking_uri, args.sweep, args.storage)
     original = found.run
     run_id, tags = original.info.run_id, original.data.tags
     family = tags["dynsweep.family"]

@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trainables.common.cli_types import (
+    STORAGE_HELP,
+    SWEEP_HELP,
+    TRACKING_URI_HELP,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from trainables.common.errors import ConfigError
 
 from .overrides import apply_overrides
 from .spec import check_resources, load_spec, validate
-from .sweep_folder import SPEC, SweepFolder, resolve_sweep, sha256_file
+from .sweep_folder import META, SPEC, SweepFolder, resolve_sweep, sha256_file
 from .version import package_version
 
 SAFE_KEYS = ("resources.cpu", "resources.gpu", "retries", "max_concurrent", "trial_time_limit_s", "tracking.uri")
@@ -29,28 +38,32 @@ SAFE_KEYS = ("resources.cpu", "resources.gpu", "retries", "max_concurrent", "tri
 
 
 def add_arguments(p: argparse.ArgumentParser, extend: bool = False) -> None:
-    p.add_argument("sweep", help="the sweep's folder, or its name under --storage")
-    p.add_argument("--storage", default="runs", help="runs folder holding the sweep (default: runs)")
+    p.add_argument("sweep", help=SWEEP_HELP)
+    p.add_argument("--storage", default="runs", help=STORAGE_HELP)
     if extend:
-        p.add_argument("--num-samples", type=int, required=True, help="the sweep's new total number of trials")
+        p.add_argument("--num-samples", type=positive_int, required=True,
+                       help="the sweep's new total number of trials")
     else:
         group = p.add_mutually_exclusive_group()
         group.add_argument("--restart-errored", action="store_true", help="run errored trials again from scratch")
         group.add_argument("--resume-errored", action="store_true",
                            help="run errored trials again from their last checkpoint")
-        p.add_argument("--retries", type=int, default=None, help="retries per trial from now on")
+        p.add_argument("--retries", type=non_negative_int, default=None, help="retries per trial from now on")
         p.add_argument("--spec", type=Path, default=None,
                        help="the sweep's YAML: must equal the recorded spec except in the settings a resume may change")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"change a setting that is safe to change: {', '.join(SAFE_KEYS)}")
-    p.add_argument("--tracking-uri", default=None, help="the same MLflow store, reached at another URI")
-    p.add_argument("--num-cpus", type=float, default=None)
-    p.add_argument("--num-gpus", type=float, default=None)
-    p.add_argument("--address", default=None, help="an existing Ray cluster")
+    p.add_argument("--tracking-uri", default=None,
+                   help=TRACKING_URI_HELP + "; on resume only the same store, reached at another URI")
+    p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
+    p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
+    p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")
+    p.add_argument("--force-versions", action="store_true",
+                   help="resume although the sweep was made with another Ray or Optuna version (major.minor)")
     from .launch_args import add_cluster_arguments
 
     add_cluster_arguments(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
 def flat(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -88,11 +101,48 @@ def check_identity(folder: SweepFolder, meta: dict[str, Any]) -> None:
                           "sweep from it")
 
 
+STRICT_VERSIONS = ("ray", "optuna")
+"""Packages whose major.minor must match on resume: Tune's experiment state and the pickled
+searcher (Optuna's sampler and study) may not load in another version."""
+
+
+def _major_minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split("+")[0].split(".")[:2])
+
+
+def check_versions(folder: SweepFolder, meta: dict[str, Any], force: bool = False) -> list[str]:
+    """Compare the versions ``sweep.json`` records (``versions``: package -> version, written by
+    ``dynsweep launch``) with the running ones. Returns warning lines for differences that do not
+    stop a resume; a sweep recorded before versions were (no ``versions``) is not checked.
+
+    Raises:
+        ConfigError: Ray's or Optuna's major.minor differs, unless ``force``.
+    """
+    recorded = meta.get("versions")
+    if not recorded:
+        return []
+    from .provenance import versions
+
+    running = versions()
+    warnings = []
+    for name, then in sorted(recorded.items()):
+        now = running.get(name)
+        if now is None or now == then:
+            continue
+        if name in STRICT_VERSIONS and _major_minor(now) != _major_minor(then) and not force:
+            raise ConfigError(f"{folder.path / META}: the sweep was made with {name} {then}; this is {name} {now}. "
+                              f"Tune's saved experiment and the searcher's state may not load in another "
+                              f"{name} version: resume it with {name} {then}, or pass --force-versions to try")
+        warnings.append(f"{name} {then} -> {now}")
+    return warnings
+
+
 def resumable(folder: SweepFolder) -> str:
     """Why the sweep cannot be resumed, or '' if it can."""
     try:
         meta = folder.read_meta()
         check_identity(folder, meta)
+        check_versions(folder, meta)
     except ConfigError as err:
         return str(err)
     if folder.driver() is not None:
@@ -109,6 +159,7 @@ def prepare(args: argparse.Namespace, overrides: list[str],
     folder = resolve_sweep(args.sweep, args.storage)
     meta = folder.read_meta()
     check_identity(folder, meta)
+    changed_versions = check_versions(folder, meta, getattr(args, "force_versions", False))
     holder = folder.driver()
     if holder is not None:
         raise ConfigError(f"{folder.path}: a driver is running this sweep already (pid {holder.get('pid', '?')} on "
@@ -116,7 +167,10 @@ def prepare(args: argparse.Namespace, overrides: list[str],
     if folder.experiment_state() is None:
         raise ConfigError(f"{folder.path}: nothing to resume: Tune saved no state (the driver died within its "
                           f"first seconds); remove the folder and launch the sweep again")
-    recorded = yaml.safe_load(folder.spec_path.read_text())
+    folder.trials()  # Tune's experiment state must be readable
+    runs = folder.run_map()
+    warnings = _check_journal(folder)
+    recorded = read_spec(folder)
     wanted = recorded
     if getattr(args, "spec", None) is not None:
         wanted = load_spec(args.spec).raw
@@ -134,15 +188,46 @@ def prepare(args: argparse.Namespace, overrides: list[str],
     spec = validate({**wanted, "storage": str(folder.path.parent)}, str(folder.spec_path))
     if spec.name != folder.name:
         raise ConfigError(f"{folder.spec_path}: name {spec.name!r} does not match the folder {folder.name!r}")
+    uri = _tracking_uri(args, spec, folder, runs)
     if not args.address:
         check_resources(spec, args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
                         args.num_gpus if args.num_gpus is not None else _gpus())
-    uri = _tracking_uri(args, spec, folder)
+    if changed_versions:
+        warnings.append(f"{folder.path / META}: versions changed since launch: {', '.join(changed_versions)}")
+    for line in warnings:  # only once every check passed: a refusal stays one line
+        print(f"dynsweep: warning: {line}", file=sys.stderr)
     if changes:
         _record(folder, wanted, changes)
         folder.write_meta(num_samples=spec.total_trials())
     os.environ.setdefault("DYNSWEEP_DATASETS", meta.get("datasets", "datasets"))
     return spec, folder, uri, any(k.startswith("resources.") for k in changes)
+
+
+def read_spec(folder: SweepFolder) -> dict[str, Any]:
+    """The recorded ``spec.yaml`` as a mapping (its hash was checked by :func:`check_identity`)."""
+    try:
+        recorded = yaml.safe_load(folder.spec_path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{folder.spec_path}: the recorded spec cannot be read "
+                          f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{folder.spec_path}: the recorded spec is not a mapping")
+    return recorded
+
+
+def _check_journal(folder: SweepFolder) -> list[str]:
+    """Read the tracking journal once: a line damaged in its middle (not the torn last line a kill
+    leaves) is skipped, since the events after it still count; returns the warning to print."""
+    from .journal import Journal
+
+    journal = Journal(folder.path)
+    journal.read()
+    torn = journal.torn_lines()
+    if not torn:
+        return []
+    shown = ", ".join(str(n) for n in torn[:5]) + (", ..." if len(torn) > 5 else "")
+    return [f"{journal.path}: {len(torn)} unreadable line(s) skipped (line {shown}); the events on them are "
+            "not replayed into MLflow"]
 
 
 def _gpus() -> float:
@@ -161,22 +246,37 @@ def _record(folder: SweepFolder, wanted: dict[str, Any], changes: list[str]) -> 
     folder.write_meta(spec_sha256=sha256_file(folder.spec_path), changes=history)
 
 
-def _tracking_uri(args: argparse.Namespace, spec: Any, folder: SweepFolder) -> str:
+def _tracking_uri(args: argparse.Namespace, spec: Any, folder: SweepFolder, runs: dict[str, str]) -> str:
     uri = args.tracking_uri or spec.tracking_uri or folder.tracking_uri()
+    check_sqlite_store(uri, runs)
     if uri != folder.tracking_uri():
         check_store(uri, folder)
     return uri
 
 
+def check_sqlite_store(uri: str, runs: dict[str, str]) -> None:
+    """Before anything runs: a ``sqlite:///`` store must be an MLflow store (checked read-only, see
+    :func:`analysis.source.store_problem`); a missing file is fine only while the sweep has no
+    MLflow runs yet (the driver then creates the store)."""
+    from analysis.source import sqlite_file, store_problem
+
+    path = sqlite_file(uri)
+    if path is None:
+        return
+    why = store_problem(path)
+    if why == "no such file" and not runs:
+        return
+    if why:
+        raise ConfigError(f"{path}: not an MLflow store ({why}); the sweep's runs are tracked there, so it cannot "
+                          "be resumed until the store is restored (or launch the sweep again)")
+
+
 def check_store(uri: str, folder: SweepFolder) -> None:
     """A changed tracking URI must reach the store that holds this sweep's runs."""
-    import json
-
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    runs = json.loads((folder.path / "mlflow_runs.json").read_text()) if (folder.path / "mlflow_runs.json").exists() else {}
-    parent = runs.get("__sweep__")
+    parent = folder.run_map().get("__sweep__")
     if parent is None:
         return
     try:
@@ -187,12 +287,13 @@ def check_store(uri: str, folder: SweepFolder) -> None:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from .launch import Resume, launch
     from .launch_args import apply_cluster_arguments
 
     apply_cluster_arguments(args)
     overrides = list(args.overrides) + ([f"retries={args.retries}"] if args.retries is not None else [])
     spec, _, uri, resources_changed = prepare(args, overrides)
+    from .launch import Resume, launch  # Ray: only once every check passed
+
     errored = "restart" if args.restart_errored else "resume" if args.resume_errored else "skip"
     summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
                      resume=Resume(errored=errored, tracking_uri=uri, resources_changed=resources_changed))
@@ -200,12 +301,15 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_extend(args: argparse.Namespace) -> int:
-    from .launch import Resume, launch
     from .launch_args import apply_cluster_arguments
 
     apply_cluster_arguments(args)
-    recorded = yaml.safe_load(resolve_sweep(args.sweep, args.storage).spec_path.read_text())
+    folder = resolve_sweep(args.sweep, args.storage)
+    check_identity(folder, folder.read_meta())
+    recorded = read_spec(folder)
     search = recorded.get("search") or {}
+    if not isinstance(search, dict):
+        raise ConfigError(f"{args.sweep}: the recorded spec's `search` is not a mapping")
     if search.get("algorithm", "optuna") != "optuna":
         raise ConfigError(f"{args.sweep}: extend needs an Optuna sweep (its searcher keeps a history to continue "
                           f"from); search.algorithm is {search.get('algorithm')!r}. Launch a new sweep for more "
@@ -214,6 +318,8 @@ def run_extend(args: argparse.Namespace) -> int:
     if args.num_samples <= before:
         raise ConfigError(f"--num-samples: {args.num_samples} must be larger than the sweep's {before} trials")
     spec, _, uri, resources_changed = prepare(args, list(args.overrides), num_samples=args.num_samples)
+    from .launch import Resume, launch  # Ray: only once every check passed
+
     summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
                      resume=Resume(errored="skip", tracking_uri=uri, resources_changed=resources_changed))
     return 130 if summary["interrupted"] else 0

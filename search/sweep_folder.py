@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -23,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainables.common.errors import ConfigError
+from trainables.common.errors import ConfigError, DynsweepError
 
 META = "sweep.json"
 LOCK = "driver.lock"
 SPEC = "spec.yaml"
+RUN_MAP = "mlflow_runs.json"
+"""trial id -> MLflow run id (``__sweep__`` -> the parent run), written by ``search.tracking``."""
 EMBEDDED = "embedded"
 """``sweep.json``'s tracking URI for the SQLite store inside the sweep folder."""
 
@@ -44,8 +47,88 @@ class TrialRecord:
     experiment_tag: str = ""  # kept by Tune when it restarts an errored trial under a new id
 
 
+class LockUnsupportedError(DynsweepError):
+    """The sweep folder's filesystem cannot hold the driver lock (``flock``)."""
+
+
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "family": (str,), "created": (str,), "spec_sha256": (str,), "tracking_uri": (str,),
+    "datasets": (str,), "metric": (str,), "mode": (str,), "state": (str,), "dynsweep_version": (str,),
+    "num_samples": (int,), "ray_temp": (str, type(None)), "changes": (list,), "versions": (dict,),
+}
+"""The ``sweep.json`` keys the readers use, and the JSON types they must have."""
+_TYPE_WORDS = {str: "a string", int: "a whole number", list: "a list", dict: "an object", type(None): "null"}
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_meta(meta: Any, path: Path) -> dict[str, Any]:
+    """``meta`` (parsed ``sweep.json``) if it is an object whose known keys have their types.
+
+    Raises:
+        ConfigError: naming ``path`` and the first key that is wrong.
+    """
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: not a sweep record (a JSON object), but {_short(meta)}")
+    for key, types in META_TYPES.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            want = " or ".join(_TYPE_WORDS[t] for t in types)
+            raise ConfigError(f"{path}: {key!r} should be {want}, not {_short(value)}")
+    if meta.get("mode", "min") not in ("min", "max"):
+        raise ConfigError(f"{path}: 'mode' should be 'min' or 'max', not {_short(meta['mode'])}")
+    versions = meta.get("versions", {})
+    bad = [k for k, v in versions.items() if not isinstance(v, str)]
+    if bad:
+        raise ConfigError(f"{path}: 'versions' should map package names to version strings ({bad[0]!r} is "
+                          f"{_short(versions[bad[0]])})")
+    return meta
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON document in ``path``; a missing, unreadable or malformed file is a one-line
+    :class:`ConfigError` naming it and ``what`` it is."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file ({what})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not {what}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not data.strip():
+        raise ConfigError(f"{path}: empty file, not {what}")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not {what} (not UTF-8 text: binary data)") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not {what} (invalid JSON: {err.msg} at line {err.lineno}, "
+                          f"column {err.colno})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not {what} (JSON nested too deeply)") from None
+
+
+def _lock_unsupported(path: Path) -> LockUnsupportedError:
+    return LockUnsupportedError(
+        f"{path}: the filesystem there does not support file locks (flock; e.g. some NFS mounts), which "
+        "dynsweep needs to keep two drivers off one sweep; put the runs folder on a local disk or one with "
+        "lock support (--storage, or `storage:` in the sweep YAML)")
+
+
+def _lock_failed(err: OSError, path: Path) -> DynsweepError:
+    if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS):
+        return _lock_unsupported(path)
+    return ConfigError(f"{path}: cannot lock the sweep's driver lock ({err.strerror or err})")
 
 
 class SweepFolder:
@@ -68,17 +151,23 @@ class SweepFolder:
         return self.path.name
 
     def is_sweep(self) -> bool:
-        return (self.path / META).is_file()
+        """Whether the folder has a ``sweep.json`` (even an unreadable one: its readers say what is wrong)."""
+        try:
+            return (self.path / META).exists()
+        except OSError:
+            return False
 
     # --- identity ------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:
+        """``sweep.json``, checked (:func:`check_meta`).
+
+        Raises:
+            ConfigError: missing, unreadable, not JSON, not an object, or a known key of the wrong type.
+        """
         path = self.path / META
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{self.path}: not a dynsweep sweep folder (no {META})") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: unreadable ({err})") from None
+        if not path.exists():
+            raise ConfigError(f"{self.path}: not a dynsweep sweep folder (no {META})")
+        return check_meta(read_json(path, "a sweep record (sweep.json)"), path)
 
     def write_meta(self, **updates: Any) -> dict[str, Any]:
         """Update ``sweep.json`` atomically; returns its new content."""
@@ -102,8 +191,23 @@ class SweepFolder:
     @contextlib.contextmanager
     def driver_lock(self, command: str) -> Iterator[None]:
         """Hold the sweep's driver lock for the duration; refuse if a live driver holds it."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        made_folder = not self.path.exists()
+        lock = self.path / LOCK
+        made_lock = not lock.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise ConfigError(f"{lock}: cannot create the sweep's driver lock ({err.strerror or err})") from None
+
+        def undo() -> None:  # a refused driver leaves the folder as it found it
+            os.close(fd)
+            if made_lock:
+                lock.unlink(missing_ok=True)
+            if made_folder:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -113,6 +217,9 @@ class SweepFolder:
                 f"{self.path}: a driver is running this sweep already (pid {holder.get('pid', '?')} on "
                 f"{holder.get('host', '?')}, `{holder.get('command', '?')}` since {holder.get('since', '?')}); "
                 "wait for it to end or stop it (Ctrl-C) first") from None
+        except OSError as err:
+            undo()
+            raise _lock_failed(err, self.path) from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
                 "since": dt.datetime.now().isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
@@ -129,20 +236,45 @@ class SweepFolder:
         path = self.path / LOCK
         if not path.exists():
             return None
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as err:
+            raise ConfigError(f"{path}: the sweep's driver lock cannot be opened ({err.strerror or err})") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                text = Path(path).read_text()
                 try:
-                    return json.loads(text) if text else {}
-                except json.JSONDecodeError:
-                    return {}
+                    holder = json.loads(os.pread(fd, 65536, 0).decode("utf-8", "replace") or "{}")
+                except (OSError, ValueError, RecursionError):
+                    holder = {}
+                return holder if isinstance(holder, dict) else {}
+            except OSError as err:
+                raise _lock_failed(err, self.path) from None
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
         finally:
             os.close(fd)
+
+    # --- the MLflow run map -------------------------------------------------------------
+    def run_map(self) -> dict[str, str]:
+        """``mlflow_runs.json`` (trial id -> MLflow run id); empty when the sweep has none yet.
+
+        Raises:
+            ConfigError: the file is unreadable, not JSON, or not an object of strings.
+        """
+        path = self.path / RUN_MAP
+        if not path.exists():
+            return {}
+        data = read_json(path, "the trial -> MLflow run map")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: not the trial -> MLflow run map (a JSON object), but {_short(data)}; "
+                              "restore it, or launch the sweep again")
+        bad = [k for k, v in data.items() if not isinstance(v, str) or not v]
+        if bad:
+            raise ConfigError(f"{path}: trial {bad[0]!r} maps to {_short(data[bad[0]])}, not an MLflow run id; "
+                              "restore the file, or launch the sweep again")
+        return data
 
     # --- trials ---------------------------------------------------------------------------
     def experiment_state(self) -> Path | None:
@@ -155,33 +287,73 @@ class SweepFolder:
         state_path = self.experiment_state()
         if state_path is None:
             return []
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{state_path}: Tune's experiment state is unreadable ({err})") from None
+        state = read_json(state_path, "Tune's experiment state")
         records = []
-        for trial_json, meta_json in state.get("trial_data", []):
-            trial = json.loads(trial_json)
-            meta = json.loads(meta_json)
-            error = ""
-            if trial.get("status") == "ERROR":
-                error = self._error_text(trial, meta)
+        entries = state.get("trial_data", []) if isinstance(state, dict) else None
+        if not isinstance(entries, list):
+            raise ConfigError(f"{state_path}: not Tune's experiment state (no list of trials in it)")
+        for n, entry in enumerate(entries):
+            try:
+                trial_json, meta_json = entry
+                trial, meta = json.loads(trial_json), json.loads(meta_json)
+                if not isinstance(trial, dict) or not isinstance(meta, dict):
+                    raise TypeError("not objects")
+                trial_id, status = trial["trial_id"], trial["status"]
+                if not isinstance(trial_id, str) or not isinstance(status, str):
+                    raise TypeError("trial_id or status not a string")
+            except (TypeError, ValueError, KeyError, RecursionError) as err:
+                raise ConfigError(f"{state_path}: trial {n} of Tune's experiment state is unreadable "
+                                  f"({type(err).__name__}: {err})") from None
+            error = self._error_text(trial, meta) if status == "ERROR" else ""
             last = meta.get("last_result") or {}
-            records.append(TrialRecord(trial_id=trial["trial_id"], status=trial["status"],
-                                       config=trial.get("config") or {},
+            config = trial.get("config") or {}
+            records.append(TrialRecord(trial_id=trial_id, status=status,
+                                       config=config if isinstance(config, dict) else {},
                                        last_result=last if isinstance(last, dict) else {}, error=error,
                                        experiment_tag=str(trial.get("experiment_tag", ""))))
         return records
 
     def _error_text(self, trial: dict[str, Any], meta: dict[str, Any]) -> str:
-        path = self.tune_dir / str(trial.get("relative_logdir", "")) / (meta.get("error_filename") or "error.txt")
-        return path.read_text(errors="replace") if path.is_file() else ""
+        try:
+            path = self.tune_dir / str(trial.get("relative_logdir", "")) / str(meta.get("error_filename")
+                                                                                or "error.txt")
+            return path.read_text(errors="replace") if path.is_file() else ""
+        except (OSError, ValueError):
+            return ""
 
-def find_sweeps(root: Path) -> list[SweepFolder]:
-    """The sweep folders directly under ``root`` (sorted by name)."""
-    if not root.is_dir():
+FIND_DEPTH = 3
+"""How deep under the runs folder :func:`find_sweeps` looks (a name with ``/`` nests its folder)."""
+
+
+def find_sweeps(root: Path, depth: int = FIND_DEPTH) -> list[SweepFolder]:
+    """The sweep folders under ``root``, sorted by path: those directly under it, and those nested
+    in plain folders up to ``depth`` levels (a sweep named ``a/b`` lives in ``<root>/a/b``). A
+    folder with a ``sweep.json`` (readable or not) is a sweep and is not searched further;
+    folders that cannot be listed are skipped."""
+    found: list[SweepFolder] = []
+
+    def walk(folder: Path, level: int) -> None:
+        try:
+            children = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
+        except OSError:
+            return
+        for child in children:
+            try:
+                is_sweep = (child / META).exists()
+            except OSError:
+                continue
+            if is_sweep:
+                found.append(SweepFolder(child))
+            elif level < depth and not child.is_symlink():
+                walk(child, level + 1)
+
+    try:
+        if not root.is_dir():
+            return []
+    except OSError:
         return []
-    return [SweepFolder(p) for p in sorted(root.iterdir()) if (p / META).is_file()]
+    walk(root, 1)
+    return found
 
 
 def resolve_sweep(target: str, storage: str = "runs") -> SweepFolder:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from trainables.common.cli_types import existing_or_creatable_dir, positive_int
 from trainables.common.errors import ConfigError
 from trainables.registry import family_config, family_run
 
@@ -22,10 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", default=None, help="family to train when no YAML is given (e.g. twobody)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (dotted keys, YAML values); repeatable")
-    p.add_argument("--run-dir", type=Path, default=None, help="where checkpoints, metrics and artefacts go "
-                   "(default runs/train/<family>-<time>)")
+    p.add_argument("--run-dir", type=existing_or_creatable_dir, default=None,
+                   help="where checkpoints, metrics and artefacts go (default runs/train/<family>-<time>)")
     p.add_argument("--resume", type=Path, default=None, help="a checkpoint folder to continue from")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
 
 
 def load_config(path: Path | None, family: str | None, overrides: list[str]) -> tuple[str, dict[str, Any]]:
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     family, data = load_config(args.config, args.family, args.overrides)
     cfg = family_config(family).from_dict(data, where=str(args.config or "config"))
+    if args.resume is not None:
+        check_resume(args.resume)
     if args.threads:
         import torch
 
@@ -65,6 +68,31 @@ def run(args: argparse.Namespace) -> int:
     print(f"done in {time.perf_counter() - start:.1f} s; checkpoint {reporter.checkpoint_path}")
     print(format_metrics(final))
     return 0
+
+
+def check_resume(folder: Path) -> None:
+    """``--resume``: a checkpoint folder whose ``checkpoint.pt`` (when it has one) loads; checked
+    before the run folder is made, so a refusal writes nothing.
+
+    Raises:
+        ConfigError / CheckpointError: naming the path and what is wrong.
+    """
+    from trainables.common.checkpoint import CHECKPOINT_FILE, load
+
+    if not folder.exists():
+        raise ConfigError(f"--resume {folder}: no such checkpoint folder")
+    if not folder.is_dir():
+        raise ConfigError(f"--resume {folder}: a file, not a checkpoint folder (give the folder that holds "
+                          f"{CHECKPOINT_FILE}, e.g. <run dir>/checkpoint)")
+    if (folder / CHECKPOINT_FILE).exists():
+        load(folder)
+        return
+    try:
+        empty = not any(folder.iterdir())
+    except OSError as err:
+        raise ConfigError(f"--resume {folder}: cannot be read ({err.strerror or err})") from None
+    if empty:
+        raise ConfigError(f"--resume {folder}: an empty folder, not a checkpoint (no {CHECKPOINT_FILE})")
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -10,12 +10,20 @@ such a checkpoint continues exactly where the saved one was (the conformance tes
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from .errors import DataError
+
 CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class CheckpointError(DataError):
+    """A checkpoint is missing, corrupt, or does not fit the run that loads it; names the file."""
 
 
 def save(folder: str | Path, state: dict[str, Any]) -> None:
@@ -23,7 +31,29 @@ def save(folder: str | Path, state: dict[str, Any]) -> None:
 
 
 def load(folder: str | Path) -> dict[str, Any]:
-    return torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    """The checkpoint in ``folder``, onto the CPU.
+
+    Raises:
+        CheckpointError: missing, unreadable, corrupt (not a torch file, truncated), or holding
+            something ``weights_only`` refuses to load.
+    """
+    path = Path(folder) / CHECKPOINT_FILE
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file" + ("" if Path(folder).is_dir() else
+                                                                     f" ({folder} is not a folder)")) from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file") from None
+    except OSError as err:
+        raise CheckpointError(f"{path}: the checkpoint cannot be read ({err.strerror or err})") from None
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError,
+            AttributeError, KeyError, TypeError, ImportError, IndexError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated? {first})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a dynsweep checkpoint (holds a {type(state).__name__}, not a dict)")
+    return state
 
 
 def _state(part: Any) -> Any:
@@ -47,11 +77,17 @@ def saved_config(folder: str | Path) -> dict[str, Any]:
         KeyError: the checkpoint holds no config.
     """
     if (Path(folder) / CHECKPOINT_FILE).is_file():
-        return dict(load(folder)["config"])
+        state = load(folder)
+        if not isinstance(state.get("config"), dict):
+            raise KeyError(f"{folder}: no config in this checkpoint")
+        return dict(state["config"])
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise KeyError(f"{folder}: no config in this checkpoint")
-    return dict(json.loads(path.read_text()))
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint config ({err})") from None
 
 
 def restore_training(folder: str | Path | None, parts: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -60,11 +96,23 @@ def restore_training(folder: str | Path | None, parts: Mapping[str, Any]) -> tup
     if folder is None:
         return 0, {}
     state = load(folder)
+    path = Path(folder) / CHECKPOINT_FILE
+    missing = [k for k in [*parts, "torch_rng", "step"] if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a checkpoint of this family (no {', '.join(missing)} in it)")
     for name, part in parts.items():
-        if isinstance(part, torch.Generator):
-            part.set_state(state.pop(name))
-        else:
-            part.load_state_dict(state.pop(name))
-    torch.set_rng_state(state.pop("torch_rng"))
+        try:
+            if isinstance(part, torch.Generator):
+                part.set_state(state.pop(name))
+            else:
+                part.load_state_dict(state.pop(name))
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path}: its {name!r} does not fit this run's config ({first})") from None
+    try:
+        torch.set_rng_state(state.pop("torch_rng"))
+        step = int(state.pop("step"))
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: corrupt random state or step ({err})") from None
     state.pop("config", None)
-    return int(state.pop("step")), state
+    return step, state

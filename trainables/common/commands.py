@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from typing import Callable
+
+from .cli_types import ROOT_HELP, existing_or_creatable_dir
+from .progress import progress_printer
+
+__all__ = ["DataCommand", "add_root", "progress_printer"]
 
 
 @dataclass(frozen=True)
@@ -19,21 +23,5 @@ class DataCommand:
 
 
 def add_root(p: argparse.ArgumentParser) -> None:
-    """The ``--root`` option every data command shares."""
-    from pathlib import Path
-
-    p.add_argument("--root", type=Path, default=None,
-                   help="datasets folder (default: $DYNSWEEP_DATASETS or ./datasets)")
-
-
-def progress_printer(label: str, unit: str = "orbits") -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback that redraws one line on a terminal's stderr."""
-    interactive = sys.stderr.isatty()
-
-    def show(done: int, total: int) -> None:
-        if interactive:
-            end = "\n" if done >= total else ""
-            print(f"\r{label}: {done}/{total} {unit} ({100 * done / total:3.0f} %)", end=end,
-                  file=sys.stderr, flush=True)
-
-    return show
+    """The ``--root`` option every data command shares (a folder, or a path where one can be made)."""
+    p.add_argument("--root", type=existing_or_creatable_dir, default=None, help=ROOT_HELP)

@@ -6,24 +6,34 @@ import argparse
 import math
 from pathlib import Path
 
-from trainables.common.commands import DataCommand, add_root, progress_printer
+from trainables.common.cli_types import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from trainables.common.commands import DataCommand, add_root
+from trainables.common.progress import progress_printer
 
 
 def _add_pendulum(p: argparse.ArgumentParser) -> None:
     from .dataset import INTEGRATORS
 
-    p.add_argument("--sims", type=int, required=True, help="number of simulations")
-    p.add_argument("--t-end", type=float, default=20.0, help="simulated span per simulation, s (default 20)")
-    p.add_argument("--dt", type=float, default=0.01, help="sample spacing, s (default 0.01)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sims", type=positive_int, required=True, help="number of simulations")
+    p.add_argument("--t-end", type=positive_float, default=20.0, help="simulated span per simulation, s (default 20)")
+    p.add_argument("--dt", type=positive_float, default=0.01, help="sample spacing, s (default 0.01)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--random-params", action="store_true",
                    help="draw l1, l2 (m) and m1, m2 (kg) per simulation, uniform in [0.5, 1.5]")
     p.add_argument("--integrator", choices=INTEGRATORS, default="dop853",
                    help="dop853 / rk45 (scipy, tolerances 1e-10) or verlet (symplectic; default dop853)")
-    p.add_argument("--substeps", type=int, default=10, help="verlet steps per sample (default 10)")
-    p.add_argument("--theta-max", type=float, default=135.0, help="initial angles in [-x, x] degrees (default 135)")
-    p.add_argument("--omega-max", type=float, default=0.0, help="initial angular velocities in [-x, x] rad/s")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: the cores this process may use)")
+    p.add_argument("--substeps", type=positive_int, default=10, help="verlet steps per sample (default 10)")
+    p.add_argument("--theta-max", type=non_negative_float, default=135.0,
+                   help="initial angles in [-x, x] degrees (default 135)")
+    p.add_argument("--omega-max", type=non_negative_float, default=0.0,
+                   help="initial angular velocities in [-x, x] rad/s (default 0)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="processes (default: the cores this process may use)")
     p.add_argument("--out", type=Path, default=None,
                    help="file to write (default: <datasets folder>/<standard name>.parquet)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -44,7 +54,7 @@ def _run_pendulum(args: argparse.Namespace) -> int:
     spec = PendulumSpec(sims=args.sims, t_end=args.t_end, dt=args.dt, seed=args.seed, random_params=args.random_params,
                         integrator=args.integrator, theta_max_deg=args.theta_max, omega_max=args.omega_max,
                         substeps=args.substeps)
-    show = progress_printer(spec.name, "simulations")
+    show = progress_printer(f"data pendulum {spec.name}", "simulations")
     if args.out is not None or args.overwrite:
         path = args.out or (args.root or default_root()) / f"{spec.name}.parquet"
         write_dataset(spec, path, overwrite=args.overwrite, workers=args.workers, progress=show)
@@ -61,8 +71,8 @@ def _run_pendulum(args: argparse.Namespace) -> int:
 
 def _add_lyapunov(p: argparse.ArgumentParser) -> None:
     p.add_argument("--angle", type=float, default=120.0, help="both arms released from rest at this angle, degrees")
-    p.add_argument("--t-end", type=float, default=200.0, help="integration span, s (default 200)")
-    p.add_argument("--tau", type=float, default=0.1, help="renormalisation interval, s (default 0.1)")
+    p.add_argument("--t-end", type=positive_float, default=200.0, help="integration span, s (default 200)")
+    p.add_argument("--tau", type=positive_float, default=0.1, help="renormalisation interval, s (default 0.1)")
     p.add_argument("--plot", type=Path, default=None, help="draw the running estimate into this PNG")
 
 

@@ -12,6 +12,7 @@ y, y_clean, is_outlier``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,10 @@ def clean_function(x: np.ndarray) -> np.ndarray:
     return np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] ** 2 - 0.3 * x[:, 0] * x[:, 2] + 1.0
 
 
-def write_demo(spec: DemoSpec, path: Path, overwrite: bool = False) -> str:
-    """Generate the demo table into ``path`` (shared atomic writer); returns its content hash."""
+def write_demo(spec: DemoSpec, path: Path, overwrite: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> str:
+    """Generate the demo table into ``path`` (shared atomic writer); returns its content hash.
+    ``progress(done, total)`` (rows) is called once the rows are written (one vectorised draw)."""
     rng = np.random.default_rng(spec.seed)
     x = rng.uniform(-1, 1, (spec.rows, 3))
     clean = clean_function(x)
@@ -56,7 +59,10 @@ def write_demo(spec: DemoSpec, path: Path, overwrite: bool = False) -> str:
             "function": "sin(2 x1) + 0.5 x2^2 - 0.3 x1 x3 + 1"}
     with BufferedParquetWriter(path, DEMO_SCHEMA, 65_536, meta, overwrite=overwrite) as w:
         w.write({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "y": y, "y_clean": clean, "is_outlier": outlier})
-    return w.close()
+    digest = w.close()
+    if progress:
+        progress(spec.rows, spec.rows)
+    return digest
 
 
 def resolve(dataset: str | None, demo: DemoSpec, root: str | None) -> Path:

@@ -5,25 +5,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainables.common.commands import DataCommand
+from trainables.common.cli_types import fraction, non_negative_float, non_negative_int, positive_int
+from trainables.common.commands import DataCommand, add_root
+from trainables.common.progress import progress_printer
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rows", type=int, default=4000)
-    p.add_argument("--outlier-fraction", type=float, default=0.15, help="rows given a gross error U(3, 6)")
-    p.add_argument("--noise", type=float, default=0.05, help="std of the Gaussian noise on every row")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", type=positive_int, default=4000, help="rows of the table (default 4000)")
+    p.add_argument("--outlier-fraction", type=fraction, default=0.15,
+                   help="fraction of rows given a gross error U(3, 6) (default 0.15)")
+    p.add_argument("--noise", type=non_negative_float, default=0.05, help="std of the Gaussian noise on every row")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--out", type=Path, default=None, help="file (default: <datasets folder>/<standard name>.parquet)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_root(p)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from .data import DemoSpec, default_root, write_demo
 
     spec = DemoSpec(rows=args.rows, outlier_fraction=args.outlier_fraction, noise=args.noise, seed=args.seed)
-    path = args.out or default_root() / f"{spec.name}.parquet"
+    path = args.out or (args.root or default_root()) / f"{spec.name}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    digest = write_demo(spec, path, overwrite=args.overwrite)
+    digest = write_demo(spec, path, overwrite=args.overwrite,
+                        progress=progress_printer("data regression-demo", "rows"))
     print(f"wrote {path}  ({spec.rows} rows, {spec.outlier_fraction:.0%} outliers, sha256 {digest[:12]}); "
           "columns x1, x2, x3 -> y (y_clean: the truth)")
     return 0

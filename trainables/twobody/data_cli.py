@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainables.common.commands import DataCommand, add_root, progress_printer
+from trainables.common.cli_types import non_negative_int, positive_int
+from trainables.common.commands import DataCommand, add_root
+from trainables.common.progress import progress_printer
 
 
 def _add_twobody(p: argparse.ArgumentParser) -> None:
     from .elements import KINDS
 
     p.add_argument("--kind", choices=list(KINDS), default="complex", help="orbit population (default complex)")
-    p.add_argument("--orbits", type=int, required=True, help="number of orbits")
-    p.add_argument("--split", choices=["train", "test", "val"], default="train")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--orbits", type=positive_int, required=True, help="number of orbits")
+    p.add_argument("--split", choices=["train", "test", "val"], default="train",
+                   help="which split the name and standard seed stand for (default train)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
                    help="random seed (default: the standard seed of the name, 1000/2000/3000 + orbits "
                         "for train/test/val, so a name always means the same data)")
     p.add_argument("--3d", dest="planar", action="store_false", help="random inclination, RAAN, argp")
@@ -37,7 +40,7 @@ def _run_twobody(args: argparse.Namespace) -> int:
     spec = TwoBodySpec(kind=args.kind, orbits=args.orbits, split=args.split, seed=seed,
                        planar=args.planar, fixed_nu0=args.fixed_nu0)
     root = args.root or default_root()
-    show = progress_printer(spec.name)
+    show = progress_printer(f"data twobody {spec.name}")
     if args.overwrite:
         path, created = write_dataset(spec, root, overwrite=True, progress=show), True
     else:
@@ -55,7 +58,7 @@ def _run_standard(args: argparse.Namespace) -> int:
         if (root / spec.name).exists():
             ensure_dataset(spec, root)
     for spec in STANDARD_SUITE:
-        path, created = ensure_dataset(spec, root, progress=progress_printer(spec.name))
+        path, created = ensure_dataset(spec, root, progress=progress_printer(f"data standard {spec.name}"))
         print(("wrote  " if created else "exists ") + _describe(path))
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -88,8 +89,10 @@ def generate(spec: WorldSpec, split: str) -> dict[str, np.ndarray]:
     return cols
 
 
-def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Path:
-    """Write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or not at all)."""
+def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite: bool = False,
+          progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or not at all);
+    ``progress(done, total)`` (sequences) is called after each split."""
     root = Path(root) if root is not None else default_root()
     final = root / spec.name
     if final.exists() and not overwrite:
@@ -97,23 +100,28 @@ def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite
     tmp = root / f".{spec.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
+        sizes, done = spec.split_sizes(), 0
         for split in SPLITS:
             meta = {"format": "dynsweep.worlds/1", "name": spec.name, "split": split, "params": asdict(spec)}
             with BufferedParquetWriter(tmp / f"{split}.parquet", schema(ENVS[spec.env]), 65_536, meta) as w:
                 w.write(generate(spec, split))
+            done += sizes[split]
+            if progress:
+                progress(done, sum(sizes.values()))
         publish_folder(tmp, final, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
-def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
+def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> tuple[Path, bool]:
     """The dataset folder of ``spec``, generated if missing; a same-named one with other parameters is refused."""
     root = Path(root) if root is not None else default_root()
     final = root / spec.name
     if not final.exists():
         try:
-            return write(spec, root), True
+            return write(spec, root, progress=progress), True
         except DatasetExistsError:
             pass
     have = read_dynsweep_metadata(final / "train.parquet").get("params")

@@ -5,19 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trainables.common.cli_types import non_negative_int, positive_float, positive_int
 from trainables.common.commands import DataCommand, add_root
+from trainables.common.progress import progress_printer
 
 
 def _add(p: argparse.ArgumentParser) -> None:
     from .envs import ENVS
 
-    p.add_argument("--env", choices=list(ENVS), required=True)
-    p.add_argument("--seqs", type=int, required=True, help="training sequences (val, test: max(2, seqs // 5) each)")
-    p.add_argument("--steps", type=int, default=50, help="actions per sequence (steps + 1 states)")
-    p.add_argument("--dt", type=float, default=None, help="sample spacing, s (default: the env's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hold", type=int, default=5, help="samples each random action is held")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--env", choices=list(ENVS), required=True, help="environment: " + ", ".join(ENVS))
+    p.add_argument("--seqs", type=positive_int, required=True,
+                   help="training sequences (val, test: max(2, seqs // 5) each)")
+    p.add_argument("--steps", type=positive_int, default=50, help="actions per sequence (steps + 1 states)")
+    p.add_argument("--dt", type=positive_float, default=None, help="sample spacing, s (default: the env's)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--hold", type=positive_int, default=5, help="samples each random action is held")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     add_root(p)
 
 
@@ -25,10 +28,11 @@ def _run(args: argparse.Namespace) -> int:
     from .data import WorldSpec, ensure, write
 
     spec = WorldSpec(env=args.env, seqs=args.seqs, steps=args.steps, dt=args.dt, seed=args.seed, hold=args.hold)
+    show = progress_printer(f"data worlds {spec.name}", "sequences")
     if args.overwrite:
-        folder, created = write(spec, args.root, overwrite=True), True
+        folder, created = write(spec, args.root, overwrite=True, progress=show), True
     else:
-        folder, created = ensure(spec, args.root)
+        folder, created = ensure(spec, args.root, progress=show)
     sizes = spec.split_sizes()
     print(("wrote " if created else "exists, same parameters: ") + f"{folder}  (train {sizes['train']}, val "
           f"{sizes['val']}, test {sizes['test']} sequences x {spec.steps + 1} states, dt {spec.step_dt:g} s)")
