@@ -3,13 +3,17 @@
 Validation happens first and writes nothing. Then: the sweep folder ``<storage>/<name>/`` gets
 the spec, Ray starts with its temp folder inside it, the Tuner runs with the MLflow tracker and
 a live progress line, and at the end a table of the top trials, the totals (trials by state,
-trial-seconds) and the command that opens the MLflow UI are printed. Failed trials do not make
-the driver fail: its exit status is 0 when the sweep ran.
+trial-seconds) and the command that opens the MLflow UI are printed. Failed trials do not stop
+the sweep. Exit status (:func:`exit_status`): 0 when at least one trial finished (completed or
+stopped early by the scheduler), 1 when none did (every trial failed or timed out: CI and batch
+schedulers see a failed sweep), 2 for a mistake in the input (nothing was run), 130 when
+interrupted (the sweep can be resumed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -28,20 +32,44 @@ from typing import Any
 import yaml
 from ray.tune import Callback
 
-from trainables.common.errors import ConfigError
+from trainables.common.errors import ConfigError, DynsweepError
 
 from .outcome import RANKED
 from .spec import SweepSpec, check_resources, load_spec
 from .sweep_folder import SPEC, SweepFolder, sha256_file
 from .trainable import resolve_config
+from .provenance import versions
 from .version import package_version
 
 
 def run_validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides)
+    facts = {"file": str(args.spec), "valid": True, "name": spec.name, "family": spec.family,
+             "parameters": len(spec.params), "swept": [p.name for p in spec.params if p.kind != "fixed"],
+             "algorithm": spec.algorithm, "num_samples": spec.num_samples, "trials": spec.total_trials(),
+             "scheduler": spec.scheduler, "metric": spec.metric, "mode": spec.mode,
+             "sweep_dir": str(spec.sweep_dir), "resources": {"cpu": spec.cpu, "gpu": spec.gpu}}
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(facts, indent=1))
+        return 0
     print(f"{args.spec}: valid {spec.family} sweep {spec.name!r}: {len(spec.params)} parameters, "
-          f"{spec.algorithm} x {spec.num_samples} samples, {spec.scheduler}, metric {spec.metric} ({spec.mode})")
+          f"{trials_phrase(spec)}, {spec.scheduler}, metric {spec.metric} ({spec.mode})")
     return 0
+
+
+def trials_phrase(spec: SweepSpec) -> str:
+    """``optuna: 12 trials`` / ``grid: 288 trials (96 points x 3 samples)``."""
+    total = spec.total_trials()
+    if total != spec.num_samples:
+        return f"{spec.algorithm}: {total} trials ({total // spec.num_samples} points x {spec.num_samples} samples)"
+    return f"{spec.algorithm}: {total} trials"
+
+
+def exit_status(summary: dict[str, Any]) -> int:
+    """The driver's exit status for a sweep that ran (see the module docstring)."""
+    if summary["interrupted"]:
+        return 130
+    return 0 if summary["finished"] + summary["stopped_early"] > 0 else 1
 
 
 def _machine_gpus() -> int:
@@ -66,8 +94,12 @@ def run_launch(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.spec}: sweep folder {folder.path} already holds a sweep named {spec.name!r}; "
                           "choose another `name` (or --set name=...), or continue it with "
                           f"`dynsweep resume {folder.path}`")
-    summary = launch(spec, args.tracking_uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet)
-    return 130 if summary["interrupted"] else 0
+    summary = launch(spec, args.tracking_uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
+                     verbose=args.verbose, progress_every=args.progress_every)
+    status = exit_status(summary)
+    if status == 1:
+        print(f"no trial finished ({summary['trials']} trials): exit status 1", file=sys.stderr)
+    return status
 
 
 @dataclass
@@ -81,10 +113,52 @@ class Resume:
 
 def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | None = None,
            num_gpus: float | None = None, address: str | None = None, quiet: bool = False,
-           resume: Resume | None = None) -> dict[str, Any]:
+           resume: Resume | None = None, verbose: bool = False, progress_every: float | None = None) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) the sweep; returns its summary (counts by state,
-    failure classes, best trial, seconds). Holds the sweep's driver lock throughout."""
+    failure classes, best trial, seconds). Holds the sweep's driver lock throughout.
+
+    A new sweep that fails before its first trial started (Ray could not start, Ctrl-C during
+    start-up, ...) leaves no folder behind, so its name stays free. ``verbose``: Ray's own
+    messages and the trials' output reach the terminal. ``progress_every``: seconds between
+    progress lines when stderr is not a terminal (a batch job's log; default 30)."""
     folder = SweepFolder(spec.sweep_dir)
+    created = resume is None and not folder.path.exists()
+    try:
+        return _locked(spec, folder, tracking_uri, num_cpus, num_gpus, address, quiet, resume, verbose,
+                       progress_every)
+    except BaseException as err:
+        from .failures import disk_full, out_of_space
+        from .journal import Journal
+
+        if created and folder.path.is_dir() and not Journal(folder.path).read():  # no trial ever started
+            shutil.rmtree(folder.path, ignore_errors=True)
+        full = disk_full(err)
+        if full is None and not isinstance(err, KeyboardInterrupt) and out_of_space(folder.path):
+            full = (None, f"{type(err).__name__} while the disk was full")
+        if full is None:
+            raise
+        with contextlib.suppress(Exception):
+            folder.write_meta(state="interrupted")
+        raise DiskFullError(disk_full_message(folder.path, *full, resumable=folder.path.is_dir())) from None
+
+
+class DiskFullError(DynsweepError):
+    """The disk filled up during a sweep."""
+
+
+def disk_full_message(sweep_dir: Path, file: str | None, reason: str, resumable: bool) -> str:
+    """One line: where space ran out, how much is free there, and how to go on."""
+    where = Path(file) if file else sweep_dir
+    probe = next((p for p in (where, *where.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(probe).free / 1e6
+    then = (f"free some space, then `dynsweep resume {sweep_dir}` continues the sweep" if resumable
+            else "free some space and launch it again")
+    return f"no space left on device writing {where} ({free:.0f} MB free there): the sweep stopped; {then}"
+
+
+def _locked(spec: SweepSpec, folder: SweepFolder, tracking_uri: str | None, num_cpus: float | None,
+            num_gpus: float | None, address: str | None, quiet: bool, resume: Resume | None, verbose: bool,
+            progress_every: float | None) -> dict[str, Any]:
     with folder.driver_lock("resume" if resume else "launch"):
         quiet_ray()
         if resume is None:
@@ -99,20 +173,22 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
                               created=dt.datetime.now().isoformat(timespec="seconds"),
                               spec_sha256=sha256_file(folder.path / SPEC), tracking_uri=folder.stored_uri(uri),
                               datasets=os.environ["DYNSWEEP_DATASETS"], metric=spec.metric, mode=spec.mode,
-                              num_samples=spec.total_trials(), state="running")
+                              num_samples=spec.total_trials(), state="running", versions=versions())
         else:
             uri = resume.tracking_uri or folder.tracking_uri()
             folder.write_meta(state="running", tracking_uri=folder.stored_uri(uri))
-        summary = _run(spec, folder, uri, num_cpus, num_gpus, address, quiet, resume)
+        summary = _run(spec, folder, uri, num_cpus, num_gpus, address, quiet, resume, verbose, progress_every)
         folder.write_meta(state="interrupted" if summary["interrupted"] else "finished",
-                          trials=summary["trials"], best=summary["best"])
+                          trials=summary["trials"], best=summary["best"],
+                          tracking_pending=summary.get("tracking_pending", 0))
         return summary
 
 
 def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None, num_gpus: float | None,
-         address: str | None, quiet: bool, resume: Resume | None) -> dict[str, Any]:
+         address: str | None, quiet: bool, resume: Resume | None, verbose: bool = False,
+         progress_every: float | None = None) -> dict[str, Any]:
     from .journal import Journal, completed_after_snapshot
-    from .runtime import dir_size, ray_session, sigterm_as_sigint
+    from .runtime import SecondInterrupt, dir_size, ray_session, remove_ray_folders, sigterm_as_sigint
     from .tracking import MlflowTracker, Resumed
     from .tuner import TrialTimeLimit, build_tuner, restore_tuner, set_trial_resources
 
@@ -132,38 +208,55 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
                             mode=spec.mode, swept=swept,
                             resolve=functools.partial(resolve_config, spec.family, spec.base,
                                                       conditional=[p for p in spec.params if p.when], gpu=spec.gpu))
-    progress = Progress(spec, start, quiet)
+    interrupts = SecondInterrupt(folder.path)
+    progress = Progress(spec, start, quiet, every_s=progress_every, tracker=tracker, interrupts=interrupts)
     if address:
         record_dataset_hashes(spec)
     stale = folder.read_meta().get("ray_temp")
     if stale and Path(stale).is_dir():  # a dead driver's Ray session (we hold the driver lock)
         shutil.rmtree(stale, ignore_errors=True)
-    with ray_session(folder.path, num_cpus, num_gpus, address) as temp, sigterm_as_sigint():
-        folder.write_meta(ray_temp=str(temp) if temp else None)
-        progress.temp = temp
-        if resume is None:
-            tuner = build_tuner(spec, [tracker, progress], stopper)
-        else:
-            if resume.resources_changed:
-                again = ("PENDING", "RUNNING", "PAUSED") + (("ERROR",) if resume.errored != "skip" else ())
-                set_trial_resources(folder.tune_dir, {"cpu": spec.cpu, "gpu": spec.gpu}, again)
-            tuner = restore_tuner(spec, [tracker, progress], stopper, resume.errored, resumed.completed)
-        tuner.fit()
-        trials = progress.trials
-        tracker.end_unfinished(trials)
-    folder.write_meta(ray_temp=None)
-    summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
-    table = folder.path / "summary.csv"
-    write_table(table, summary["rows"])
-    best = summary["rows"][0] if summary["rows"] and math.isfinite(_num(summary["best"])) else None
-    tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table,
-                         "KILLED" if summary["interrupted"] else "FINISHED",
-                         best=(best["trial"], float(best[spec.metric])) if best else None)
+    remove_ray_folders(folder.path)
+    try:
+        with ray_session(folder.path, num_cpus, num_gpus, address, verbose=verbose) as temp, sigterm_as_sigint():
+            folder.write_meta(ray_temp=str(temp) if temp else None)
+            progress.temp = temp
+            if resume is None:
+                tuner = build_tuner(spec, [tracker, progress], stopper, stream_output=verbose)
+            else:
+                if resume.resources_changed:
+                    again = ("PENDING", "RUNNING", "PAUSED") + (("ERROR",) if resume.errored != "skip" else ())
+                    set_trial_resources(folder.tune_dir, {"cpu": spec.cpu, "gpu": spec.gpu}, again)
+                tuner = restore_tuner(spec, [tracker, progress], stopper, resume.errored, resumed.completed,
+                                      stream_output=verbose)
+            with interrupts:  # Tune handles the first Ctrl-C; later ones must not cut its clean stop short
+                tuner.fit()
+                trials = progress.trials
+                tracker.end_unfinished(trials)
+    except BaseException:
+        tracker.abandon(started=bool(Journal(folder.path).read()))
+        raise
+    with interrupts:  # the runs' ends, the summary and the parent run are written whatever the user presses
+        folder.write_meta(ray_temp=None)
+        summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
+        table = folder.path / "summary.csv"
+        write_table(table, summary["rows"])
+        best = summary["rows"][0] if summary["rows"] and math.isfinite(_num(summary["best"])) else None
+        tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table,
+                             "KILLED" if summary["interrupted"] else "FINISHED",
+                             best=(best["trial"], float(best[spec.metric])) if best else None)
     summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
+    summary["tracking_pending"] = tracker.pending()
     print_summary(spec, summary, uri)
-    for line in sweep_extras(spec, uri):
-        print(line)
+    if tracker.write_errors():
+        print(f"warning: {tracker.write_errors()}", file=sys.stderr)
+    if summary["tracking_pending"]:
+        print(f"MLflow at {uri} could not be reached at the end of the sweep: {summary['tracking_pending']} "
+              f"events are kept in {folder.path / 'tracking_journal.jsonl'}; once it is back, "
+              f"`dynsweep resume {folder.path}` writes them (nothing is trained again)")
+    elif not summary["interrupted"] and not interrupts.pressed:
+        for line in sweep_extras(spec, uri):
+            print(line)
     return summary
 
 
@@ -222,24 +315,39 @@ def quiet_ray() -> None:
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow resets its logger when imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)  # the tracker reports failed writes
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class Progress(Callback):
-    """A Tune callback drawing one status line (and collecting the trials for the summary)."""
+    """A Tune callback showing the sweep's progress, and collecting the trials for the summary.
 
-    def __init__(self, spec: SweepSpec, start: float, quiet: bool) -> None:
+    On a terminal: one live status line, redrawn every 2 s. Otherwise (a batch job's log):
+    the same facts as a plain line every ``every_s`` seconds (default 30,
+    ``$DYNSWEEP_PROGRESS_EVERY_S``) and once at the end. ``quiet``: neither.
+    """
+
+    def __init__(self, spec: SweepSpec, start: float, quiet: bool, every_s: float | None = None,
+                 tracker: Any = None, interrupts: Any = None) -> None:
         self.spec = spec
         self.start = start
-        self.quiet = quiet or not sys.stderr.isatty()
+        self.quiet = quiet
+        self.live = not quiet and sys.stderr.isatty()
+        self.every_s = every_s if every_s is not None else float(os.environ.get("DYNSWEEP_PROGRESS_EVERY_S", 30))
+        self.tracker = tracker
+        self.interrupts = interrupts
         self.trials: list[Any] = []
         self.temp: Path | None = None
         self.peak_temp = 0
         self._last = 0.0
+        self._last_line = start
+        self._done_at_start: int | None = None
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self.trials = trials
+        if self.interrupts is not None:
+            self.interrupts.forward()
         now = time.perf_counter()
         if now - self._last < 2.0:
             return
@@ -248,21 +356,46 @@ class Progress(Callback):
             from .runtime import dir_size
 
             self.peak_temp = max(self.peak_temp, dir_size(self.temp))
-        if self.quiet:
-            return
+        if self.live:
+            print(f"\r{self.line(trials, now)}   ", end="", file=sys.stderr, flush=True)
+        elif not self.quiet and now - self._last_line >= self.every_s:
+            self._last_line = now
+            print(f"[{dt.datetime.now():%H:%M:%S}] progress: {self.line(trials, now)}", file=sys.stderr, flush=True)
+
+    def line(self, trials: list[Any], now: float) -> str:
+        """``12/288 trials done (1 failed), 2 running, 274 pending; best loss=0.0417; 55 s, eta 20 min``;
+        the ETA extrapolates this session's rate of trials done (none before the first is done)."""
         states = Counter(t.status for t in trials)
-        best = best_value(self.spec, trials)
         done = states.get("TERMINATED", 0) + states.get("ERROR", 0)
+        if self._done_at_start is None:
+            self._done_at_start = done
+        total = max(self.spec.total_trials(), len(trials))
         elapsed = now - self.start
-        eta = elapsed / done * (self.spec.num_samples - done) if done else math.nan
-        print(f"\r{elapsed:6.0f}s  pending {states.get('PENDING', 0)}  running {states.get('RUNNING', 0)}  "
-              f"done {states.get('TERMINATED', 0)}  errored {states.get('ERROR', 0)}  "
-              f"best {self.spec.metric}={best:.4g}  eta {eta:.0f}s   ", end="", file=sys.stderr, flush=True)
+        rate_done = done - self._done_at_start
+        eta = f"eta {_duration(elapsed / rate_done * max(total - done, 0))}" if rate_done > 0 else "eta -"
+        best = best_value(self.spec, trials)
+        text = (f"{done}/{total} trials done ({states.get('ERROR', 0)} failed), {states.get('RUNNING', 0)} running, "
+                f"{max(total - done - states.get('RUNNING', 0), 0)} pending; best {self.spec.metric}={best:.4g}; "
+                f"{_duration(elapsed)}, {eta}")
+        note = self.tracker.status_note() if self.tracker is not None else ""
+        return f"{text}; {note}" if note else text
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.trials = trials
-        if not self.quiet:
+        if self.live:
             print(file=sys.stderr)
+        elif not self.quiet:
+            print(f"[{dt.datetime.now():%H:%M:%S}] progress: {self.line(trials, time.perf_counter())}",
+                  file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def best_value(spec: SweepSpec, trials: list[Any]) -> float:
@@ -353,6 +486,9 @@ def print_summary(spec: SweepSpec, summary: dict[str, Any], uri: str, top: int =
           f"{summary['trial_seconds']:.1f} trial-seconds in {summary['wall_seconds']:.1f} s")
     if summary["interrupted"]:
         print(f"the sweep was interrupted; its state is kept in {spec.sweep_dir}/tune")
+    if summary["failures"].get("disk-full"):
+        print(f"{summary['failures']['disk-full']} trials failed because the disk was full: free some space under "
+              f"{spec.sweep_dir}, then `dynsweep resume {spec.sweep_dir} --resume-errored` runs them again")
     if summary.get("ray_temp_peak_mb") is not None:
         print(f"Ray temp folder: peak {summary['ray_temp_peak_mb']:.1f} MB during the sweep, "
               f"{summary['ray_temp_after_mb']:.1f} MB left after it")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", type=Path, help="sweep YAML")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("spec", type=Path, help="sweep YAML, or the name of a shipped search space (`dynsweep examples`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the YAML (dotted; the value is YAML; repeatable; a single value "
+                        "always overrides), e.g. --set search.num_samples=20 --set base.rtol=1e-6")
 
 
 def add_launch_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +24,33 @@ def add_launch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-gpus", type=float, default=None, help="GPUs Ray may use (default: detected)")
     p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")
     add_cluster_arguments(p)
-    p.add_argument("--quiet", action="store_true", help="no live progress line")
+    add_output_arguments(p)
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """How a sweep shows itself while it runs (``launch``, ``resume``, ``extend``)."""
+    p.add_argument("--quiet", action="store_true", help="no progress line (the summary is still printed)")
+    p.add_argument("--progress-every", type=_positive_seconds, default=None, metavar="SECONDS",
+                   help="when stderr is not a terminal (a batch job's log): a progress line every SECONDS "
+                        "(default 30, or $DYNSWEEP_PROGRESS_EVERY_S)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's own start-up messages and stream every trial's output to this terminal "
+                        "(each trial's output is kept in its folder and its MLflow run either way)")
+
+
+def add_format_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text for people (default) or json for scripts")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:

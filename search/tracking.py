@@ -16,9 +16,11 @@ family wrote plus the checkpoint itself. The parent run names the best run (tag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +46,14 @@ MAX_BATCH = 900
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 """MLflow 3's UI opens a model-training experiment on its runs table (a GenAI one on traces)."""
 RUN_NAME_MAX = 120
+PROBE_EVERY_S = float(os.environ.get("DYNSWEEP_MLFLOW_RETRY_S", "30"))
+"""While MLflow is unreachable: seconds between attempts to reach it again (``$DYNSWEEP_MLFLOW_RETRY_S``)."""
+HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+"""MLflow's client retries a failed request for about 4 minutes by default; a sweep writes on
+one thread, so an unreachable server would stall every write that long. With these (unless
+set in the environment) a write gives up within a minute and the tracker goes offline:
+everything is in the journal, replayed when the server answers again."""
 
 
 def default_tracking_uri(sweep_dir: Path) -> str:
@@ -172,6 +182,21 @@ class RunMap:
 
 
 @dataclass
+class Offline:
+    """MLflow stopped answering (monotonic seconds)."""
+
+    since: float
+    reason: str
+    next_probe: float
+    skipped: int = 0
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
+
+
+@dataclass
 class Resumed:
     """What a resumed tracker needs to know about the sweep it continues."""
 
@@ -222,6 +247,10 @@ class MlflowTracker(Callback):
         # store is opened (a new SQLite database takes seconds) while Ray starts.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
         self._errors: list[BaseException] = []
+        self._offline: Offline | None = None
+        self._open_args = (experiment, sweep_dir, sweep_params)
+        for key, value in HTTP_SETTINGS.items():
+            os.environ.setdefault(key, value)
         self._submit(self._open, experiment, sweep_dir, sweep_params)
 
     def _open(self, experiment: str, sweep_dir: Path, sweep_params: dict[str, Any]) -> None:
@@ -258,40 +287,52 @@ class MlflowTracker(Callback):
 
         ``known``: trial id -> status in Tune's last experiment snapshot. A trial the snapshot
         does not know started after it; Tune will not resume it (its searcher state is older), so
-        its run is deleted. Other trials get their missing results (steps beyond the last one
-        MLflow holds) and, if they ended, their end (tags, artefacts, status). Trials that
-        finished although the snapshot has them unfinished are closed: Tune re-reports their
-        final result (see ``search.trainable``) and their run is left as it is.
+        its run is deleted. Other trials get their missing results and, if they ended, their end
+        (tags, artefacts, status) (:meth:`_replay`). Trials that finished although the snapshot
+        has them unfinished are closed: Tune re-reports their final result (see
+        ``search.trainable``) and their run is left as it is.
         """
         known = resume.known
-        for trial_id, record in self.journal.read().items():
-            if trial_id not in known:
-                if trial_id in self.runs:
-                    self.client.delete_run(self.runs[trial_id])
-                    self.runs.remove(trial_id)
-                continue
+        journal = self.journal.read()
+        for trial_id in [t for t in journal if t not in known]:
+            if trial_id in self.runs:
+                self.client.delete_run(self.runs[trial_id])
+                self.runs.remove(trial_id)
+        self._replay({t: r for t, r in journal.items() if t in known}, known, rebuild_curves=True)
+        self._closed.update(t for t in journal if t in resume.completed)
+
+    def _replay(self, journal: dict[str, Any], known: dict[str, str] | None, rebuild_curves: bool) -> None:
+        """Bring MLflow up to the journal: every trial's run (created if missing), every journaled
+        result whose step MLflow lacks (gaps in the middle too; nothing written twice), and the
+        end of every trial that ended (``known``: Tune's snapshot, whose ended trials count as
+        ended too)."""
+        for trial_id, record in journal.items():
             run_id = self.run_id(trial_id, record.name, record.config)
-            logged = self._last_logged_step(run_id)
-            metrics = [(k, v, t, step) for step, t, values, _ in record.results if step > logged
-                       for k, v in values.items()]
-            tags = {k: v for step, _, _, t in record.results if step > logged for k, v in t.items()}
+            have = self._logged_steps(run_id)
+            missing = [r for r in record.results if r[0] not in have]
+            metrics = [(k, v, t, step) for step, t, values, _ in missing for k, v in values.items()]
+            tags = {k: v for _, _, _, t in missing for k, v in t.items()}
+            datasets = {k.removeprefix(DATASET_TAG): v for k, v in tags.items() if k.startswith(DATASET_TAG)}
+            tags = {k: v for k, v in tags.items() if not k.startswith(DATASET_TAG)}
             if metrics or tags:
                 self._log(run_id, metrics=metrics, tags=tags)
-            self._logged[trial_id] = max([logged] + [r[0] for r in record.results])
-            curves = self._curves.setdefault(trial_id, {})
-            for step, _, values, _ in record.results:
-                for key, value in values.items():
-                    if "loss" in key and "/" not in key:
-                        curves.setdefault(key, []).append((step, value))
+            if datasets:
+                self._log_datasets(run_id, datasets)
+            self._logged[trial_id] = max([self._logged.get(trial_id, -1)] + [r[0] for r in record.results])
+            if rebuild_curves:
+                curves = self._curves.setdefault(trial_id, {})
+                for step, _, values, _ in record.results:
+                    for key, value in values.items():
+                        if "loss" in key and "/" not in key:
+                            curves.setdefault(key, []).append((step, value))
             end = record.end
-            if end is None and known[trial_id] in ("TERMINATED", "ERROR"):
-                end = {"status": "FINISHED" if known[trial_id] == "TERMINATED" else "FAILED", "tags": {},
-                       "checkpoint": None}
+            status = (known or {}).get(trial_id)
+            if end is None and status in ("TERMINATED", "ERROR"):
+                end = {"status": "FINISHED" if status == "TERMINATED" else "FAILED", "tags": {}, "checkpoint": None}
             if end is not None and self.client.get_run(run_id).info.status == "RUNNING":
-                self._write_end(run_id, record.name, end["status"], end["tags"], end["checkpoint"],
-                                {k: sorted(set(v)) for k, v in curves.items()})
-            if trial_id in resume.completed:
-                self._closed.add(trial_id)
+                curves = {k: sorted(set(v)) for k, v in self._curves.get(trial_id, {}).items()}
+                self._write_end(run_id, record.name, end["status"], end["tags"], end["checkpoint"], curves,
+                                end.get("output"))
 
     def _adopt(self, old: str, new: str) -> None:
         """A restarted errored trial (new id, same configuration) continues the old one's run."""
@@ -300,10 +341,10 @@ class MlflowTracker(Callback):
             self.runs.set(new, run_id)
             self.runs.remove(old)
             self._log(run_id, tags={"trial_id": new, "restarted": "true", "previous_trial_id": old})
-    def _last_logged_step(self, run_id: str) -> int:
-        """The last step MLflow holds for a run (the reporter's ``step`` comes with every result)."""
-        history = self.client.get_metric_history(run_id, "step")
-        return max((m.step for m in history), default=-1)
+    def _logged_steps(self, run_id: str) -> set[int]:
+        """The steps MLflow holds for a run (the reporter's ``step`` comes with every result, and a
+        result's metrics are written in one batch)."""
+        return {m.step for m in self.client.get_metric_history(run_id, "step")}
 
     def _log(self, run_id: str, metrics: list[tuple[str, float, int, int]] | None = None,
              params: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> None:
@@ -322,7 +363,7 @@ class MlflowTracker(Callback):
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles callbacks with the experiment state: leave the thread and client out."""
         state = dict(self.__dict__)
-        for key in ("_writer", "client", "_errors", "_resume"):
+        for key in ("_writer", "client", "_errors", "_resume", "_offline"):
             state.pop(key, None)
         return state
 
@@ -331,18 +372,88 @@ class MlflowTracker(Callback):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
         self._errors = []
         self._resume = None
+        self._offline = None
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(self.tracking_uri)
 
     def _submit(self, fn: Any, *args: Any) -> None:
-        def guarded() -> None:
-            try:
-                fn(*args)
-            except Exception as err:  # keep writing the rest; reported at the end of the sweep
-                self._errors.append(err)
+        self._writer.submit(self._guarded, fn, *args)
 
-        self._writer.submit(guarded)
+    def _guarded(self, fn: Any, *args: Any) -> None:
+        """Run one queued write on the writer thread. While MLflow is unreachable, writes are
+        skipped (the journal has what they carry) and MLflow is tried again every PROBE_EVERY_S;
+        once it answers, everything the journal holds and MLflow lacks is written
+        (:meth:`_replay`), which includes what the skipped writes carried."""
+        if self._offline is not None:
+            self._offline.skipped += 1
+            if time.monotonic() < self._offline.next_probe or not self._reconnect():
+                return
+            return  # the replay wrote what this write carries
+        try:
+            fn(*args)
+        except Exception as err:  # noqa: BLE001 - reported at the end, or an outage
+            if self._reachable():
+                self._errors.append(err)  # a write MLflow refused: reported at the end of the sweep
+                return
+            self._offline = Offline(time.monotonic(), f"{type(err).__name__}: {_first_line(err)}",
+                                    next_probe=time.monotonic() + PROBE_EVERY_S, skipped=1)
+            print(f"\ndynsweep: MLflow at {self.tracking_uri} is unreachable ({self._offline.reason[:200]}); "
+                  f"the sweep goes on, its records are kept in {self.journal.path} and written when MLflow "
+                  f"answers again (tried every {PROBE_EVERY_S:.0f} s)", file=sys.stderr, flush=True)
+
+    def _reachable(self) -> bool:
+        """Whether MLflow answers a read now."""
+        try:
+            from mlflow.tracking import MlflowClient
+
+            client = self.client or MlflowClient(self.tracking_uri)
+            if self.experiment_id:
+                client.get_experiment(self.experiment_id)
+            else:
+                client.search_experiments(max_results=1)
+            return True
+        except Exception:  # noqa: BLE001 - any failure to read counts as unreachable
+            return False
+
+    def _reconnect(self) -> bool:
+        """Try MLflow again; if it answers, write all the journal holds that it lacks."""
+        assert self._offline is not None
+        self._offline.next_probe = time.monotonic() + PROBE_EVERY_S
+        if not self._reachable():
+            return False
+        try:
+            if not self.parent_id:
+                self._open(*self._open_args)
+            self._replay(self.journal.read(), None, rebuild_curves=False)
+        except Exception:  # noqa: BLE001 - gone again: stay offline
+            return False
+        print(f"\ndynsweep: MLflow at {self.tracking_uri} answers again after "
+              f"{time.monotonic() - self._offline.since:.0f} s; the journal's records were written to it",
+              file=sys.stderr, flush=True)
+        self._offline = None
+        return True
+
+    def status_note(self) -> str:
+        """For the progress line: empty, or how long MLflow has been unreachable."""
+        offline = self._offline
+        if offline is None:
+            return ""
+        return (f"MLflow unreachable for {time.monotonic() - offline.since:.0f} s, {offline.skipped} writes kept "
+                f"in the journal")
+
+    def pending(self) -> int:
+        """Writes MLflow has not had (it was unreachable at the end); ``dynsweep resume`` writes them."""
+        return self._offline.skipped if self._offline is not None else 0
+
+    def abandon(self, started: bool) -> None:
+        """The sweep stopped with an error: stop writing (what is queued is in the journal). A sweep
+        that never started a trial leaves no parent run in an MLflow server either."""
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        if not started and self.parent_id and self._offline is None:
+            with contextlib.suppress(Exception):
+                self.client.delete_run(self.parent_id)
+        self.journal.close()
 
     def run_id(self, trial_id: str, name: str, config: dict[str, Any]) -> str:
         """The child run of a trial (created on first sight, reused on retries and resumes).
@@ -470,12 +581,13 @@ class MlflowTracker(Callback):
         path = checkpoint.path if checkpoint is not None and checkpoint.path else None
         ids = self._ids(trial)
         curves = {k: list(v) for k, v in self._curves.get(trial.trial_id, {}).items()}
+        output = _output_file(trial)
         self.journal.append({"e": "end", "trial": ids[0], "status": status, "tags": tags, "checkpoint": path,
-                             "result": family_result(last)})
-        self._submit(lambda: self._write_end(self.run_id(*ids), ids[1], status, tags, path, curves))
+                             "result": family_result(last), "output": output})
+        self._submit(lambda: self._write_end(self.run_id(*ids), ids[1], status, tags, path, curves, output))
 
     def _write_end(self, run_id: str, title: str, status: str, tags: dict[str, str], checkpoint: str | None,
-                   curves: dict[str, list[tuple[int, float]]]) -> None:
+                   curves: dict[str, list[tuple[int, float]]], output: str | None = None) -> None:
         run = self.client.get_run(run_id)
         for stale in ("failure_class", "failure_message"):  # from an earlier attempt that failed
             if stale in run.data.tags and stale not in tags:
@@ -497,6 +609,8 @@ class MlflowTracker(Callback):
                 except Exception as err:  # noqa: BLE001 - a model that cannot be logged never fails the sweep
                     reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
                     self._log(run_id, tags={"model_export_error": reason})
+        if output and os.path.isfile(output):
+            self.client.log_artifact(run_id, output)
         self._log_curves(run_id, title, curves)
         self.client.set_terminated(run_id, status)
 
@@ -544,18 +658,34 @@ class MlflowTracker(Callback):
     def finish_sweep(self, summary: dict[str, float], table_path: Path | None, status: str = "FINISHED",
                      best: tuple[str, float] | None = None) -> None:
         """Write the sweep's totals and table to the parent run, name its best run (``best``: trial
-        id and sweep-metric value), end it, and drain the queue."""
+        id and sweep-metric value), end it, and drain the queue. If MLflow is unreachable (tried
+        once more now), nothing is written: :meth:`pending` says so, and ``dynsweep resume``
+        writes it all from the journal later. Writes MLflow refused: :meth:`write_errors`."""
         self.flush()
+        if self._offline is not None:
+            self._offline.next_probe = 0.0
+            self._writer.submit(self._reconnect).result()
+        if self._offline is None:
+            self._writer.submit(self._guarded, self._finish_parent, summary, table_path, status, best).result()
+        self._writer.shutdown(wait=True)
+        self.journal.close()
+
+    def write_errors(self) -> str:
+        """Empty, or a line on the writes MLflow refused (the sweep itself went on)."""
+        if not self._errors:
+            return ""
+        first = self._errors[0]
+        return (f"{len(self._errors)} MLflow writes failed (first: {type(first).__name__}: {_first_line(first)[:300]}); "
+                "the journal keeps the sweep's records")
+
+    def _finish_parent(self, summary: dict[str, float], table_path: Path | None, status: str,
+                       best: tuple[str, float] | None) -> None:
         self._log(self.parent_id, metrics=[(k, float(v), int(time.time() * 1000), 0) for k, v in summary.items()])
         if best is not None and best[0] in self.runs:
             self._name_best(*best)
         if table_path is not None and table_path.exists():
             self.client.log_artifact(self.parent_id, str(table_path))
         self.client.set_terminated(self.parent_id, status)
-        self._writer.shutdown(wait=True)
-        self.journal.close()
-        if self._errors:
-            raise RuntimeError(f"{len(self._errors)} MLflow writes failed; first: {self._errors[0]!r}")
 
 
 TUNE_KEYS = frozenset({"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date", "done",
@@ -566,6 +696,17 @@ TUNE_KEYS = frozenset({"training_iteration", "time_this_iter_s", "time_total_s",
 def family_result(result: dict[str, Any]) -> dict[str, Any]:
     """A Tune result without the keys Tune adds itself: what the family reported."""
     return {k: v for k, v in result.items() if k not in TUNE_KEYS and isinstance(v, (int, float, str, bool))}
+
+
+def _output_file(trial: Any) -> str | None:
+    """The trial's ``output.log`` (:mod:`search.trial_output`), if its folder is known."""
+    from .trial_output import OUTPUT_FILE
+
+    try:
+        folder = trial.path
+    except Exception:  # noqa: BLE001 - a trial that never got a folder
+        return None
+    return os.path.join(folder, OUTPUT_FILE) if folder else None
 
 
 def failure_of(trial: Any) -> tuple[str, str]:

@@ -13,6 +13,7 @@ trial folder and a retry of that trial fails at once instead of repeating the wo
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import socket
@@ -26,8 +27,10 @@ from ray import tune
 from trainables.common.errors import ConfigError, DataError, TrialFailure
 from trainables.registry import family_config, family_datasets, family_run
 
+from .failures import disk_full
 from .runtime import cap_threads
 from .spec import Param
+from .trial_output import trial_output
 
 DETERMINISTIC = ("config", "data")
 TAG_PREFIX = "tag/"
@@ -55,6 +58,8 @@ def classify(err: BaseException) -> str:
         return "data"
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
         return "out-of-memory"
+    if disk_full(err) is not None:
+        return "disk-full"
     return "error"
 
 
@@ -144,8 +149,12 @@ def run_facts(family: str, config: dict[str, Any], gpu: float) -> dict[str, str]
 
 def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
                    conditional: Sequence[Param] = (),
-                   completed: Mapping[str, dict[str, Any]] | None = None) -> Callable[[dict[str, Any]], None]:
+                   completed: Mapping[str, dict[str, Any]] | None = None,
+                   stream_output: bool = False) -> Callable[[dict[str, Any]], None]:
     """The function trainable of one sweep: ``base`` overlaid by the trial's sampled config.
+
+    The trial's output goes to ``output.log`` in its trial folder (:mod:`search.trial_output`),
+    and on to Ray's worker output too with ``stream_output``.
 
     A ``conditional`` parameter that a searcher sampled although its condition does not hold
     (random, grid) is dropped, so the base value is used. ``completed`` (on resume): trials
@@ -164,8 +173,10 @@ def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         trial_dir = Path(tune.get_context().get_trial_dir())
         scratch = use_scratch(trial_dir)
+        logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
         try:
-            run_trial(trial_dir, config)
+            with trial_output(trial_dir, tee=stream_output):
+                run_trial(trial_dir, config)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -136,29 +138,32 @@ def build_scheduler(spec: SweepSpec) -> Any:
 
 
 def _configs(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None,
-             completed: Mapping[str, dict[str, Any]] | None) -> tuple[Any, dict[str, Any], Any, Any]:
+             completed: Mapping[str, dict[str, Any]] | None,
+             stream_output: bool = False) -> tuple[Any, dict[str, Any], Any, Any]:
     searcher, space = build_searcher(spec)
     trainable = make_trainable(spec.family, spec.base, spec.cpu, spec.gpu, [p for p in spec.params if p.when],
-                               completed)
+                               completed, stream_output=stream_output)
     tune_config = tune.TuneConfig(search_alg=searcher, scheduler=build_scheduler(spec),
                                   num_samples=spec.num_samples, reuse_actors=spec.reuse_actors,
                                   max_concurrent_trials=None if isinstance(searcher, Generator) else spec.max_concurrent)
     run_config = tune.RunConfig(
-        name="tune", storage_path=str(spec.sweep_dir), callbacks=callbacks, stop=stopper, verbose=0,
+        name="tune", storage_path=str(spec.sweep_dir), callbacks=[*callbacks, StateBackup(spec.sweep_dir / "tune")],
+        stop=stopper, verbose=0,
         failure_config=tune.FailureConfig(max_failures=spec.retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     return tune.with_resources(trainable, {"cpu": spec.cpu, "gpu": spec.gpu}), space, tune_config, run_config
 
 
 def build_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None,
-                completed: Mapping[str, dict[str, Any]] | None = None) -> tune.Tuner:
-    """The Tuner of ``spec``; its experiment lives in ``<sweep>/tune``."""
-    trainable, space, tune_config, run_config = _configs(spec, callbacks, stopper, completed)
+                completed: Mapping[str, dict[str, Any]] | None = None, stream_output: bool = False) -> tune.Tuner:
+    """The Tuner of ``spec``; its experiment lives in ``<sweep>/tune``. ``stream_output``: the
+    trials' output also goes to the driver's terminal (``--verbose``)."""
+    trainable, space, tune_config, run_config = _configs(spec, callbacks, stopper, completed, stream_output)
     return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
 
 
 def restore_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | None, errored: str,
-                  completed: Mapping[str, dict[str, Any]]) -> tune.Tuner:
+                  completed: Mapping[str, dict[str, Any]], stream_output: bool = False) -> tune.Tuner:
     """The Tuner of a sweep being resumed, by ``Tuner.restore``.
 
     ``errored``: ``skip``, ``resume`` (from their last checkpoint) or ``restart`` (from
@@ -169,7 +174,8 @@ def restore_tuner(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit
     this sets the restored Tuner's configs (covered by the resume tests, so a Ray upgrade that
     moves them fails loudly). Resources are handled by :func:`set_trial_resources`.
     """
-    trainable, _, fresh_tune, fresh_run = _configs(spec, [RestoreGuard(), *callbacks], stopper, completed)
+    trainable, _, fresh_tune, fresh_run = _configs(spec, [RestoreGuard(), *callbacks], stopper, completed,
+                                                   stream_output)
     tuner = tune.Tuner.restore(str(spec.sweep_dir / "tune"), trainable, resume_unfinished=True,
                                resume_errored=errored == "resume", restart_errored=errored == "restart")
     internal = tuner._local_tuner
@@ -292,3 +298,74 @@ class VariantGenerator(BasicVariantGenerator):
         limit = self.max_concurrent
         super().set_state(state)
         self.max_concurrent = limit
+
+
+LAST_GOOD_STATE = "experiment_state.last-good.json"
+"""In ``<sweep>/tune/backup/``: the newest of Tune's experiment-state files that was whole."""
+
+
+class StateBackup(tune.Callback):
+    """Keeps a copy of Tune's experiment state that is known to be whole.
+
+    Tune rewrites ``experiment_state-*.json`` in place; a driver killed, or a disk that fills
+    up, in the middle of that write leaves a truncated file, and the sweep could not be resumed.
+    Every ``every_s`` seconds this copies the current file, if it parses, to
+    ``tune/backup/experiment_state.last-good.json`` (atomically); :func:`repair_experiment_state`
+    puts it back on resume. A failed copy (disk full) keeps the previous one.
+    """
+
+    def __init__(self, tune_dir: Path, every_s: float = 10.0) -> None:
+        self.tune_dir = tune_dir
+        self.every_s = every_s
+        self._last = 0.0
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self.save()
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.save()
+
+    def save(self) -> None:
+        files = sorted(self.tune_dir.glob("experiment_state-*.json"))
+        if not files:
+            return
+        backup = self.tune_dir / "backup"
+        tmp = backup / f".{LAST_GOOD_STATE}.tmp"
+        try:
+            text = files[-1].read_text()
+            json.loads(text)
+            backup.mkdir(exist_ok=True)
+            tmp.write_text(json.dumps({"file": files[-1].name, "state": text}))
+            os.replace(tmp, backup / LAST_GOOD_STATE)
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def repair_experiment_state(tune_dir: Path) -> str | None:
+    """If Tune's newest experiment-state file is not whole, put the last good copy back (the broken
+    file goes to ``tune/backup/``); returns what was done, or None when nothing needed doing."""
+    files = sorted(tune_dir.glob("experiment_state-*.json"))
+    if not files:
+        return None
+    try:
+        json.loads(files[-1].read_text())
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        saved = json.loads((tune_dir / "backup" / LAST_GOOD_STATE).read_text())
+        json.loads(saved["state"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    broken = tune_dir / "backup" / f"{files[-1].name}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(files[-1], broken)
+    target = tune_dir / saved["file"]
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(saved["state"])
+    os.replace(tmp, target)
+    return (f"Tune's experiment state {files[-1].name} was cut short (kept as {broken}); continuing from the "
+            f"last whole copy ({saved['file']})")

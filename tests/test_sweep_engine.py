@@ -157,6 +157,8 @@ def test_cli_launch_and_validate(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert saved["search"]["num_samples"] == 3                            # recorded with the override
     assert main(["launch", str(path)]) == 2                               # the same sweep again: refused
     assert "already holds a sweep named 'cli'" in capsys.readouterr().err
+    assert main(["launch", str(path), "--quiet", "--set", "name=broken", "--set", "base.fail=raise"]) == 1
+    assert "no trial finished (2 trials): exit status 1" in capsys.readouterr().err   # CI sees a failed sweep
 
 
 def test_trial_time_limit_is_enforced_and_tracked(tmp_path: Path) -> None:
@@ -172,36 +174,13 @@ def test_trial_time_limit_is_enforced_and_tracked(tmp_path: Path) -> None:
 @pytest.fixture()
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on a free loopback port, stopped by its own process group."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    from mlflowserver import MlflowServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    exe = Path(sys.executable).parent / "mlflow"
-    proc = subprocess.Popen([str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                             "--default-artifact-root", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path)
     try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start")
-        yield url
+        yield server.start()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        server.stop()
 
 
 def test_tracking_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) -> None:
@@ -218,41 +197,54 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) ->
 
 
 def test_own_ray_keeps_its_temp_folder_small_and_removes_it(tmp_path: Path) -> None:
-    """A sweep that starts its own Ray (not the module's shared one) in a subprocess."""
+    """A sweep that starts its own Ray (not the module's shared one) in a subprocess, from a folder
+    whose path is too long for Ray's sockets: Ray's temp folder gets a short one of its own, and
+    removed; with stderr in a file (a batch job's log), the progress comes as plain lines."""
     import subprocess
     import sys
 
+    from search.runtime import ray_temp_dir, spill_dir
+
+    storage = tmp_path / ("r" * 30)
     path = tmp_path / "own.yaml"
-    path.write_text(yaml.safe_dump({"name": "own", "family": "dummy", "storage": str(tmp_path / "r"),
-                                    "base": {"steps": 3}, "space": {"x": {"grid": [float(i) for i in range(20)]}},
-                                    "search": {"algorithm": "grid", "metric": "loss"}, "reuse_actors": True,
-                                    "resources": {"cpu": 1}, "max_concurrent": 2}))
+    path.write_text(yaml.safe_dump({"name": "own", "family": "dummy", "storage": str(storage),
+                                    "base": {"steps": 3}, "space": {"x": {"grid": [float(i) for i in range(10)]}},
+                                    "search": {"algorithm": "grid", "metric": "loss", "num_samples": 2},
+                                    "reuse_actors": True, "resources": {"cpu": 1}, "max_concurrent": 2}))
     exe = Path(sys.executable).parent / "dynsweep"
-    before = set(Path("/tmp").glob("dynsweep-ray-*"))
-    out = subprocess.run([str(exe), "launch", str(path), "--quiet", "--num-cpus", "2"], capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run([str(exe), "launch", str(path), "--progress-every", "0.5", "--num-cpus", "2"],
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "20 trials: 20 finished" in out.stdout
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("Ray temp folder"))
     peak = float(line.split("peak ")[1].split(" MB")[0])
     assert 0 < peak < 200 and line.endswith(" 0.0 MB left after it")
-    assert not (tmp_path / "r" / "own" / "ray").exists()
-    assert set(Path("/tmp").glob("dynsweep-ray-*")) == before          # the short fallback folder too
+    sweep = storage / "own"
+    assert len(str(ray_temp_dir(sweep))) <= 40 and not ray_temp_dir(sweep).exists()
+    assert not spill_dir(sweep).exists() and not (sweep / "ray").exists()
+    progress = [ln for ln in out.stderr.splitlines() if "] progress: " in ln]
+    assert len(progress) >= 3 and all("/20 trials done" in ln for ln in progress)   # the grid's real total
+    assert "20/20 trials done (0 failed)" in progress[-1]
+    assert "Token authentication" not in out.stderr and "WARNING" not in out.stderr   # a quiet start
 
 
-def test_ctrl_c_stops_the_sweep_cleanly(tmp_path: Path) -> None:
-    """SIGINT to `dynsweep launch` (its own Ray): trials marked interrupted, Ray's temp folder removed."""
+def test_ctrl_c_twice_stops_the_sweep_cleanly(tmp_path: Path) -> None:
+    """Two SIGINTs in quick succession to `dynsweep launch` (its own Ray): the first stops the
+    sweep, the second is ignored; trials and the parent run KILLED, the sweep `interrupted`,
+    Ray's temp folder removed."""
+    import json
     import signal
     import subprocess
     import sys
     import time
+
+    from search.runtime import ray_temp_dir
 
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump({"name": "long", "family": "dummy", "storage": str(tmp_path / "r"),
                                     "base": {"steps": 200, "sleep_s": 0.2},
                                     "space": {"x": {"grid": [0.0, 1.0, 2.0, 3.0]}},
                                     "search": {"algorithm": "grid", "metric": "loss"}, "resources": {"cpu": 1}}))
-    before = set(Path("/tmp").glob("dynsweep-ray-*"))
     proc = subprocess.Popen([str(Path(sys.executable).parent / "dynsweep"), "launch", str(path), "--quiet",
                              "--num-cpus", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     runs_json = tmp_path / "r" / "long" / "mlflow_runs.json"
@@ -261,10 +253,14 @@ def test_ctrl_c_stops_the_sweep_cleanly(tmp_path: Path) -> None:
         time.sleep(0.5)                                   # wait until trials are running
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted" in out and "0.0 MB left after it" in out
-    assert set(Path("/tmp").glob("dynsweep-ray-*")) == before
+    assert "interrupted" in out and "0.0 MB left after it" in out and "Traceback" not in err
+    assert "further Ctrl-C are ignored" in err
+    assert not ray_temp_dir(tmp_path / "r" / "long").exists()
+    assert json.loads((tmp_path / "r" / "long" / "sweep.json").read_text())["state"] == "interrupted"
     client = MlflowClient(default_tracking_uri(tmp_path / "r" / "long"))
     runs = client.search_runs([client.get_experiment_by_name("long").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
