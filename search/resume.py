@@ -53,8 +53,7 @@ def add_arguments(p: argparse.ArgumentParser, extend: bool = False) -> None:
                        help="the sweep's YAML: must equal the recorded spec except in the settings a resume may change")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"change a setting that is safe to change: {', '.join(SAFE_KEYS)}")
-    p.add_argument("--tracking-uri", default=None,
-                   help=TRACKING_URI_HELP + "; on resume only the same store, reached at another URI")
+    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)  # only the same store at another URI
     p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
     p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")

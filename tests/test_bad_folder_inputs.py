@@ -92,10 +92,13 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real, tiny MLflow SQLite store (one experiment, no runs)."""
+    """A real, tiny MLflow SQLite store (one experiment, no runs), from the session's store template."""
     from mlflow.tracking import MlflowClient
 
+    from search.store_template import prepare_store
+
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    prepare_store(f"sqlite:///{path}")
     client = MlflowClient(f"sqlite:///{path}")
     client.create_experiment("e")
     return path
@@ -323,6 +326,42 @@ def test_bad_option_values_are_refused_by_argparse(in_tmp: Path, capsys: pytest.
     code, _, err = run_cli(capsys, [a.format(file=in_tmp / "afile") for a in argv])
     assert_one_line_error(code, err, f"argument {option}")
     assert snapshot(in_tmp) == before
+
+
+# --- 9. flags: one name per meaning, the same help, help everywhere -------------------------------------
+MY_COMMANDS = ("data", "ls", "status", "resume", "extend", "train", "rerun", "analyze", "diff", "failures",
+               "importance", "cost", "optuna", "plot", "ui")
+
+
+def _subparsers(parser: Any) -> dict[str, Any]:
+    import argparse
+
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_flags_have_help_one_wording_and_sweep_replaces_store() -> None:
+    import argparse
+
+    from search.cli import build_parser
+    from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP
+
+    parser = build_parser()
+    commands = _subparsers(parser)
+    parsers = [(name, commands[name]) for name in MY_COMMANDS if name != "data"]
+    parsers += [(f"data {name}", p) for name, p in _subparsers(commands["data"]).items()]
+    for name, p in parsers:
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue
+            assert action.help, f"dynsweep {name} {action.option_strings or action.dest}: no help text"
+            if "--storage" in action.option_strings:
+                assert action.help == STORAGE_HELP, name
+            if "--tracking-uri" in action.option_strings:
+                assert action.help == TRACKING_URI_HELP, name
+    for argv in (["diff", "a1", "b2", "--store", "runs/x"], ["rerun", "a1", "--store", "runs/x"]):
+        assert parser.parse_args(argv).sweep == "runs/x"
+        assert parser.parse_args([a if a != "--store" else "--sweep" for a in argv]).sweep == "runs/x"
+        assert "--store" not in commands[argv[0]].format_help()
 
 
 # --- 6. progress ------------------------------------------------------------------------------------
