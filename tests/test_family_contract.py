@@ -84,3 +84,42 @@ def test_a_family_whose_resume_differs_fails(tmp_path: Path) -> None:
                     clock_metrics=("t_start", "t_now"))
     problems = check_run("broken", broken, tmp_path)
     assert any("resumed from its checkpoint" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_says_how_long_its_trials_are(name: str) -> None:
+    """``trial_length`` (the ASHA ``max_t`` warning) gives whole reports and steps for the smoke config."""
+    from trainables.registry import family_config, family_trial_length
+
+    length_of = family_trial_length(name)
+    assert length_of is not None, f"{name}: the record has no trial_length hook"
+    length = length_of(family_config(name).from_dict(FAMILIES[name].smoke))
+    assert length is not None and set(length) == {"training_iteration", "step"}, length
+    assert 1 <= length["training_iteration"] <= length["step"], length
+
+
+@pytest.mark.parametrize("steps,every", [(10, 3), (4, 1), (6, 6), (5, 10)])
+def test_trial_length_counts_the_reports_a_trial_makes(steps: int, every: int, tmp_path: Path) -> None:
+    from trainables.common.reporter import LocalReporter
+    from trainables.dummy.family import run
+    from trainables.registry import length_in_steps
+
+    reporter = LocalReporter(tmp_path, progress=False)
+    config = {"steps": steps, "report_every": every, "checkpoint_every": 1}
+    run(config, reporter)
+    steps_reported = [int(r["step"]) for r in reporter.history]
+    assert length_in_steps(DummyConfig.from_dict(config)) == {"training_iteration": len(steps_reported),
+                                                              "step": steps_reported[-1]}
+
+
+def test_trial_length_of_phases_and_epochs() -> None:
+    from trainables.registry import length_in_epochs, length_in_steps
+    from trainables.timestepper.config import StepperConfig
+    from trainables.twobody.config import TwoBodyConfig
+
+    phases = TwoBodyConfig.from_dict({"report_every": 4, "steps": 100, "phases": [{"steps": 5}, {"lr": 1e-4}]})
+    assert length_in_steps(phases) == {"training_iteration": 27, "step": 105}
+    epochs = TwoBodyConfig.from_dict({"phases": [{"steps": 5}, {"epochs": 2.0}]})
+    assert length_in_steps(epochs) is None  # known only once the data is
+    assert length_in_epochs(StepperConfig.from_dict({"epochs": 6, "report_every": 4})) == {
+        "training_iteration": 2, "step": 6}

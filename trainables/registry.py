@@ -45,6 +45,9 @@ class Family:
         replicates: whether one trial can train several seeds as one vectorised model.
         exports_model: whether the final evaluation writes ``model.pt`` + ``model.json`` (TorchScript,
             :func:`trainables.common.export.export_torchscript`), which the driver logs as an MLflow model.
+        trial_length: ``trial_length(cfg) -> {"training_iteration": reports, "step": last step} | None``
+            for a config object: where a trial that trains to its end stops in Tune's time attributes
+            (None: known only at run time). Validation warns when ASHA's ``max_t`` lies beyond it.
     """
 
     run: str
@@ -60,15 +63,19 @@ class Family:
     clock_metrics: tuple[str, ...] = ("steps_per_s",)
     replicates: bool = False
     exports_model: bool = False
+    trial_length: str | None = None
 
     def hooks(self) -> dict[str, str]:
         """The ``module:attribute`` hooks this record names (for the contract check)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name in ("run", "config", "datasets", "describe", "artifacts") and getattr(self, f.name)}
+                if f.name in ("run", "config", "datasets", "describe", "artifacts", "trial_length") and getattr(self, f.name)}
 
     def all_plot_kinds(self) -> tuple[str, ...]:
         return GENERIC_PLOTS + tuple(k for k in self.plot_kinds if k not in GENERIC_PLOTS)
 
+
+STEPS = "trainables.registry:length_in_steps"
+"""The ``trial_length`` of a family that trains ``steps`` and reports every ``report_every`` and at the last."""
 
 FAMILIES: dict[str, Family] = {
     "twobody": Family(
@@ -83,7 +90,7 @@ FAMILIES: dict[str, Family] = {
         plot_kinds=("errors", "loglog", "trajectory", "field"),
         table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct"),
         clock_metrics=("steps_per_s", "first_step_s"),
-        exports_model=True),
+        exports_model=True, trial_length=STEPS),
     "pendulum": Family(
         run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
         smoke={"sims": 8, "t_end": 3.0, "hidden": 8, "layers": 1, "window": 8, "steps": 6, "report_every": 3,
@@ -96,7 +103,7 @@ FAMILIES: dict[str, Family] = {
         table_columns=("test/vpt_lyapunov", "test/vpt_s", "test/rollout_nrmse_h*", "test/one_step_nrmse",
                        "test/lyapunov_ratio", "test/energy_drift_rel"),
         clock_metrics=("steps_per_s", "windows_per_s"),
-        exports_model=True),
+        exports_model=True, trial_length=STEPS),
     "regression": Family(
         run="trainables.regression.train:run", config="trainables.regression.config:RegressionConfig",
         smoke={"widths": "16x16", "steps": 6, "report_every": 3, "batch_size": 64},
@@ -107,7 +114,7 @@ FAMILIES: dict[str, Family] = {
         plot_kinds=("pred-vs-true", "residuals", "by-loss"),
         table_columns=("clean_rmse_all", "clean_rmse_val", "val_rmse", "val_mae"),
         clock_metrics=("steps_per_s", "rows_per_s"),
-        exports_model=True),
+        exports_model=True, trial_length=STEPS),
     "worldmodels": Family(
         run="trainables.worldmodels.train:run", config="trainables.worldmodels.config:WorldConfig",
         smoke={"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 2,
@@ -118,7 +125,7 @@ FAMILIES: dict[str, Family] = {
         artifacts="trainables.worldmodels.artifacts:FORMATS",
         plot_kinds=("horizon", "energy", "dt-generalisation", "phase"),
         table_columns=("test/rollout_mse_h*", "test/energy_drift", "test/dt_x*_mse"),
-        exports_model=True),
+        exports_model=True, trial_length=STEPS),
     "timestepper": Family(
         run="trainables.timestepper.train:run", config="trainables.timestepper.config:StepperConfig",
         smoke={"width": 8, "epochs": 2, "collect_steps": 60, "phase2_max_iters": 20, "max_retries": 20,
@@ -126,10 +133,10 @@ FAMILIES: dict[str, Family] = {
         artifacts="trainables.timestepper.artifacts:FORMATS",
         plot_kinds=("dt-orbit", "pareto"),
         table_columns=("test/energy_error", "test/steps_per_orbit", "test/steps_ratio_fixed", "test/steps_ratio_r32"),
-        exports_model=True),
+        exports_model=True, trial_length="trainables.registry:length_in_epochs"),
     "dummy": Family(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig",
                     smoke={"steps": 4, "report_every": 1, "checkpoint_every": 2},
-                    clock_metrics=("t_start", "t_now")),
+                    clock_metrics=("t_start", "t_now"), trial_length=STEPS),
 }
 """Family name -> its record. Adding a family = one folder under ``trainables/`` + one entry here."""
 
@@ -162,6 +169,35 @@ def family_datasets(name: str, config: dict[str, Any]) -> dict[str, str]:
     """``{dataset name: content hash}`` of what a trial of family ``name`` with ``config`` reads."""
     path = entry(name).datasets
     return load(path)(config) if path else {}
+
+
+def family_trial_length(name: str) -> Callable[[Any], dict[str, int] | None] | None:
+    """The ``trial_length`` hook of family ``name`` (None when the family declares none)."""
+    path = entry(name).trial_length
+    return load(path) if path else None
+
+
+def _reports(length: int | None, every: int) -> dict[str, int] | None:
+    """A trial that reports every ``every`` units and at its last (unit ``length``)."""
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1 or every < 1:
+        return None
+    return {"training_iteration": -(-length // every), "step": length}
+
+
+def length_in_steps(cfg: Any) -> dict[str, int] | None:
+    """``trial_length`` for a config with ``steps`` and ``report_every``; a config with phases
+    (``curriculum()``) trains the sum of their steps, unknown when a phase counts epochs."""
+    phases = cfg.curriculum() if getattr(cfg, "phases", None) and hasattr(cfg, "curriculum") else None
+    if phases:
+        if any(getattr(ph, "epochs", None) is not None or ph.steps is None for ph in phases):
+            return None
+        return _reports(sum(int(ph.steps) for ph in phases), cfg.report_every)
+    return _reports(cfg.steps, cfg.report_every)
+
+
+def length_in_epochs(cfg: Any) -> dict[str, int] | None:
+    """``trial_length`` for a config with ``epochs`` and ``report_every`` (its step is the epoch)."""
+    return _reports(cfg.epochs, cfg.report_every)
 
 
 def data_commands() -> dict[str, Any]:
