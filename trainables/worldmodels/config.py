@@ -19,7 +19,7 @@ from trainables.common.nn import ACTIVATIONS
 from trainables.common.parquet_store import read_dynsweep_metadata
 
 from .data import SPLITS, WorldSpec, ensure
-from .envs import ENVS
+from .envs import canonical_env
 from .models import METHODS, MODELS, SPLIT_MODELS
 
 DT_FACTORS = (0.5, 2.0, 4.0)
@@ -55,7 +55,9 @@ class WorldConfig(FamilyConfig):
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        require_choice(self, {"env": ENVS, "model": MODELS, "method": METHODS, "activation": ACTIVATIONS,
+        if isinstance(self.env, str):  # three_body, ThreeBody, ... -> threebody
+            object.__setattr__(self, "env", canonical_env(self.env))
+        require_choice(self, {"model": MODELS, "method": METHODS, "activation": ACTIVATIONS,
                               "device": DEVICES})
         require_at_least(self, ("seqs", "seq_steps", "hold", "width", "depth", "substeps", "horizon", "batch_size",
                                 "steps", "report_every"))

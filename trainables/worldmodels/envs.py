@@ -162,6 +162,20 @@ ENVS: dict[str, Env] = {
 """Environments by name."""
 
 
+def canonical_env(name: str) -> str:
+    """The :data:`ENVS` name a user's spelling means: case, ``_``, ``-`` and spaces do not matter
+    (``three_body``, ``three-body``, ``ThreeBody`` -> ``threebody``); the one place env names
+    are normalised."""
+    key = "".join(ch for ch in str(name).lower() if ch not in "_- ")
+    for canonical in ENVS:
+        if "".join(ch for ch in canonical if ch not in "_- ") == key:
+            return canonical
+    from trainables.common.errors import ConfigError
+
+    raise ConfigError(f"config.env: {name!r} is not allowed; allowed: {', '.join(ENVS)} "
+                      "(any case, with or without '_' or '-': three_body, ThreeBody)")
+
+
 def random_actions(rng: np.random.Generator, n: int, steps: int, n_actions: int, hold: int) -> np.ndarray:
     """Random discrete actions ``(n, steps)``, each held for ``hold`` samples."""
     draws = rng.integers(0, n_actions, (n, -(-steps // hold)))
