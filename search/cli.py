@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     launch = sub.add_parser("launch", help="run a sweep on a local Ray (or a cluster) tracked in MLflow")
     launch_args.add_launch_arguments(launch)
     launch.set_defaults(handler=launch_args.lazy("run_launch"))
-    from . import resume, sweeps_cmd
+    from . import examples_cmd, resume, sweeps_cmd
+
+    examples = sub.add_parser("examples", help="the search spaces shipped with dynsweep (launch or validate them by name)")
+    examples_cmd.add_arguments(examples)
+    examples.set_defaults(handler=examples_cmd.run)
 
     ls = sub.add_parser("ls", help="the sweeps in a runs folder: state, trials, best metric, resumable")
     sweeps_cmd.add_ls_arguments(ls)

@@ -27,27 +27,38 @@ Distributions (each a mapping with exactly one of these keys, plus an optional `
 ``when: {param: value or [values]}`` makes a parameter exist only when another has one of the
 given values (Optuna asks for it only then; other searchers leave it at the base value).
 
-Every error names the file, the key, the value and what is allowed.
+Every error names the file, the key, the value and what is allowed. The YAML is read by
+:mod:`search.yaml_io` (numbers such as ``1e-6`` are numbers; non-string keys, deep nesting, huge
+lists and alias bombs are refused); the ``name`` must be a safe folder name (:data:`NAME_RE`);
+``when`` conditions may not form a cycle; a dataset the sweep names that exists but cannot be
+read is refused; ``scheduler.max_t`` beyond the trial's length is a warning (``warnings``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
-from collections.abc import Iterable
+import re
+import sys
+import typing
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from trainables.common.config import suggest
+from trainables.common.config import FamilyConfig, _convert, suggest
 from trainables.common.errors import ConfigError, DynsweepError
-from trainables.registry import FAMILIES, family_config
+from trainables.registry import FAMILIES, family_config, family_trial_length
 
+from .datasets_check import check_datasets, datasets_root, strings_in
+from .examples_cmd import resolve_spec
 from .overrides import apply_overrides
+from .yaml_io import MAX_ITEMS, load_file
 
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+"""A sweep name: a folder name under ``storage`` (no ``..``, no leading ``.``, at most 100 characters)."""
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint")
 ALGORITHMS = ("optuna", "random", "grid")
 SCHEDULERS = ("asha", "fifo")
@@ -116,6 +127,8 @@ class SweepSpec:
     reuse_actors: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     """The YAML document as validated, overrides applied (recorded with the sweep)."""
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    """Things that are allowed but probably not meant (one line each, naming file and key)."""
 
     def total_trials(self) -> int:
         """How many trials the sweep runs: ``num_samples``, times the grid's size without Optuna."""
@@ -145,11 +158,24 @@ def _check_keys(path: str, where: str, data: dict[str, Any], allowed: Iterable[s
                                               f"allowed: {', '.join(allowed)}")
 
 
-def _number(path: str, key: str, value: Any, integer: bool = False) -> float:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
-        raise _err(path, key, f"{value!r} is not {'an integer' if integer else 'a number'}")
-    return value
+def _number(path: str, key: str, value: Any, integer: bool = False) -> Any:
+    """``value`` as a number (an integer with ``integer``: ``1e3`` is 1000); else an error naming
+    ``key`` and the type expected."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value) and (not integer or value.is_integer())
+    if not ok:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise _err(path, key, f"{shown} is not {'an integer' if integer else 'a number'} "
+                              f"(expected {'an integer, e.g. 3' if integer else 'a number, e.g. 0.5 or 1e-3'})")
+    return int(value) if integer else value
+
+
+def _text(path: str, key: str, value: Any, optional: bool = False) -> Any:
+    """``value`` if it is a string (or None with ``optional``); else an error naming ``key``."""
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise _err(path, key, f"expected a string{' or null' if optional else ''}, got {value!r}"[:200])
 
 
 def parse_param(path: str, name: str, raw: Any) -> Param:
@@ -171,6 +197,9 @@ def parse_param(path: str, name: str, raw: Any) -> Param:
     if kind in ("choice", "grid"):
         if not args:
             raise _err(path, f"{key}.{kind}", "is empty; give at least one value")
+        if len(args) > MAX_ITEMS:
+            raise _err(path, f"{key}.{kind}", f"{len(args)} values; at most {MAX_ITEMS} (use a range such as "
+                                              "uniform, loguniform or randint)")
     else:
         n = 3 if kind == "qrandint" else 2
         if len(args) != n:
@@ -182,8 +211,13 @@ def parse_param(path: str, name: str, raw: Any) -> Param:
             raise _err(path, f"{key}.{kind}", f"bounds reversed or empty: low={low} must be < high={high}")
         if kind == "loguniform" and low <= 0:
             raise _err(path, f"{key}.{kind}", f"loguniform needs low > 0, got {low}")
-        if kind == "qrandint" and (_number(path, f"{key}.{kind}", args[2], True) < 1 or (high - low) % args[2]):
-            raise _err(path, f"{key}.{kind}", f"q={args[2]} must be >= 1 and divide high - low = {high - low}")
+        if kind == "qrandint":
+            q = _number(path, f"{key}.{kind}", args[2], True)
+            if q < 1 or (high - low) % q:
+                raise _err(path, f"{key}.{kind}", f"q={args[2]} must be >= 1 and divide high - low = {high - low}")
+            args = [low, high, q]
+        elif integer:
+            args = [low, high]
     if not isinstance(when_raw, dict) or not when_raw:
         if "when" in raw:
             raise _err(path, f"{key}.when", f"expected a mapping {{param: value or [values]}}, got {when_raw!r}")
@@ -191,19 +225,23 @@ def parse_param(path: str, name: str, raw: Any) -> Param:
     return Param(name, kind, tuple(args), when)
 
 
-def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> SweepSpec:
-    """Read, override and validate a sweep YAML; raises :class:`ConfigError` naming file and key."""
-    p = str(path)
-    if not Path(p).is_file():
-        raise ConfigError(f"{p}: no such file")
-    try:
-        raw = yaml.safe_load(Path(p).read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = (), warn: bool = True) -> SweepSpec:
+    """Read, override and validate a sweep YAML; raises :class:`ConfigError` naming file and key.
+
+    ``path`` is a file, or the name of a shipped search space (``quickstart``). With ``warn``
+    the spec's warnings are printed to stderr, one line each."""
+    p = str(resolve_spec(path))
+    raw = load_file(p)
+    if raw is None:
+        raise ConfigError(f"{p}: is empty; a sweep YAML is a mapping with name, family, base, space, search, ...")
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)
-    return validate(raw, p)
+    spec = validate(raw, p)
+    if warn:
+        for line in spec.warnings:
+            print(f"dynsweep: warning: {line}", file=sys.stderr)
+    return spec
 
 
 def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
@@ -212,7 +250,10 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
     _check_keys(path, "", raw, TOP_KEYS)
     for key in ("name", "family"):
         if not isinstance(raw.get(key), str) or not raw[key]:
-            raise _err(path, key, f"is required (a non-empty string), got {raw.get(key)!r}")
+            raise _err(path, key, f"is required (a non-empty string), got {raw.get(key)!r}"[:300])
+    if not NAME_RE.fullmatch(raw["name"]) or ".." in raw["name"]:
+        raise _err(path, "name", f"{raw['name']!r} is not a safe folder name: use letters, digits, '-', '_' and "
+                                 "'.' (not first, no '..'), at most 100 characters"[:400])
     family = raw["family"]
     if family not in FAMILIES:
         raise _err(path, "family", f"unknown family {family!r}{suggest(family, FAMILIES)}; "
@@ -221,15 +262,15 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
     for section, keys in SECTION_KEYS.items():
         value = raw.get(section) or {}
         if not isinstance(value, dict):
-            raise _err(path, section, f"expected a mapping, got {value!r}")
+            raise _err(path, section, f"expected a mapping, got {value!r}"[:300])
         _check_keys(path, f"{section}.", value, keys)
         sections[section] = value
     base = raw.get("base") or {}
     space = raw.get("space") or {}
     for key, value in (("base", base), ("space", space)):
         if not isinstance(value, dict):
-            raise _err(path, key, f"expected a mapping, got {value!r}")
-    params = tuple(parse_param(path, name, value) for name, value in space.items())
+            raise _err(path, key, f"expected a mapping, got {value!r}"[:300])
+    params = tuple(parse_param(path, str(name), value) for name, value in space.items())
 
     config_cls = family_config(family)
     try:
@@ -237,29 +278,41 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
     except DynsweepError as err:
         raise ConfigError(f"{path}: {err}") from None
     known_keys = set(base_cfg.to_dict())
-    names = {p.name for p in params}
+    by_name = {p.name: p for p in params}
+    # Each value a parameter can take is checked in the context of the trials that use it: the
+    # base, the fixed values and (for a conditional parameter) the values that make it exist.
+    length_of = family_trial_length(family)
+    fixed = {p.name: p.args[0] for p in params if p.kind == "fixed"}
     for param in params:
-        if param.name not in known_keys:
-            raise _err(path, f"space.{param.name}", f"is not a {family} config key"
-                                                   f"{suggest(param.name, known_keys)}")
+        if param.kind == "fixed":
+            _check_name(path, family, param, known_keys)
+            _checked_configs(path, family, config_cls, base, param)
+    try:
+        resolved = config_cls.from_dict({**base, **fixed}, where="config")
+    except DynsweepError as err:
+        raise _err(path, "space", f"the fixed values {sorted(fixed)} are refused together by the {family} "
+                                  f"family: {err}") from None
+    lengths = {_length(length_of, resolved)}
+    for param in params:
+        if param.kind == "fixed":
+            continue
+        _check_name(path, family, param, known_keys)
         for other, values in param.when.items():
-            if other not in names:
+            if other not in by_name:
                 raise _err(path, f"space.{param.name}.when.{other}", f"is not a swept parameter; swept: "
-                                                                     f"{', '.join(sorted(names))}")
-            allowed = _values_of(next(p for p in params if p.name == other))
+                                                                     f"{', '.join(sorted(by_name))}")
+            allowed = _values_of(by_name[other])
             if allowed is not None:
-                bad = [v for v in values if v not in allowed]
+                bad = _missing(values, allowed)
                 if bad:
+                    shown = allowed if len(allowed) <= 20 else [*allowed[:20], "..."]
                     raise _err(path, f"space.{param.name}.when.{other}", f"{bad[0]!r} is never a value of {other}; "
-                                                                         f"its values: {allowed}")
-        for value in param.candidates():
-            context = {**base, param.name: value}
-            for other, values in param.when.items():  # check in the context where the parameter exists
-                context[other] = values[0]
-            try:
-                config_cls.from_dict(context, where="config")
-            except DynsweepError as err:
-                raise _err(path, f"space.{param.name}", f"value {value!r} is refused by the {family} family: {err}")
+                                                                         f"its values: {shown}")
+        context = {**base, **fixed}
+        for other, values in param.when.items():  # check in the context where the parameter exists
+            context[other] = values[0]
+        lengths |= _checked_configs(path, family, config_cls, context, param, length_of)
+    _check_when_cycles(path, params)
 
     search = sections["search"]
     algorithm = search.get("algorithm", "optuna")
@@ -270,10 +323,11 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         raise _err(path, "search.mode", f"{mode!r} is not allowed; allowed: min, max")
     metric = search.get("metric")
     reported = base_cfg.metric_names()
-    if metric not in reported:
+    if not isinstance(metric, str) or metric not in reported:
         raise _err(path, "search.metric", f"{metric!r} is never reported by the {family} family"
                                           f"{suggest(str(metric), reported)}; it reports e.g. "
                                           f"{', '.join(sorted(reported)[:8])}")
+    seed = _number(path, "search.seed", search.get("seed", 0), integer=True)
     num_samples = _number(path, "search.num_samples", search.get("num_samples", 1 if algorithm == "grid" else 10),
                           integer=True)  # with grid: repeats of the whole grid
     if num_samples < 1:
@@ -288,9 +342,9 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         raise _err(path, "search.points_to_evaluate", "expected a list of {param: value} mappings")
     for i, point in enumerate(points):
         for key in point:
-            if key not in names:
+            if key not in by_name:
                 raise _err(path, f"search.points_to_evaluate[{i}].{key}", f"is not a swept parameter"
-                                                                          f"{suggest(str(key), names)}")
+                                                                          f"{suggest(str(key), by_name)}")
 
     sched = sections["scheduler"]
     scheduler = sched.get("type", "fifo")
@@ -305,9 +359,14 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         if factor <= 1:
             raise _err(path, "scheduler.reduction_factor", f"{factor} must be > 1")
     time_attr = sched.get("time_attr", "training_iteration")
-    if time_attr not in reported | {"training_iteration", "time_total_s"}:
+    if not isinstance(time_attr, str) or time_attr not in reported | {"training_iteration", "time_total_s"}:
         raise _err(path, "scheduler.time_attr", f"{time_attr!r} is never reported; use step, training_iteration "
                                                 "or time_total_s")
+    warnings = []
+    if scheduler == "asha":
+        warning = _max_t_warning(path, max_t, time_attr, lengths)
+        if warning:
+            warnings.append(warning)
 
     res = sections["resources"]
     cpu = _number(path, "resources.cpu", res.get("cpu", 1))
@@ -325,15 +384,160 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
     if limit is not None and _number(path, "trial_time_limit_s", limit) <= 0:
         raise _err(path, "trial_time_limit_s", f"{limit} must be > 0")
     tracking = sections["tracking"]
+    uri = _text(path, "tracking.uri", tracking.get("uri"), optional=True)
+    experiment = _text(path, "tracking.experiment", tracking.get("experiment"), optional=True)
+    storage = raw.get("storage")
+    storage = "runs" if storage is None else str(storage) if type(storage) is int else storage  # --storage 2024
+    storage = _text(path, "storage", storage)
+    if not storage:
+        raise _err(path, "storage", "is empty; give a folder (default: runs)")
+    reuse_actors = raw.get("reuse_actors", False)
+    if not isinstance(reuse_actors, bool):
+        raise _err(path, "reuse_actors", f"expected true or false, got {reuse_actors!r}"[:200])
+
+    texts = [s for p in params if p.kind != "fixed" for s in strings_in(list(p.args))]
+    resolved_dict = resolved.to_dict()
+    check_datasets(path, family, [*strings_in(resolved_dict), *texts], datasets_root(resolved_dict))
     return SweepSpec(
         path=path, name=raw["name"], family=family, base=base, params=params, algorithm=algorithm,
-        seed=int(search.get("seed", 0)), metric=metric, mode=mode, num_samples=int(num_samples),
+        seed=seed, metric=metric, mode=mode, num_samples=int(num_samples),
         points_to_evaluate=tuple(points), scheduler=scheduler, grace_period=int(grace),
         reduction_factor=float(factor), max_t=int(max_t), time_attr=time_attr, cpu=float(cpu), gpu=float(gpu),
         max_concurrent=int(max_concurrent), retries=int(retries),
         trial_time_limit_s=float(limit) if limit is not None else None,
-        tracking_uri=tracking.get("uri"), experiment=tracking.get("experiment"),
-        storage=str(raw.get("storage", "runs")), reuse_actors=bool(raw.get("reuse_actors", False)), raw=raw)
+        tracking_uri=uri, experiment=experiment,
+        storage=storage, reuse_actors=reuse_actors, raw=raw, warnings=tuple(warnings))
+
+
+def _check_name(path: str, family: str, param: Param, known_keys: set[str]) -> None:
+    if param.name not in known_keys:
+        raise _err(path, f"space.{param.name}", f"is not a {family} config key{suggest(param.name, known_keys)}")
+
+
+def _missing(values: Iterable[Any], allowed: list[Any]) -> list[Any]:
+    """The ``values`` not in ``allowed`` (a set lookup where the values are hashable: linear)."""
+    hashable: set[Any] = set()
+    others: list[Any] = []
+    for a in allowed:
+        try:
+            hashable.add(a)
+        except TypeError:
+            others.append(a)
+    out = []
+    for v in values:
+        try:
+            if v in hashable:
+                continue
+        except TypeError:
+            pass
+        if v not in others:
+            out.append(v)
+    return out
+
+
+def _check_when_cycles(path: str, params: tuple[Param, ...]) -> None:
+    """Refuse ``when`` conditions that depend on each other in a cycle (a: when b, b: when a)."""
+    deps = {p.name: list(p.when) for p in params}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in deps:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(deps[start]))]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                names = [n for n, _ in stack]
+                cycle = names[names.index(child):] + [child]
+                raise _err(path, f"space.{cycle[0]}.when", f"conditions form a cycle: {' -> '.join(cycle)} "
+                                                          "(each exists only when the next has a value); "
+                                                          "a parameter cannot depend on itself")
+            elif child in deps and not state.get(child):
+                state[child] = 1
+                stack.append((child, iter(deps[child])))
+
+
+def _fast_builder(config_cls: Any, name: str) -> Callable[[Any, Any], Any] | None:
+    """Build a config differing from another in ``name`` only: the same checks as ``from_dict``
+    (type conversion, ``__post_init__``) without resolving the type hints again (a big ``choice``
+    list stays linear and fast)."""
+    from_dict = getattr(config_cls.from_dict, "__func__", None)
+    if from_dict is not FamilyConfig.from_dict.__func__ or not dataclasses.is_dataclass(config_cls):
+        return None
+    if name not in {f.name for f in dataclasses.fields(config_cls) if f.init}:
+        return None
+    hint = typing.get_type_hints(config_cls)[name]
+    names = [f.name for f in dataclasses.fields(config_cls) if f.init]
+    kwargs: dict[str, Any] = {}
+
+    def build(first: Any, value: Any) -> Any:  # dataclasses.replace, with the other fields read once
+        if not kwargs:
+            kwargs.update({n: getattr(first, n) for n in names})
+        return config_cls(**{**kwargs, name: _convert(value, hint, f"config.{name}")})
+
+    return build
+
+
+def _checked_configs(path: str, family: str, config_cls: Any, context: dict[str, Any], param: Param,
+                     length_of: Callable[[Any], dict[str, int] | None] | None = None) -> set[tuple[int, int] | None]:
+    """Build the family's config for each distinct candidate value of ``param`` in ``context`` (a
+    value the family refuses is an error naming the parameter); returns the trial lengths seen."""
+    first = None
+    lengths: set[tuple[int, int] | None] = set()
+    seen: set[Any] = set()
+    fast = _fast_builder(config_cls, param.name) if len(param.args) > 1 else None
+    for value in param.candidates():
+        try:
+            key = (type(value), value)
+            if key in seen:
+                continue
+            seen.add(key)
+        except TypeError:  # unhashable: checked every time
+            pass
+        try:
+            if first is not None and fast is not None:
+                cfg = fast(first, value)
+            else:
+                cfg = config_cls.from_dict({**context, param.name: value}, where="config")
+        except DynsweepError as err:
+            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+            raise _err(path, f"space.{param.name}",
+                       f"value {shown} is refused by the {family} family: {err}") from None
+        first = cfg if first is None else first
+        lengths.add(_length(length_of, cfg))
+    return lengths
+
+
+def _length(length_of: Callable[[Any], dict[str, int] | None] | None, cfg: Any) -> tuple[int, int] | None:
+    """``(reports, last step)`` of a trial with ``cfg`` trained to its end, or None if not known."""
+    if length_of is None:
+        return None
+    try:
+        length = length_of(cfg)
+    except DynsweepError:
+        return None
+    if not length:
+        return None
+    return int(length["training_iteration"]), int(length["step"])
+
+
+def _max_t_warning(path: str, max_t: int, time_attr: str, lengths: set[tuple[int, int] | None]) -> str | None:
+    """A warning when every trial ends before ASHA's ``max_t`` (None when lengths vary or are unknown)."""
+    if len(lengths) != 1 or None in lengths or time_attr not in ("training_iteration", "step"):
+        return None
+    reports, last_step = next(iter(lengths))  # type: ignore[misc]
+    length = reports if time_attr == "training_iteration" else last_step
+    if max_t <= length:
+        return None
+    unit = (f"{reports} reports, the last at step {last_step}" if time_attr == "training_iteration"
+            else f"its last report is at step {last_step}, {reports} reports")
+    return (f"{path}: scheduler.max_t={max_t} exceeds the trial length ({unit}; time_attr={time_attr}); "
+            f"ASHA's rungs beyond {length} are never reached, so it stops fewer trials than planned, and trials "
+            f"that train to the end are recorded as completed; set scheduler.max_t: {length}")
 
 
 def _values_of(param: Param) -> list[Any] | None:
