@@ -222,6 +222,9 @@ def parse_param(path: str, name: str, raw: Any) -> Param:
         if "when" in raw:
             raise _err(path, f"{key}.when", f"expected a mapping {{param: value or [values]}}, got {when_raw!r}")
     when = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in when_raw.items()}
+    for other, values in when.items():
+        if not values:
+            raise _err(path, f"{key}.when.{other}", "is an empty list; give a value or a list of values")
     return Param(name, kind, tuple(args), when)
 
 

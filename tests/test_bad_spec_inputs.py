@@ -179,6 +179,7 @@ def test_deep_nesting_and_alias_bombs_are_refused(text: str, message: str, tmp_p
     ("base.steps.x=1", "base.steps is a value (20), not a mapping or list"),
     ("space.x.uniform.0.y=1", "space.x.uniform.0 is a value (0.0), not a mapping or list"),
     ("space.x.uniform.²=1", "'²' is not an index of a list of 2"),
+    ("space.choice.when={x: []}", "space.choice.when.x: is an empty list"),
     ("a..b=1", "expected key=value with a dotted key"),
     ("base.steps=[unclosed", "the value: not valid YAML"),
     ("base={1: 2}", "the value: mapping key 1 (line 1) is not a string"),

@@ -98,6 +98,11 @@ MALFORMED = [
     ("max_concurrent", 0, "must be >= 1"),
     ("search.points_to_evaluate", [{"lrr": 0.1}], "points_to_evaluate[0].lrr: is not a swept parameter"),
     ("trial_time_limit_s", -5, "trial_time_limit_s: -5 must be > 0"),
+    ("name", "../t", "name: '../t' is not a safe folder name"),
+    ("search.seed", "abc", "search.seed: 'abc' is not an integer (expected an integer"),
+    ("reuse_actors", "yes", "reuse_actors: expected true or false, got 'yes'"),
+    ("space.feature", {"choice": ["sph_4D_rinv_vel", "sph_4D_rinv_vel_harmonics"], "when": {"harmonic_order": 2}},
+     "space.feature.when: conditions form a cycle: feature -> harmonic_order -> feature"),
 ]
 
 
