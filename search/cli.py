@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from analysis.errors import AnalysisError
 from trainables.common.errors import DynsweepError
@@ -20,8 +21,17 @@ from . import rerun, train_cmd
 from .version import package_version
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a refused option value as one line (not the usage block) and exit status 2;
+    the subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dynsweep", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = Parser(prog="dynsweep", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"dynsweep {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data = sub.add_parser("data", help="generate and list datasets")
@@ -34,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a sweep YAML without running it (writes nothing)")
     launch_args.add_validate_arguments(validate)
+    launch_args.add_format_argument(validate)
     validate.set_defaults(handler=launch_args.lazy("run_validate"))
     launch = sub.add_parser("launch", help="run a sweep on a local Ray (or a cluster) tracked in MLflow")
     launch_args.add_launch_arguments(launch)
@@ -87,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dynsweep: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the machine said no: a full disk, a folder we may not write, ...
+        from .failures import disk_full
+
+        if disk_full(err) is None and not isinstance(err, PermissionError):
+            raise
+        where = f" ({err.filename})" if isinstance(err.filename, str) else ""
+        print(f"dynsweep: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
 
 
 def entry() -> None:

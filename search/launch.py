@@ -251,8 +251,8 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
     if tracker.write_errors():
         print(f"warning: {tracker.write_errors()}", file=sys.stderr)
     if summary["tracking_pending"]:
-        print(f"MLflow at {uri} could not be reached at the end of the sweep: {summary['tracking_pending']} "
-              f"events are kept in {folder.path / 'tracking_journal.jsonl'}; once it is back, "
+        print(f"MLflow at {uri} could not be reached at the end of the sweep: its records ({summary['tracking_pending']} "
+              f"writes) are kept in {folder.path / 'tracking_journal.jsonl'}; once it is back, "
               f"`dynsweep resume {folder.path}` writes them (nothing is trained again)")
     elif not summary["interrupted"] and not interrupts.pressed:
         for line in sweep_extras(spec, uri):

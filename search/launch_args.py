@@ -8,6 +8,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP, non_negative_float, positive_float
+
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path, help="sweep YAML, or the name of a shipped search space (`dynsweep examples`)")
@@ -18,10 +20,11 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_launch_arguments(p: argparse.ArgumentParser) -> None:
     add_validate_arguments(p)
-    p.add_argument("--storage", default=None, help="runs folder (overrides the spec's `storage`)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the sweep folder)")
-    p.add_argument("--num-cpus", type=float, default=None, help="CPUs Ray may use (default: all)")
-    p.add_argument("--num-gpus", type=float, default=None, help="GPUs Ray may use (default: detected)")
+    p.add_argument("--storage", default=None, help=STORAGE_HELP.replace("(default: runs)",
+                                                                         "(default: the spec's `storage`, else runs)"))
+    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
+    p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
+    p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
     p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")
     add_cluster_arguments(p)
     add_output_arguments(p)
@@ -30,7 +33,7 @@ def add_launch_arguments(p: argparse.ArgumentParser) -> None:
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     """How a sweep shows itself while it runs (``launch``, ``resume``, ``extend``)."""
     p.add_argument("--quiet", action="store_true", help="no progress line (the summary is still printed)")
-    p.add_argument("--progress-every", type=_positive_seconds, default=None, metavar="SECONDS",
+    p.add_argument("--progress-every", type=positive_float, default=None, metavar="SECONDS",
                    help="when stderr is not a terminal (a batch job's log): a progress line every SECONDS "
                         "(default 30, or $DYNSWEEP_PROGRESS_EVERY_S)")
     p.add_argument("--verbose", action="store_true",
@@ -41,16 +44,6 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 def add_format_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text for people (default) or json for scripts")
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:

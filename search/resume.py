@@ -59,10 +59,10 @@ def add_arguments(p: argparse.ArgumentParser, extend: bool = False) -> None:
     p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")
     p.add_argument("--force-versions", action="store_true",
                    help="resume although the sweep was made with another Ray or Optuna version (major.minor)")
-    from .launch_args import add_cluster_arguments
+    from .launch_args import add_cluster_arguments, add_output_arguments
 
     add_cluster_arguments(p)
-    p.add_argument("--quiet", action="store_true", help="no live progress line")
+    add_output_arguments(p)
 
 
 def flat(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -166,9 +166,10 @@ def prepare(args: argparse.Namespace, overrides: list[str],
     if folder.experiment_state() is None:
         raise ConfigError(f"{folder.path}: nothing to resume: Tune saved no state (the driver died within its "
                           f"first seconds); remove the folder and launch the sweep again")
+    repaired = folder.repair_experiment_state()  # cut short by a kill or a full disk: the last whole copy
     folder.trials()  # Tune's experiment state must be readable
     runs = folder.run_map()
-    warnings = _check_journal(folder)
+    warnings = _check_journal(folder) + ([repaired] if repaired else [])
     recorded = read_spec(folder)
     wanted = recorded
     if getattr(args, "spec", None) is not None:
@@ -291,12 +292,13 @@ def run_resume(args: argparse.Namespace) -> int:
     apply_cluster_arguments(args)
     overrides = list(args.overrides) + ([f"retries={args.retries}"] if args.retries is not None else [])
     spec, _, uri, resources_changed = prepare(args, overrides)
-    from .launch import Resume, launch  # Ray: only once every check passed
+    from .launch import Resume, exit_status, launch  # Ray: only once every check passed
 
     errored = "restart" if args.restart_errored else "resume" if args.resume_errored else "skip"
-    summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
+    summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet, verbose=args.verbose,
+                     progress_every=args.progress_every,
                      resume=Resume(errored=errored, tracking_uri=uri, resources_changed=resources_changed))
-    return 130 if summary["interrupted"] else 0
+    return exit_status(summary)
 
 
 def run_extend(args: argparse.Namespace) -> int:
@@ -317,8 +319,9 @@ def run_extend(args: argparse.Namespace) -> int:
     if args.num_samples <= before:
         raise ConfigError(f"--num-samples: {args.num_samples} must be larger than the sweep's {before} trials")
     spec, _, uri, resources_changed = prepare(args, list(args.overrides), num_samples=args.num_samples)
-    from .launch import Resume, launch  # Ray: only once every check passed
+    from .launch import Resume, exit_status, launch  # Ray: only once every check passed
 
-    summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
+    summary = launch(spec, uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet, verbose=args.verbose,
+                     progress_every=args.progress_every,
                      resume=Resume(errored="skip", tracking_uri=uri, resources_changed=resources_changed))
-    return 130 if summary["interrupted"] else 0
+    return exit_status(summary)

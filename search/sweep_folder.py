@@ -31,6 +31,9 @@ LOCK = "driver.lock"
 SPEC = "spec.yaml"
 RUN_MAP = "mlflow_runs.json"
 """trial id -> MLflow run id (``__sweep__`` -> the parent run), written by ``search.tracking``."""
+LAST_GOOD_STATE = "experiment_state.last-good.json"
+"""In ``tune/backup/``: the newest of Tune's experiment-state files that was whole
+(``search.tuner.StateBackup`` keeps it: ``{"file": name, "state": text}``)."""
 EMBEDDED = "embedded"
 """``sweep.json``'s tracking URI for the SQLite store inside the sweep folder."""
 
@@ -281,6 +284,32 @@ class SweepFolder:
         """Tune's newest experiment-state file (None before the first snapshot)."""
         files = sorted(self.tune_dir.glob("experiment_state-*.json"))
         return files[-1] if files else None
+
+    def repair_experiment_state(self) -> str | None:
+        """If Tune's newest experiment-state file is not whole (Tune rewrites it in place; a kill or a
+        full disk can cut it short), put the last whole copy back, the broken file going to
+        ``tune/backup/``; returns what was done, or None when nothing needed (or could) be done."""
+        current = self.experiment_state()
+        if current is None:
+            return None
+        try:
+            json.loads(current.read_text())
+            return None
+        except (OSError, ValueError):
+            pass
+        try:
+            saved = json.loads((self.tune_dir / "backup" / LAST_GOOD_STATE).read_text())
+            json.loads(saved["state"])
+            target = self.tune_dir / Path(str(saved["file"])).name
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        broken = self.tune_dir / "backup" / f"{current.name}.broken-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        os.replace(current, broken)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(saved["state"])
+        os.replace(tmp, target)
+        return (f"{current}: Tune's experiment state was cut short (kept as {broken.name} in tune/backup); "
+                f"continuing from its last whole copy")
 
     def trials(self) -> list[TrialRecord]:
         """The trials of Tune's newest experiment snapshot (empty before the first one)."""

@@ -399,12 +399,17 @@ class MlflowTracker(Callback):
             self._offline = Offline(time.monotonic(), f"{type(err).__name__}: {_first_line(err)}",
                                     next_probe=time.monotonic() + PROBE_EVERY_S, skipped=1)
             print(f"\ndynsweep: MLflow at {self.tracking_uri} is unreachable ({self._offline.reason[:200]}); "
-                  f"the sweep goes on, its records are kept in {self.journal.path} and written when MLflow "
-                  f"answers again (tried every {PROBE_EVERY_S:.0f} s)", file=sys.stderr, flush=True)
+                  f"the sweep goes on, its records are kept in {self.journal.path} and written to MLflow "
+                  f"once it is back (tried every {PROBE_EVERY_S:.0f} s)", file=sys.stderr, flush=True)
 
     def _reachable(self) -> bool:
-        """Whether MLflow answers a read now."""
+        """Whether MLflow answers now: an HTTP server's ``/health`` (one try, 5 s), else a read."""
         try:
+            if self.tracking_uri.startswith(("http://", "https://")):
+                import urllib.request
+
+                with urllib.request.urlopen(self.tracking_uri.rstrip("/") + "/health", timeout=5) as response:
+                    return bool(response.status == 200)
             from mlflow.tracking import MlflowClient
 
             client = self.client or MlflowClient(self.tracking_uri)
@@ -413,22 +418,25 @@ class MlflowTracker(Callback):
             else:
                 client.search_experiments(max_results=1)
             return True
-        except Exception:  # noqa: BLE001 - any failure to read counts as unreachable
+        except Exception:  # noqa: BLE001 - any failure to answer counts as unreachable
             return False
 
     def _reconnect(self) -> bool:
         """Try MLflow again; if it answers, write all the journal holds that it lacks."""
-        assert self._offline is not None
-        self._offline.next_probe = time.monotonic() + PROBE_EVERY_S
-        if not self._reachable():
-            return False
+        offline = self._offline
+        assert offline is not None
         try:
-            if not self.parent_id:
-                self._open(*self._open_args)
-            self._replay(self.journal.read(), None, rebuild_curves=False)
-        except Exception:  # noqa: BLE001 - gone again: stay offline
-            return False
-        print(f"\ndynsweep: MLflow at {self.tracking_uri} answers again after "
+            if not self._reachable():
+                return False
+            try:
+                if not self.parent_id:
+                    self._open(*self._open_args)
+                self._replay(self.journal.read(), None, rebuild_curves=False)
+            except Exception:  # noqa: BLE001 - gone again: stay offline
+                return False
+        finally:  # counted from the end of this attempt: a slow attempt is not repeated at once
+            offline.next_probe = time.monotonic() + PROBE_EVERY_S
+        print(f"\ndynsweep: MLflow at {self.tracking_uri} is reachable again after "
               f"{time.monotonic() - self._offline.since:.0f} s; the journal's records were written to it",
               file=sys.stderr, flush=True)
         self._offline = None

@@ -34,6 +34,7 @@ from ray.tune.search.optuna import OptunaSearch
 from trainables.common.errors import ConfigError
 
 from .spec import Param, SweepSpec
+from .sweep_folder import LAST_GOOD_STATE
 from .trainable import make_trainable
 
 
@@ -300,18 +301,14 @@ class VariantGenerator(BasicVariantGenerator):
         self.max_concurrent = limit
 
 
-LAST_GOOD_STATE = "experiment_state.last-good.json"
-"""In ``<sweep>/tune/backup/``: the newest of Tune's experiment-state files that was whole."""
-
-
 class StateBackup(tune.Callback):
     """Keeps a copy of Tune's experiment state that is known to be whole.
 
     Tune rewrites ``experiment_state-*.json`` in place; a driver killed, or a disk that fills
     up, in the middle of that write leaves a truncated file, and the sweep could not be resumed.
     Every ``every_s`` seconds this copies the current file, if it parses, to
-    ``tune/backup/experiment_state.last-good.json`` (atomically); :func:`repair_experiment_state`
-    puts it back on resume. A failed copy (disk full) keeps the previous one.
+    ``tune/backup/experiment_state.last-good.json`` (atomically);
+    :meth:`search.sweep_folder.SweepFolder.repair_experiment_state` puts it back on resume. A failed copy (disk full) keeps the previous one.
     """
 
     def __init__(self, tune_dir: Path, every_s: float = 10.0) -> None:
@@ -343,29 +340,3 @@ class StateBackup(tune.Callback):
         except (OSError, ValueError):
             with contextlib.suppress(OSError):
                 tmp.unlink()
-
-
-def repair_experiment_state(tune_dir: Path) -> str | None:
-    """If Tune's newest experiment-state file is not whole, put the last good copy back (the broken
-    file goes to ``tune/backup/``); returns what was done, or None when nothing needed doing."""
-    files = sorted(tune_dir.glob("experiment_state-*.json"))
-    if not files:
-        return None
-    try:
-        json.loads(files[-1].read_text())
-        return None
-    except (OSError, ValueError):
-        pass
-    try:
-        saved = json.loads((tune_dir / "backup" / LAST_GOOD_STATE).read_text())
-        json.loads(saved["state"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    broken = tune_dir / "backup" / f"{files[-1].name}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.replace(files[-1], broken)
-    target = tune_dir / saved["file"]
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(saved["state"])
-    os.replace(tmp, target)
-    return (f"Tune's experiment state {files[-1].name} was cut short (kept as {broken}); continuing from the "
-            f"last whole copy ({saved['file']})")
