@@ -46,7 +46,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                       "base": {"steps": 4, "fail_at": 3},
                       "space": {"fail": {"grid": ["none", "raise", "nan"]}, "choice": {"grid": ["a", "b"]}},
                       "search": {"algorithm": "grid", "metric": "loss", "mode": "min"},
-                      "resources": {"cpu": 1}, "max_concurrent": 2},
+                      "resources": {"cpu": 1}, "max_concurrent": 2, "reuse_actors": True},
             "asha": {"name": "asha", "family": "dummy", "storage": str(root / "runs"),
                      "base": {"steps": 8, "target": 0.0},
                      "space": {"x": {"uniform": [-1.0, 1.0]}, "extra": {"choice": [0.0, 5.0]},
@@ -54,7 +54,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                      "search": {"algorithm": "optuna", "seed": 1, "metric": "loss", "mode": "min", "num_samples": 16},
                      "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 8,
                                    "time_attr": "step"},
-                     "resources": {"cpu": 1}, "max_concurrent": 2},
+                     "resources": {"cpu": 1}, "max_concurrent": 2, "reuse_actors": True},
         }
         out: dict[str, Any] = {"root": root}
         for key, raw in specs.items():

@@ -49,7 +49,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         }
         for name, extra in specs.items():
             raw = {"name": name, "family": "dummy", "storage": str(root / "runs"), "resources": {"cpu": 1},
-                   "max_concurrent": 2, "search": {"algorithm": "grid", "metric": "loss", "mode": "min"}, **extra}
+                   "max_concurrent": 2, "reuse_actors": True, "search": {"algorithm": "grid", "metric": "loss", "mode": "min"}, **extra}
             raw["base"] = {**raw["base"], "datasets_root": str(root / "datasets")} if name == "regr" else raw["base"]
             path = root / f"{name}.yaml"
             path.write_text(yaml.safe_dump(raw))

@@ -102,7 +102,7 @@ def test_fractional_gpus_share_one_device(tmp_path: Path) -> None:
     for share in (0.25, 0.5):
         spec = _spec(tmp_path, name=f"gpu{share}", base={"steps": 1, "sleep_s": 1.5},
                      space={"x": {"grid": [float(i) for i in range(8)]}},
-                     resources={"cpu": 0.25, "gpu": share}, max_concurrent=8)
+                     resources={"cpu": 0.25, "gpu": share}, max_concurrent=8, reuse_actors=True)
         summary = launch(spec, quiet=True)
         assert summary["finished"] == 8
         seen[share] = overlap(summary)
@@ -267,3 +267,48 @@ def test_ctrl_c_twice_stops_the_sweep_cleanly(tmp_path: Path) -> None:
     assert children and all(r.data.tags.get("dynsweep.outcome") == "interrupted" and r.info.status == "KILLED"
                             for r in children)
     assert [r.info.status for r in runs if "mlflow.parentRunId" not in r.data.tags] == ["KILLED"]
+
+
+def test_ctrl_c_twice_during_ray_start_up_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Two SIGINTs while Ray starts: Ray finishes starting, then is shut down; no Ray process of
+    this sweep is left, no temp folder, and no half-made sweep folder blocks the name."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from search.runtime import ray_temp_dir
+
+    path = tmp_path / "early.yaml"
+    path.write_text(yaml.safe_dump({"name": "early", "family": "dummy", "storage": str(tmp_path / "r"),
+                                    "base": {"steps": 50, "sleep_s": 0.2}, "space": {"x": {"grid": [0.0, 1.0]}},
+                                    "search": {"algorithm": "grid", "metric": "loss"}, "resources": {"cpu": 1}}))
+    temp = ray_temp_dir(tmp_path / "r" / "early")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dynsweep"), "launch", str(path), "--quiet",
+                             "--num-cpus", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not temp.exists():
+        time.sleep(0.05)                                   # Ray is starting in this folder
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupt received while starting Ray" in err
+
+    def ray_processes() -> list[str]:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if str(temp) in cmdline.read_bytes().decode(errors="replace"):
+                    found.append(cmdline.parent.name)
+            except OSError:
+                continue
+        return found
+
+    deadline = time.time() + 20
+    while ray_processes() and time.time() < deadline:
+        time.sleep(0.5)
+    assert ray_processes() == [] and os.path.exists(temp) is False
+    assert not (tmp_path / "r" / "early").exists()         # no trial ran: the name stays free
