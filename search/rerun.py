@@ -39,6 +39,7 @@ from trainables.common.errors import ConfigError, DataError
 
 from .overrides import apply_overrides
 from .sweep_folder import find_sweeps, resolve_sweep
+from .yaml_io import load_file
 
 RERUN_OF = "dynsweep.rerun_of"
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -150,7 +151,7 @@ def recorded_config(found: Found) -> dict[str, Any]:
         except (MlflowException, OSError) as err:
             raise ConfigError(f"run {run_id}: no config.yaml artefact to rebuild the trial from "
                               f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
-        data = yaml.safe_load(Path(path).read_text())
+        data = load_file(path, "config YAML")
     if not isinstance(data, dict):
         raise ConfigError(f"run {run_id}: its config.yaml is not a mapping")
     return data

@@ -205,11 +205,12 @@ def prepare(args: argparse.Namespace, overrides: list[str],
 
 def read_spec(folder: SweepFolder) -> dict[str, Any]:
     """The recorded ``spec.yaml`` as a mapping (its hash was checked by :func:`check_identity`)."""
+    from .yaml_io import load_file
+
     try:
-        recorded = yaml.safe_load(folder.spec_path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"{folder.spec_path}: the recorded spec cannot be read "
-                          f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        recorded = load_file(folder.spec_path, "recorded spec")
+    except ConfigError as err:
+        raise ConfigError(f"the recorded spec cannot be read: {err}") from None
     if not isinstance(recorded, dict):
         raise ConfigError(f"{folder.spec_path}: the recorded spec is not a mapping")
     return recorded

@@ -33,12 +33,9 @@ def load_config(path: Path | None, family: str | None, overrides: list[str]) -> 
     """The family name and its config mapping, with overrides applied (not yet validated)."""
     data: dict[str, Any] = {}
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such file")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        from .yaml_io import load_file
+
+        loaded = load_file(path, "config YAML") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = dict(loaded.get("base", {})) if "base" in loaded else {k: v for k, v in loaded.items() if k != "family"}

@@ -10,10 +10,22 @@ from trainables.common.commands import DataCommand, add_root
 from trainables.common.progress import progress_printer
 
 
+def _env(text: str) -> str:
+    from trainables.common.errors import ConfigError
+
+    from .envs import canonical_env
+
+    try:
+        return canonical_env(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("config.env: ")) from None
+
+
 def _add(p: argparse.ArgumentParser) -> None:
     from .envs import ENVS
 
-    p.add_argument("--env", choices=list(ENVS), required=True, help="environment: " + ", ".join(ENVS))
+    p.add_argument("--env", type=_env, required=True,
+                   help="environment: " + ", ".join(ENVS) + " (any case, '_' or '-': three_body)")
     p.add_argument("--seqs", type=positive_int, required=True,
                    help="training sequences (val, test: max(2, seqs // 5) each)")
     p.add_argument("--steps", type=positive_int, default=50, help="actions per sequence (steps + 1 states)")
