@@ -7,6 +7,7 @@ status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a sweep YAML without running it (writes nothing)")
     launch_args.add_validate_arguments(validate)
     launch_args.add_format_argument(validate)
-    validate.set_defaults(handler=launch_args.lazy("run_validate"))
+    validate.set_defaults(handler=lambda args: importlib.import_module("search.validate_cmd").run_validate(args))
     launch = sub.add_parser("launch", help="run a sweep on a local Ray (or a cluster) tracked in MLflow")
     launch_args.add_launch_arguments(launch)
     launch.set_defaults(handler=launch_args.lazy("run_launch"))

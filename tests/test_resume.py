@@ -221,7 +221,7 @@ def test_errored_trials_restart_with_more_cpus(tmp_path: Path, local_ray: None, 
                                                                      "fail_at": 3},
                        space={"x": {"grid": [0.0, 1.0, 2.0]}})
     folder = tmp_path / "runs" / "e"
-    assert main(["launch", str(spec), "--quiet"]) == 0
+    assert main(["launch", str(spec), "--quiet"]) == 1                # no trial finished: exit status 1
     assert "3 errored (error 3)" in capsys.readouterr().out
     assert main(["status", str(folder)]) == 0
     out = capsys.readouterr().out
@@ -233,6 +233,7 @@ def test_errored_trials_restart_with_more_cpus(tmp_path: Path, local_ray: None, 
     children, _ = _runs(folder, "e")
     assert len(children) == 3 and {r.info.status for r in children} == {"FINISHED"}
     assert {r.data.tags.get("restarted") for r in children} == {"true"}
+    assert not any("failure_class" in r.data.tags for r in children)   # no stale tags of the failed attempt
     for x in (0.0, 1.0, 2.0):
         assert _attempts(tmp_path, x) == [0, 0]                    # restarted from scratch
     summary = (folder / "summary.csv").read_text()
