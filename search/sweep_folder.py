@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,9 +32,25 @@ LOCK = "driver.lock"
 SPEC = "spec.yaml"
 RUN_MAP = "mlflow_runs.json"
 """trial id -> MLflow run id (``__sweep__`` -> the parent run), written by ``search.tracking``."""
-LAST_GOOD_STATE = "experiment_state.last-good.json"
-"""In ``tune/backup/``: the newest of Tune's experiment-state files that was whole
-(``search.tuner.StateBackup`` keeps it: ``{"file": name, "state": text}``)."""
+TUNE_STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
+                    "callback-states-*.pkl", "tuner.pkl")
+"""Tune's experiment-level state in ``tune/``: what ``Tuner.restore`` reads."""
+LAST_GOOD = "last-good"
+"""In ``tune/backup/``: the newest set of Tune's state files that was whole (see
+:meth:`SweepFolder.save_tune_state`)."""
+
+
+def _whole(path: Path) -> bool:
+    """Whether a Tune state file was written to the end: JSON that parses, a pickle that ends with
+    its STOP opcode."""
+    try:
+        data = path.read_bytes()
+        if path.suffix == ".json":
+            json.loads(data)
+            return True
+        return len(data) > 0 and data.endswith(b".")
+    except (OSError, ValueError):
+        return False
 EMBEDDED = "embedded"
 """``sweep.json``'s tracking URI for the SQLite store inside the sweep folder."""
 
@@ -285,31 +302,63 @@ class SweepFolder:
         files = sorted(self.tune_dir.glob("experiment_state-*.json"))
         return files[-1] if files else None
 
+    def tune_state_files(self) -> list[Path]:
+        """Tune's experiment-level state files (:data:`TUNE_STATE_FILES`) in ``tune/``."""
+        return sorted(p for pattern in TUNE_STATE_FILES for p in self.tune_dir.glob(pattern) if p.is_file())
+
+    def save_tune_state(self) -> bool:
+        """Copy Tune's state files to ``tune/backup/last-good/`` if every one of them is whole.
+
+        Tune rewrites them in place (and copies them again into the storage folder); a kill or a
+        full disk in the middle leaves one cut short, and ``Tuner.restore`` fails on it. The copy
+        is made in a new folder that then replaces the old one; a copy that fails (the disk is
+        full) leaves the previous one. Returns whether a copy was made.
+        """
+        files = self.tune_state_files()
+        if not any(p.name.startswith("experiment_state-") for p in files) or not all(map(_whole, files)):
+            return False
+        backup = self.tune_dir / "backup"
+        tmp, good, old = backup / f".{LAST_GOOD}.tmp", backup / LAST_GOOD, backup / f".{LAST_GOOD}.old"
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for path in files:
+                shutil.copy2(path, tmp / path.name)
+            if not all(_whole(tmp / p.name) for p in files):
+                raise OSError("a copy was cut short")
+            shutil.rmtree(old, ignore_errors=True)
+            if good.exists():
+                os.replace(good, old)
+            os.replace(tmp, good)
+            shutil.rmtree(old, ignore_errors=True)
+            return True
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+
     def repair_experiment_state(self) -> str | None:
-        """If Tune's newest experiment-state file is not whole (Tune rewrites it in place; a kill or a
-        full disk can cut it short), put the last whole copy back, the broken file going to
-        ``tune/backup/``; returns what was done, or None when nothing needed (or could) be done."""
-        current = self.experiment_state()
-        if current is None:
+        """If one of Tune's state files is not whole, put the last whole set back (the current files
+        go to ``tune/backup/broken-<time>/``); returns what was done, or None when nothing needed
+        (or could) be done."""
+        files = self.tune_state_files()
+        broken = [p for p in files if not _whole(p)]
+        if not broken:
             return None
-        try:
-            json.loads(current.read_text())
+        backup = self.tune_dir / "backup"
+        good = next((d for d in (backup / LAST_GOOD, backup / f".{LAST_GOOD}.old") if d.is_dir()), None)
+        saved = sorted(good.iterdir()) if good is not None else []
+        if not any(p.name.startswith("experiment_state-") for p in saved) or not all(map(_whole, saved)):
             return None
-        except (OSError, ValueError):
-            pass
-        try:
-            saved = json.loads((self.tune_dir / "backup" / LAST_GOOD_STATE).read_text())
-            json.loads(saved["state"])
-            target = self.tune_dir / Path(str(saved["file"])).name
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        broken = self.tune_dir / "backup" / f"{current.name}.broken-{dt.datetime.now():%Y%m%d-%H%M%S}"
-        os.replace(current, broken)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(saved["state"])
-        os.replace(tmp, target)
-        return (f"{current}: Tune's experiment state was cut short (kept as {broken.name} in tune/backup); "
-                f"continuing from its last whole copy")
+        aside = backup / f"broken-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        aside.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            os.replace(path, aside / path.name)
+        for path in saved:
+            tmp = self.tune_dir / f".{path.name}.tmp"
+            shutil.copy2(path, tmp)
+            os.replace(tmp, self.tune_dir / path.name)
+        return (f"{self.tune_dir}: Tune's state was cut short ({', '.join(p.name for p in broken)}; kept in "
+                f"{aside.relative_to(self.path)}); continuing from its last whole copy")
 
     def trials(self) -> list[TrialRecord]:
         """The trials of Tune's newest experiment snapshot (empty before the first one)."""

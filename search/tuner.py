@@ -16,10 +16,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -34,7 +32,7 @@ from ray.tune.search.optuna import OptunaSearch
 from trainables.common.errors import ConfigError
 
 from .spec import Param, SweepSpec
-from .sweep_folder import LAST_GOOD_STATE
+from .sweep_folder import SweepFolder
 from .trainable import make_trainable
 
 
@@ -148,7 +146,7 @@ def _configs(spec: SweepSpec, callbacks: list[Any], stopper: TrialTimeLimit | No
                                   num_samples=spec.num_samples, reuse_actors=spec.reuse_actors,
                                   max_concurrent_trials=None if isinstance(searcher, Generator) else spec.max_concurrent)
     run_config = tune.RunConfig(
-        name="tune", storage_path=str(spec.sweep_dir), callbacks=[*callbacks, StateBackup(spec.sweep_dir / "tune")],
+        name="tune", storage_path=str(spec.sweep_dir), callbacks=[*callbacks, StateBackup(spec.sweep_dir)],
         stop=stopper, verbose=0,
         failure_config=tune.FailureConfig(max_failures=spec.retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
@@ -302,17 +300,12 @@ class VariantGenerator(BasicVariantGenerator):
 
 
 class StateBackup(tune.Callback):
-    """Keeps a copy of Tune's experiment state that is known to be whole.
+    """Every ``every_s`` seconds and at the end, a copy of Tune's state files when they are whole
+    (:meth:`search.sweep_folder.SweepFolder.save_tune_state`; ``dynsweep resume`` puts it back
+    when a kill or a full disk cut the current state short)."""
 
-    Tune rewrites ``experiment_state-*.json`` in place; a driver killed, or a disk that fills
-    up, in the middle of that write leaves a truncated file, and the sweep could not be resumed.
-    Every ``every_s`` seconds this copies the current file, if it parses, to
-    ``tune/backup/experiment_state.last-good.json`` (atomically);
-    :meth:`search.sweep_folder.SweepFolder.repair_experiment_state` puts it back on resume. A failed copy (disk full) keeps the previous one.
-    """
-
-    def __init__(self, tune_dir: Path, every_s: float = 10.0) -> None:
-        self.tune_dir = tune_dir
+    def __init__(self, sweep_dir: Path, every_s: float = 10.0) -> None:
+        self.sweep_dir = sweep_dir
         self.every_s = every_s
         self._last = 0.0
 
@@ -320,23 +313,7 @@ class StateBackup(tune.Callback):
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
-            self.save()
+            SweepFolder(self.sweep_dir).save_tune_state()
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self.save()
-
-    def save(self) -> None:
-        files = sorted(self.tune_dir.glob("experiment_state-*.json"))
-        if not files:
-            return
-        backup = self.tune_dir / "backup"
-        tmp = backup / f".{LAST_GOOD_STATE}.tmp"
-        try:
-            text = files[-1].read_text()
-            json.loads(text)
-            backup.mkdir(exist_ok=True)
-            tmp.write_text(json.dumps({"file": files[-1].name, "state": text}))
-            os.replace(tmp, backup / LAST_GOOD_STATE)
-        except (OSError, ValueError):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        SweepFolder(self.sweep_dir).save_tune_state()

@@ -529,3 +529,29 @@ def test_random_documents_never_escape_as_anything_but_a_dynsweep_error(tmp_path
         else:
             path.write_bytes(original)
     assert checked == 300
+
+
+def test_tune_state_cut_short_is_put_back_from_its_last_whole_copy(tmp_path: Path) -> None:
+    """Tune rewrites its state files in place: a kill or a full disk can cut one short. The last
+    whole set (kept while the sweep ran) is put back on resume; nothing else is touched."""
+    import pickle
+
+    folder = SweepFolder(tmp_path / "s")
+    tune_dir = folder.tune_dir
+    tune_dir.mkdir(parents=True)
+    state = tune_dir / "experiment_state-2026-01-01_00-00-00.json"
+    searcher = tune_dir / "searcher-state-2026-01-01_00-00-00.pkl"
+    state.write_text(json.dumps({"trial_data": [], "runner_data": {}}))
+    searcher.write_bytes(pickle.dumps({"trials": 3}))
+    assert folder.repair_experiment_state() is None                      # whole: nothing to do
+    assert folder.save_tune_state()
+    good = {p.name: p.read_bytes() for p in (state, searcher)}
+    searcher.write_bytes(b"")                                            # cut short (an empty copy)
+    assert not folder.save_tune_state()                                  # a broken set is never kept
+    note = folder.repair_experiment_state()
+    assert note is not None and "searcher-state-2026-01-01_00-00-00.pkl" in note
+    assert {p.name: p.read_bytes() for p in (state, searcher)} == good
+    state.write_text('{"trial_data": [')                                 # the JSON cut short
+    assert folder.repair_experiment_state() is not None and json.loads(state.read_text())["trial_data"] == []
+    broken = sorted((tune_dir / "backup").glob("broken-*/*"))
+    assert broken                                                        # the broken files are kept aside
