@@ -81,8 +81,13 @@ class Journal:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             size = os.fstat(self._fd).st_size
-            if size and os.pread(self._fd, 1, size - 1) != b"\n":
-                os.write(self._fd, b"\n")  # a torn last line (a killed driver) stays a line of its own
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":  # a torn last line (a killed driver)
+                tail = os.pread(self._fd, min(size, 2**20), max(0, size - 2**20))
+                end = tail.rfind(b"\n")
+                if end >= 0 or size <= 2**20:  # cut it off: it holds half an event, and would read as damage
+                    os.ftruncate(self._fd, max(0, size - len(tail)) + end + 1)
+                else:
+                    os.write(self._fd, b"\n")
         os.write(self._fd, (json.dumps(event, default=str) + "\n").encode())
 
     def close(self) -> None:

@@ -43,10 +43,13 @@ from .version import package_version
 
 
 def exit_status(summary: dict[str, Any]) -> int:
-    """The driver's exit status for a sweep that ran (see the module docstring)."""
+    """The driver's exit status for a sweep that ran (see the module docstring); says why when 1."""
     if summary["interrupted"]:
         return 130
-    return 0 if summary["finished"] + summary["stopped_early"] > 0 else 1
+    if summary["finished"] + summary["stopped_early"] > 0:
+        return 0
+    print(f"no trial finished ({summary['trials']} trials): exit status 1", file=sys.stderr)
+    return 1
 
 
 def _machine_gpus() -> int:
@@ -73,10 +76,7 @@ def run_launch(args: argparse.Namespace) -> int:
                           f"`dynsweep resume {folder.path}`")
     summary = launch(spec, args.tracking_uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
                      verbose=args.verbose, progress_every=args.progress_every)
-    status = exit_status(summary)
-    if status == 1:
-        print(f"no trial finished ({summary['trials']} trials): exit status 1", file=sys.stderr)
-    return status
+    return exit_status(summary)
 
 
 @dataclass
@@ -107,16 +107,24 @@ def launch(spec: SweepSpec, tracking_uri: str | None = None, num_cpus: float | N
         from .failures import disk_full, out_of_space
         from .journal import Journal
 
-        if created and folder.path.is_dir() and not Journal(folder.path).read():  # no trial ever started
+        if created and folder.path.is_dir() and _no_trial_started(folder, Journal):
             shutil.rmtree(folder.path, ignore_errors=True)
         full = disk_full(err)
-        if full is None and not isinstance(err, KeyboardInterrupt) and out_of_space(folder.path):
+        if full is None and not isinstance(err, (KeyboardInterrupt, DynsweepError)) and out_of_space(folder.path):
             full = (None, f"{type(err).__name__} while the disk was full")
         if full is None:
             raise
         with contextlib.suppress(Exception):
             folder.write_meta(state="interrupted")
         raise DiskFullError(disk_full_message(folder.path, *full, resumable=folder.path.is_dir())) from None
+
+
+def _no_trial_started(folder: SweepFolder, journal: Any) -> bool:
+    """Whether the sweep's journal holds no event (an unreadable one counts as holding some)."""
+    try:
+        return not journal(folder.path).read()
+    except Exception:  # noqa: BLE001 - never hide the error being handled
+        return False
 
 
 class DiskFullError(DynsweepError):
@@ -179,6 +187,12 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
             if resume.errored == "restart" else {}
         resumed = Resumed(known, completed_after_snapshot(Journal(folder.path).read(), known), restarted)
     swept = {p.name: list(p.args) if p.kind in ("choice", "grid") else [] for p in spec.params if p.kind != "fixed"}
+    if address:
+        record_dataset_hashes(spec)
+    remove_ray_folders(folder.path)  # a dead driver's Ray session folders (we hold the driver lock)
+    stale = Path(str(folder.read_meta().get("ray_temp") or "/"))
+    if stale.parent == Path("/tmp") and stale.name.startswith("dynsweep-ray-"):  # named so by older versions
+        shutil.rmtree(stale, ignore_errors=True)
     tracker = MlflowTracker(uri, spec.experiment or spec.name, folder.path, spec.raw, spec.family,
                             max_t=spec.max_t if spec.scheduler == "asha" else None, time_attr=spec.time_attr,
                             timed_out=stopper.timed_out if stopper else None, resume=resumed, metric=spec.metric,
@@ -187,12 +201,6 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
                                                       conditional=[p for p in spec.params if p.when], gpu=spec.gpu))
     interrupts = SecondInterrupt(folder.path)
     progress = Progress(spec, start, quiet, every_s=progress_every, tracker=tracker, interrupts=interrupts)
-    if address:
-        record_dataset_hashes(spec)
-    stale = folder.read_meta().get("ray_temp")
-    if stale and Path(stale).is_dir():  # a dead driver's Ray session (we hold the driver lock)
-        shutil.rmtree(stale, ignore_errors=True)
-    remove_ray_folders(folder.path)
     try:
         with ray_session(folder.path, num_cpus, num_gpus, address, verbose=verbose) as temp, sigterm_as_sigint():
             folder.write_meta(ray_temp=str(temp) if temp else None)
@@ -210,17 +218,13 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
                 trials = progress.trials
                 tracker.end_unfinished(trials)
     except BaseException:
-        tracker.abandon(started=bool(Journal(folder.path).read()))
+        tracker.abandon(started=bool(tracker.started))
         raise
-    with interrupts:  # the runs' ends, the summary and the parent run are written whatever the user presses
-        folder.write_meta(ray_temp=None)
-        summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
-        table = folder.path / "summary.csv"
-        write_table(table, summary["rows"])
-        best = summary["rows"][0] if summary["rows"] and math.isfinite(_num(summary["best"])) else None
-        tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table,
-                             "KILLED" if summary["interrupted"] else "FINISHED",
-                             best=(best["trial"], float(best[spec.metric])) if best else None)
+    try:
+        summary = _finish(spec, folder, tracker, interrupts, trials, stopper, start)
+    except BaseException:
+        tracker.abandon(started=True)
+        raise
     summary["ray_temp_peak_mb"] = progress.peak_temp / 1e6
     summary["ray_temp_after_mb"] = dir_size(temp) / 1e6 if temp else 0.0
     summary["tracking_pending"] = tracker.pending()
@@ -234,6 +238,21 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
     elif not summary["interrupted"] and not interrupts.pressed:
         for line in sweep_extras(spec, uri):
             print(line)
+    return summary
+
+
+def _finish(spec: SweepSpec, folder: SweepFolder, tracker: Any, interrupts: Any, trials: list[Any], stopper: Any,
+            start: float) -> dict[str, Any]:
+    """The summary, ``summary.csv`` and the parent run; written whatever the user presses meanwhile."""
+    with interrupts:
+        folder.write_meta(ray_temp=None)
+        summary = summarise(spec, trials, tracker, stopper, time.perf_counter() - start)
+        table = folder.path / "summary.csv"
+        write_table(table, summary["rows"])
+        best = summary["rows"][0] if summary["rows"] and math.isfinite(_num(summary["best"])) else None
+        tracker.finish_sweep({k: v for k, v in summary.items() if isinstance(v, (int, float))}, table,
+                             "KILLED" if summary["interrupted"] else "FINISHED",
+                             best=(best["trial"], float(best[spec.metric])) if best else None)
     return summary
 
 
@@ -251,6 +270,8 @@ def sweep_extras(spec: SweepSpec, uri: str) -> list[str]:
         path = spec.sweep_dir / "optuna.db"
         count = export_study(sweep.runs(), sweep.spec(), spec.metric, spec.mode, path, spec.name)
         return lines + [f"Optuna study ({count} trials): optuna-dashboard sqlite:///{path.resolve()}"]
+    except KeyboardInterrupt:
+        return ["plots and Optuna study: skipped (interrupted; `dynsweep plot` and `dynsweep optuna` write them)"]
     except Exception as err:  # noqa: BLE001 - a figure or an export must never fail a sweep that ran
         first = str(err).splitlines()[0] if str(err) else ""
         return [f"plots and Optuna study: not written ({type(err).__name__}: {first})"]

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP, non_negative_float, positive_float
+from trainables.common.cli_types import STORAGE_HELP, non_negative_float, positive_float
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +22,9 @@ def add_launch_arguments(p: argparse.ArgumentParser) -> None:
     add_validate_arguments(p)
     p.add_argument("--storage", default=None, help=STORAGE_HELP.replace("(default: runs)",
                                                                          "(default: the spec's `storage`, else runs)"))
-    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the spec's tracking.uri, else "
+                        "sqlite:///<sweep folder>/mlflow.db)")
     p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
     p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")

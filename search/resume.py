@@ -21,7 +21,6 @@ import yaml
 from trainables.common.cli_types import (
     STORAGE_HELP,
     SWEEP_HELP,
-    TRACKING_URI_HELP,
     non_negative_float,
     non_negative_int,
     positive_int,
@@ -53,7 +52,9 @@ def add_arguments(p: argparse.ArgumentParser, extend: bool = False) -> None:
                        help="the sweep's YAML: must equal the recorded spec except in the settings a resume may change")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"change a setting that is safe to change: {', '.join(SAFE_KEYS)}")
-    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)  # only the same store at another URI
+    p.add_argument("--tracking-uri", default=None,
+                   help="the sweep's MLflow store reached at another address (default: the store it recorded "
+                        "at launch; another store is refused)")
     p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
     p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")

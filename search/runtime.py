@@ -53,7 +53,10 @@ def make_temp_dir(path: Path) -> Path:
     if path.parent.parent == SHORT_TEMP_ROOT:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         if path.parent.stat().st_uid != os.getuid():
-            raise RuntimeError(f"{path.parent} belongs to another user")
+            from trainables.common.errors import ConfigError
+
+            raise ConfigError(f"{path.parent} (Ray's temp folders of this user's sweeps) belongs to another user; "
+                              "remove it, or run the sweep from a shorter path")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -102,15 +105,20 @@ def ray_session(sweep_dir: Path, num_cpus: float | None = None, num_gpus: float 
                      object_spilling_directory=str(spill), log_to_driver=verbose, configure_logging=True,
                      logging_level=logging.INFO if verbose else logging.ERROR)  # Ray's start-up notes: --verbose
         yield temp
-    finally:
+    except BaseException:
         with deferred_interrupt("stopping Ray"):
             ray.shutdown()
             remove_ray_folders(sweep_dir)
+        raise
+    with deferred_interrupt("stopping Ray", then_raise=False):  # the sweep ran to its end: keep its results
+        ray.shutdown()
+        remove_ray_folders(sweep_dir)
 
 
 @contextlib.contextmanager
-def deferred_interrupt(doing: str) -> Iterator[None]:
-    """Ctrl-C (SIGINT) waits until the block is done, then is raised as KeyboardInterrupt.
+def deferred_interrupt(doing: str, then_raise: bool = True) -> Iterator[None]:
+    """Ctrl-C (SIGINT) waits until the block is done, then is raised as KeyboardInterrupt (or, with
+    ``then_raise=False``, dropped: nothing is left to interrupt).
 
     For the steps that must not be cut in half (Ray's start and shutdown): the user is told
     once that the interrupt was seen. Only the main thread handles signals; elsewhere a no-op.
@@ -131,7 +139,7 @@ def deferred_interrupt(doing: str) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if seen:
+    if seen and then_raise:
         raise KeyboardInterrupt
 
 

@@ -94,12 +94,18 @@ def check_name_free(uri: str, experiment: str, name: str, sweep_dir: Path) -> No
         return  # a new embedded store holds nothing yet
     from mlflow.tracking import MlflowClient
 
+    for key, value in HTTP_SETTINGS.items():
+        os.environ.setdefault(key, value)
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return
-    parents = client.search_runs([exp.experiment_id], f"tags.`dynsweep.kind` = 'sweep' and "
-                                 f"attributes.run_name = '{name}'", max_results=5)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return
+        parents = client.search_runs([exp.experiment_id], f"tags.`dynsweep.kind` = 'sweep' and "
+                                     f"attributes.run_name = '{name}'", max_results=5)
+    except Exception as err:  # noqa: BLE001 - a store that does not answer: say so before anything starts
+        raise ConfigError(f"MLflow at {uri} cannot be reached ({type(err).__name__}: {_first_line(err)[:200]}); "
+                          "start it, or choose another store with --tracking-uri") from None
     mine = RunMap(sweep_dir / "mlflow_runs.json").data.get(PARENT_KEY)
     others = [p.info.run_id for p in parents if p.info.run_id != mine]
     if others:
@@ -248,6 +254,7 @@ class MlflowTracker(Callback):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsweep-mlflow")
         self._errors: list[BaseException] = []
         self._offline: Offline | None = None
+        self._dropped: set[str] = set()  # journaled trials a resume dropped (Tune will not run them)
         self._open_args = (experiment, sweep_dir, sweep_params)
         for key, value in HTTP_SETTINGS.items():
             os.environ.setdefault(key, value)
@@ -294,6 +301,7 @@ class MlflowTracker(Callback):
         """
         known = resume.known
         journal = self.journal.read()
+        self._dropped.update(t for t in journal if t not in known)
         for trial_id in [t for t in journal if t not in known]:
             if trial_id in self.runs:
                 self.client.delete_run(self.runs[trial_id])
@@ -373,6 +381,7 @@ class MlflowTracker(Callback):
         self._errors = []
         self._resume = None
         self._offline = None
+        self.__dict__.setdefault("_dropped", set())
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(self.tracking_uri)
@@ -431,7 +440,8 @@ class MlflowTracker(Callback):
             try:
                 if not self.parent_id:
                     self._open(*self._open_args)
-                self._replay(self.journal.read(), None, rebuild_curves=False)
+                journal = {t: r for t, r in self.journal.read().items() if t not in self._dropped}
+                self._replay(journal, None, rebuild_curves=False)
             except Exception:  # noqa: BLE001 - gone again: stay offline
                 return False
         finally:  # counted from the end of this attempt: a slow attempt is not repeated at once
@@ -601,10 +611,14 @@ class MlflowTracker(Callback):
             if stale in run.data.tags and stale not in tags:
                 self.client.delete_tag(run_id, stale)
         outcome = tags.get(OUTCOME_TAG)
-        if outcome in ("failed", "timeout") and self.metric in run.data.metrics:
-            last = max(self.client.get_metric_history(run_id, self.metric), key=lambda m: (m.step, m.timestamp))
+        before = f"{self.metric}_before_failure"
+        finite = [m for m in self.client.get_metric_history(run_id, self.metric) if math.isfinite(m.value)] \
+            if outcome in ("failed", "timeout") and self.metric in run.data.metrics else []
+        if finite and not any(m.step >= max(f.step for f in finite) for m in
+                              (self.client.get_metric_history(run_id, before) if before in run.data.metrics else [])):
+            last = max(finite, key=lambda m: (m.step, m.timestamp))  # written once, even if the end is written again
             now = int(time.time() * 1000)
-            self._log(run_id, metrics=[(f"{self.metric}_before_failure", last.value, now, last.step),
+            self._log(run_id, metrics=[(before, last.value, now, last.step),
                                        (self.metric, math.nan, max(now, last.timestamp + 1), last.step)])
         self._log(run_id, tags=tags)
         if checkpoint and os.path.isdir(checkpoint):

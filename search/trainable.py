@@ -117,6 +117,25 @@ def use_scratch(trial_dir: Path) -> Path:
     return scratch
 
 
+def trial_folder(fallback: Path) -> Path:
+    """The trial's folder in the sweep's storage (``<sweep>/tune/<trial>``: what the driver logs to
+    MLflow and keeps after the sweep), when the storage is a local or shared filesystem; else
+    ``fallback`` (Tune's working folder of the trial, synced to storage by Tune).
+
+    ``get_trial_dir`` is a folder under Ray's session folder (removed when the sweep ends, and not
+    synced at all when an actor is reused), so files that must outlive the trial go here.
+    """
+    try:
+        from ray.train._internal.session import get_storage  # developer API (pinned Ray minor)
+
+        storage = get_storage()
+        if type(storage.storage_filesystem).__name__ == "LocalFileSystem":
+            return Path(storage.trial_fs_path)
+    except Exception:  # noqa: BLE001 - another storage or Ray layout: Tune's own folder
+        pass
+    return fallback
+
+
 def resolve_config(family: str, base: Mapping[str, Any], sampled: Mapping[str, Any],
                    conditional: Sequence[Param] = (), gpu: float = 0.0) -> dict[str, Any]:
     """The full config a trial runs: the family's defaults, overlaid by ``base``, overlaid by the
@@ -175,7 +194,7 @@ def make_trainable(family: str, base: dict[str, Any], cpu: float, gpu: float,
         scratch = use_scratch(trial_dir)
         logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
         try:
-            with trial_output(trial_dir, tee=stream_output):
+            with trial_output(trial_folder(trial_dir), tee=stream_output):
                 run_trial(trial_dir, config)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def trial_output(trial_dir: Path, tee: bool = False) -> Iterator[Path]:
     os.dup2(target, 2)
     try:
         yield path
+    except BaseException:  # the traceback, where a user looks first
+        traceback.print_exc()
+        raise
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -56,8 +60,10 @@ def trial_output(trial_dir: Path, tee: bool = False) -> Iterator[Path]:
         if pump is not None:
             os.close(target)  # the pump reads to the end, then stops
             pump.join(timeout=5)
+        owned = (log, saved[0]) if pump is not None and pump.is_alive() else ()  # a child still holds the pipe
         for fd in (*saved, log):
-            os.close(fd)
+            if fd not in owned:
+                os.close(fd)
 
 
 def _pump(read_end: int, log: int, terminal: int) -> None:

@@ -11,7 +11,6 @@ import os
 import random
 import re
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -182,7 +181,6 @@ def test_resume_refuses_a_bad_run_map_before_anything_runs(in_tmp: Path, capsys:
     code, _, err = run_cli(capsys, ["resume", str(folder)])
     assert_one_line_error(code, err, str(folder / RUN_MAP))
     assert snapshot(in_tmp) == before
-    assert "ray" not in sys.modules or True  # (Ray may be imported by other tests of the session)
 
 
 def test_journal_skips_only_bad_lines_and_appends_on_a_fresh_line(tmp_path: Path) -> None:
@@ -195,14 +193,14 @@ def test_journal_skips_only_bad_lines_and_appends_on_a_fresh_line(tmp_path: Path
     trials = journal.read()
     assert trials["a"].name == "a x=1" and [r[0] for r in trials["a"].results] == [1]
     assert journal.bad_lines == [2, 4, 5] and journal.torn_lines() == [2, 4]
-    # A driver killed mid-write left a torn last line: the next append starts a line of its own.
+    # A driver killed mid-write left a torn last line: the next append cuts it off (half an event).
     journal.append({"e": "result", "trial": "a", "step": 2, "t": 2000, "metrics": {"loss": 0.25}})
     journal.append({"e": "end", "trial": "a", "status": "FINISHED", "tags": {}, "checkpoint": None})
     journal.close()
     again = Journal(tmp_path)
     trials = again.read()
     assert [r[0] for r in trials["a"].results] == [1, 2] and trials["a"].end["status"] == "FINISHED"
-    assert again.bad_lines == [2, 4, 5] and again.torn_lines() == [2, 4, 5]
+    assert again.bad_lines == [2, 4] and again.torn_lines() == [2, 4]     # no damage reported for the cut line
 
 
 def test_resume_refuses_an_unreadable_journal_path(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -356,8 +354,8 @@ def test_flags_have_help_one_wording_and_sweep_replaces_store() -> None:
             assert action.help, f"dynsweep {name} {action.option_strings or action.dest}: no help text"
             if "--storage" in action.option_strings:
                 assert action.help == STORAGE_HELP, name
-            if "--tracking-uri" in action.option_strings:
-                assert action.help == TRACKING_URI_HELP, name
+            if "--tracking-uri" in action.option_strings and name not in ("resume", "extend"):
+                assert action.help == TRACKING_URI_HELP, name   # resume/extend: only the recorded store
     for argv in (["diff", "a1", "b2", "--store", "runs/x"], ["rerun", "a1", "--store", "runs/x"]):
         assert parser.parse_args(argv).sweep == "runs/x"
         assert parser.parse_args([a if a != "--store" else "--sweep" for a in argv]).sweep == "runs/x"

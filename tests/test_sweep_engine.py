@@ -226,6 +226,13 @@ def test_own_ray_keeps_its_temp_folder_small_and_removes_it(tmp_path: Path) -> N
     assert len(progress) >= 3 and all("/20 trials done" in ln for ln in progress)   # the grid's real total
     assert "20/20 trials done (0 failed)" in progress[-1]
     assert "Token authentication" not in out.stderr and "WARNING" not in out.stderr   # a quiet start
+    folders = list((sweep / "tune").glob("dynsweep_dummy_*"))
+    assert len(folders) == 20 and all((f / "output.log").is_file() for f in folders)   # reused actors too
+    client = MlflowClient(default_tracking_uri(sweep))
+    runs = client.search_runs([client.get_experiment_by_name("own").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 20 and all("output.log" in [a.path for a in client.list_artifacts(r.info.run_id)]
+                                       for r in children)
 
 
 def test_ctrl_c_twice_stops_the_sweep_cleanly(tmp_path: Path) -> None:
