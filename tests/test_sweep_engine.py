@@ -29,7 +29,7 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def _spec(tmp_path: Path, **data: Any):  # -> SweepSpec
-    raw = {"name": "s", "family": "dummy", "storage": str(tmp_path / "runs"),
+    raw = {"name": "s", "family": "dummy", "storage": str(tmp_path / "runs"), "reuse_actors": True,
            "search": {"algorithm": "grid", "metric": "loss", "mode": "min", "num_samples": 1}, **data}
     path = tmp_path / f"{raw['name']}.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -22,7 +22,7 @@ def test_single_value_overrides_like_a_list_would() -> None:
 
 
 @pytest.mark.parametrize("bad,message", [("lr", "expected key=value"), ("phases.5.steps=1", "not an index"),
-                                         ("lr.x=1", "lr is a value, not a mapping"), ("a=[1,", "not valid YAML")])
+                                         ("lr.x=1", "lr is a value \\(0.1\\), not a mapping"), ("a=[1,", "not valid YAML")])
 def test_bad_overrides_are_explained(bad: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         apply_overrides({"lr": 0.1, "phases": [{}]}, [bad])
