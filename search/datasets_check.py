@@ -6,18 +6,21 @@ by name under the datasets root (``datasets_root``, else ``$DYNSWEEP_DATASETS``,
 ``./datasets``) or by path: every string value of the resolved config and every string value a
 swept parameter can take is looked up as ``<root>/<name>`` (a dataset folder: each ``*.parquet``
 in it), ``<root>/<name>.parquet`` and, when it looks like a path to a Parquet file, as given.
-Nothing is written or generated here.
+Datasets a family derives itself (a default dataset named after the config's parameters, an
+``auto`` validation set) are found through the family's ``dataset_paths`` hook, which computes
+their paths from the resolved config. Nothing is written or generated here.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from trainables.common.errors import ConfigError, DataError
+from trainables.common.errors import ConfigError, DataError, DynsweepError
 
 MAX_FILES_PER_FOLDER = 64
 
@@ -64,11 +67,37 @@ def candidate_files(texts: Iterable[str], root: Path) -> Iterator[tuple[str, Pat
                 continue
 
 
-def check_datasets(path: str, family: str, texts: Iterable[str], root: Path) -> None:
-    """Raise :class:`ConfigError` naming the file and the fix if a named dataset exists but its
-    Parquet footer cannot be read (truncated, overwritten, not Parquet)."""
+def derived_files(family: str, config: dict[str, Any] | None) -> Iterator[tuple[str, Path]]:
+    """``(name, Parquet file)`` for every existing file or folder the family's ``dataset_paths``
+    hook says a trial with ``config`` reads; nothing when the family has no hook or the config
+    cannot be resolved."""
+    if config is None:
+        return
+    from trainables.registry import family_dataset_paths
+
+    try:
+        places = family_dataset_paths(family, config)
+    except DynsweepError:  # a config the family refuses (e.g. ``auto`` beside a non-standard name): the trial says so
+        return
+    for place in places:
+        try:
+            if place.is_file():
+                yield place.stem, place
+            elif place.is_dir():
+                files = sorted(p for p in place.glob("*.parquet") if not p.name.startswith("."))
+                for file in files[:MAX_FILES_PER_FOLDER]:
+                    yield place.name, file
+        except OSError:  # a folder we may not list: left for the trial to report
+            continue
+
+
+def check_datasets(path: str, family: str, texts: Iterable[str], root: Path,
+                   config: dict[str, Any] | None = None) -> None:
+    """Raise :class:`ConfigError` naming the file and the fix if a dataset the config names (in
+    ``texts``) or the family derives from the resolved ``config`` exists but its Parquet footer
+    cannot be read (truncated, overwritten, not Parquet)."""
     checked: set[Path] = set()
-    for name, file in candidate_files(texts, root):
+    for name, file in itertools.chain(candidate_files(texts, root), derived_files(family, config)):
         if file in checked:
             continue
         checked.add(file)

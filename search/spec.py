@@ -400,7 +400,8 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
 
     texts = [s for p in params if p.kind != "fixed" for s in strings_in(list(p.args))]
     resolved_dict = resolved.to_dict()
-    check_datasets(path, family, [*strings_in(resolved_dict), *texts], datasets_root(resolved_dict))
+    check_datasets(path, family, [*strings_in(resolved_dict), *texts], datasets_root(resolved_dict),
+                   resolved_dict)
     return SweepSpec(
         path=path, name=raw["name"], family=family, base=base, params=params, algorithm=algorithm,
         seed=seed, metric=metric, mode=mode, num_samples=int(num_samples),

@@ -386,6 +386,61 @@ def test_missing_datasets_are_left_for_first_use(tmp_path: Path, capsys: pytest.
     assert not (tmp_path / "datasets").exists()
 
 
+def _derived(family: str, base: dict[str, Any]) -> dict[str, Any]:
+    """A sweep of ``family`` over its default datasets (no dataset named in the config)."""
+    return {"name": f"derived-{family}", "family": family, "base": base,
+            "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}},
+            "search": {"metric": "val_loss", "mode": "min", "num_samples": 2}}
+
+
+@pytest.mark.parametrize("family", ["pendulum", "worldmodels"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("root_from", ["env", "base"])
+def test_a_corrupt_derived_dataset_is_refused(family: str, damage: str, root_from: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A dataset the family names itself (pendulum's default file, worldmodels' default env
+    folder) is found through its ``dataset_paths`` hook and refused like a named one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trainables.registry import FAMILIES, family_dataset_paths
+
+    root = tmp_path / ("datasets" if root_from == "env" else "my-datasets")
+    base = {**FAMILIES[family].smoke, **({"datasets_root": str(root)} if root_from == "base" else {})}
+    (where,) = family_dataset_paths(family, base)
+    assert where.parent == root, where
+    bad = where / "val.parquet" if family == "worldmodels" else where
+    bad.parent.mkdir(parents=True)
+    if family == "worldmodels":
+        for split in ("train", "test"):
+            pq.write_table(pa.table({"a": list(range(100))}), where / f"{split}.parquet")
+    if damage == "garbage":
+        bad.write_bytes(b"not parquet at all " * 100)
+    else:
+        pq.write_table(pa.table({"a": list(range(1000))}), bad)
+        bad.write_bytes(bad.read_bytes()[:300])
+    path = _write(tmp_path, _derived(family, base))
+    err = _refused(capsys, tmp_path, "validate", str(path))
+    assert f"{path}: dataset {where.name.removesuffix('.parquet')!r}: {bad}: not a readable Parquet file" in err, err
+    assert f"`dynsweep data {'pendulum' if family == 'pendulum' else 'worlds'} ... --overwrite`" in err, err
+    assert "generated again on first use" in err, err
+
+
+def test_dataset_paths_hooks_compute_paths_only(tmp_path: Path) -> None:
+    """Each family's ``dataset_paths`` hook names its files under the root without creating any."""
+    from trainables.registry import FAMILIES, family_dataset_paths
+
+    root = tmp_path / "datasets"
+    root.mkdir()
+    for family in ("twobody", "pendulum", "regression", "worldmodels"):
+        for base in ({**FAMILIES[family].smoke}, {**FAMILIES[family].smoke, "datasets_root": str(root)}):
+            paths = family_dataset_paths(family, base)
+            assert paths and all(isinstance(p, Path) and p.parent == root for p in paths), (family, paths)
+    auto = {**FAMILIES["twobody"].smoke, "val_dataset": "auto", "val_fraction": 0.0}
+    assert root / "complex_TBP_planar_1_val" in family_dataset_paths("twobody", auto)
+    assert list(root.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["datasets"]
+
+
 # 12. World-model environment spellings
 
 def test_env_names_accept_the_spellings_users_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -98,6 +98,26 @@ def test_every_family_says_how_long_its_trials_are(name: str) -> None:
     assert 1 <= length["training_iteration"] <= length["step"], length
 
 
+@pytest.mark.parametrize("name", sorted(n for n, fam in FAMILIES.items() if fam.dataset_paths))
+def test_dataset_paths_hook_names_paths_without_creating_them(name: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dataset_paths`` (validation's corrupt-dataset check) returns Paths for the smoke config
+    and creates nothing, whether the root comes from the config or from ``$DYNSWEEP_DATASETS``."""
+    from trainables.registry import family_config, family_dataset_paths
+
+    root = tmp_path / "datasets"
+    monkeypatch.setenv("DYNSWEEP_DATASETS", str(root))
+    monkeypatch.chdir(tmp_path)
+    smoke = dict(FAMILIES[name].smoke)
+    configs = [smoke]
+    if "datasets_root" in family_config(name).from_dict(smoke).to_dict():
+        configs.append({**smoke, "datasets_root": str(tmp_path / "other")})
+    for config in configs:
+        paths = family_dataset_paths(name, config)
+        assert paths and all(isinstance(p, Path) for p in paths), f"{name}: dataset_paths returned {paths!r}"
+    assert list(tmp_path.iterdir()) == [], f"{name}: dataset_paths created {sorted(tmp_path.rglob('*'))}"
+
+
 @pytest.mark.parametrize("steps,every", [(10, 3), (4, 1), (6, 6), (5, 10)])
 def test_trial_length_counts_the_reports_a_trial_makes(steps: int, every: int, tmp_path: Path) -> None:
     from trainables.common.reporter import LocalReporter

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable
 
 from trainables.common.errors import ConfigError
@@ -48,6 +49,9 @@ class Family:
         trial_length: ``trial_length(cfg) -> {"training_iteration": reports, "step": last step} | None``
             for a config object: where a trial that trains to its end stops in Tune's time attributes
             (None: known only at run time). Validation warns when ASHA's ``max_t`` lies beyond it.
+        dataset_paths: ``dataset_paths(config) -> [Path]`` for a resolved config mapping: the files
+            and folders a trial with that config reads, computed without generating or reading
+            anything (they may not exist). Validation checks the Parquet footers of those that exist.
     """
 
     run: str
@@ -64,11 +68,13 @@ class Family:
     replicates: bool = False
     exports_model: bool = False
     trial_length: str | None = None
+    dataset_paths: str | None = None
 
     def hooks(self) -> dict[str, str]:
         """The ``module:attribute`` hooks this record names (for the contract check)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name in ("run", "config", "datasets", "describe", "artifacts", "trial_length") and getattr(self, f.name)}
+                if f.name in ("run", "config", "datasets", "describe", "artifacts", "trial_length", "dataset_paths")
+                and getattr(self, f.name)}
 
     def all_plot_kinds(self) -> tuple[str, ...]:
         return GENERIC_PLOTS + tuple(k for k in self.plot_kinds if k not in GENERIC_PLOTS)
@@ -83,7 +89,8 @@ FAMILIES: dict[str, Family] = {
         smoke={"train_dataset": "complex_TBP_planar_1_train", "test_datasets": ["complex_TBP_planar_1_test"],
                "width": 8, "depth": 2, "segment_length": 10, "batch_size": 16, "steps": 6, "report_every": 3,
                },
-        datasets="trainables.twobody.data:dataset_hashes", data_cli="trainables.twobody.data_cli",
+        datasets="trainables.twobody.data:dataset_hashes",
+        dataset_paths="trainables.twobody.data:dataset_paths", data_cli="trainables.twobody.data_cli",
         describe="trainables.twobody.data_cli:describe",
         tags=("train_dataset_sha256", "val_dataset_sha256"),
         artifacts="trainables.twobody.artifacts:FORMATS",
@@ -95,7 +102,8 @@ FAMILIES: dict[str, Family] = {
         run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
         smoke={"sims": 8, "t_end": 3.0, "hidden": 8, "layers": 1, "window": 8, "steps": 6, "report_every": 3,
                "batch_size": 32, "horizons": [5], "lyapunov_t_end": 1.0, "eval_sims": 2, "val_windows": 64},
-        datasets="trainables.pendulum.config:dataset_hashes", data_cli="trainables.pendulum.data_cli",
+        datasets="trainables.pendulum.config:dataset_hashes",
+        dataset_paths="trainables.pendulum.config:dataset_paths", data_cli="trainables.pendulum.data_cli",
         describe="trainables.pendulum.data_cli:describe",
         tags=("dataset_sha256",),
         artifacts="trainables.pendulum.artifacts:FORMATS",
@@ -107,7 +115,8 @@ FAMILIES: dict[str, Family] = {
     "regression": Family(
         run="trainables.regression.train:run", config="trainables.regression.config:RegressionConfig",
         smoke={"widths": "16x16", "steps": 6, "report_every": 3, "batch_size": 64},
-        datasets="trainables.regression.config:dataset_hashes", data_cli="trainables.regression.data_cli",
+        datasets="trainables.regression.config:dataset_hashes",
+        dataset_paths="trainables.regression.config:dataset_paths", data_cli="trainables.regression.data_cli",
         describe="trainables.regression.data_cli:describe",
         tags=("dataset_sha256", "rows_dropped"),
         artifacts="trainables.regression.artifacts:FORMATS",
@@ -119,7 +128,8 @@ FAMILIES: dict[str, Family] = {
         run="trainables.worldmodels.train:run", config="trainables.worldmodels.config:WorldConfig",
         smoke={"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 2,
                "eval_horizons": [1, 5]},
-        datasets="trainables.worldmodels.config:dataset_hashes", data_cli="trainables.worldmodels.data_cli",
+        datasets="trainables.worldmodels.config:dataset_hashes",
+        dataset_paths="trainables.worldmodels.config:dataset_paths", data_cli="trainables.worldmodels.data_cli",
         describe="trainables.worldmodels.data_cli:describe",
         tags=("dataset", "dataset_sha256", "dt_generalisation"),
         artifacts="trainables.worldmodels.artifacts:FORMATS",
@@ -169,6 +179,13 @@ def family_datasets(name: str, config: dict[str, Any]) -> dict[str, str]:
     """``{dataset name: content hash}`` of what a trial of family ``name`` with ``config`` reads."""
     path = entry(name).datasets
     return load(path)(config) if path else {}
+
+
+def family_dataset_paths(name: str, config: dict[str, Any]) -> list[Path]:
+    """The files and folders a trial of family ``name`` with ``config`` reads (nothing generated or
+    read; they may not exist). Empty when the family declares no ``dataset_paths`` hook."""
+    path = entry(name).dataset_paths
+    return [Path(p) for p in load(path)(config)] if path else []
 
 
 def family_trial_length(name: str) -> Callable[[Any], dict[str, int] | None] | None:

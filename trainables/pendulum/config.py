@@ -15,12 +15,13 @@ which is the one evaluated at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 
-from .dataset import INTEGRATORS, PendulumSpec, open_for_training
+from .dataset import INTEGRATORS, PendulumSpec, open_for_training, training_path
 from .model import CELLS, TARGETS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -119,3 +120,10 @@ def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
     cfg = PendulumConfig.from_dict(config)
     ds = open_for_training(cfg.dataset, cfg.data_spec(), cfg.datasets_root)
     return {ds.path.stem: ds.content_hash}
+
+
+def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
+    """The file a trial with ``config`` reads (the family's ``dataset_paths`` hook): the one
+    :func:`dataset_hashes` opens, computed without generating or reading it."""
+    cfg = PendulumConfig.from_dict(config)
+    return [training_path(cfg.dataset, cfg.data_spec(), cfg.datasets_root)]

@@ -227,6 +227,24 @@ class PendulumDataset:
             raise DataError(f"{self.path}: cannot be read (truncated or corrupt?): {err}") from None
 
 
+def dataset_path(spec: PendulumSpec, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the dataset ``spec`` describes lives: ``<root>/<spec.name>.parquet`` (root None:
+    ``$DYNSWEEP_DATASETS`` or ``./datasets``); a pure path computation (it may not exist)."""
+    return (Path(root) if root is not None else default_root()) / f"{spec.name}.parquet"
+
+
+def training_path(dataset: str | None, spec: PendulumSpec, root: str | os.PathLike[str] | None) -> Path:
+    """The file a trial reads: ``dataset`` (a path to an existing file, else a name under the
+    root), or the one ``spec`` describes when ``dataset`` is None. Generates and reads nothing."""
+    if dataset is None:
+        return dataset_path(spec, root)
+    path = Path(dataset)
+    if path.is_file():
+        return path
+    base = Path(root) if root is not None else default_root()
+    return base / (dataset if dataset.endswith(".parquet") else f"{dataset}.parquet")
+
+
 def ensure_dataset(spec: PendulumSpec, root: str | os.PathLike[str] | None = None,
                    progress: Callable[[int, int], None] | None = None) -> tuple[Path, bool]:
     """Make sure ``<root>/<spec.name>.parquet`` exists; returns ``(path, created)``.
@@ -235,7 +253,7 @@ def ensure_dataset(spec: PendulumSpec, root: str | os.PathLike[str] | None = Non
     and left untouched. Two trials generating the same dataset at once both end up reading
     the one that was published first.
     """
-    path = (Path(root) if root is not None else default_root()) / f"{spec.name}.parquet"
+    path = dataset_path(spec, root)
     if not path.exists():
         try:
             write_dataset(spec, path, progress=progress)
@@ -253,13 +271,10 @@ def ensure_dataset(spec: PendulumSpec, root: str | os.PathLike[str] | None = Non
 def open_for_training(dataset: str | None, spec: PendulumSpec, root: str | None) -> PendulumDataset:
     """The dataset a trial reads: the file ``dataset`` (a path, or a name under the root), or
     the one ``spec`` describes, generated on first use. Checks the driver's content hash."""
-    base = Path(root) if root is not None else default_root()
     if dataset is None:
-        path, _ = ensure_dataset(spec, base)
+        path, _ = ensure_dataset(spec, root)
     else:
-        path = Path(dataset)
-        if not path.is_file():
-            path = base / (dataset if dataset.endswith(".parquet") else f"{dataset}.parquet")
+        path = training_path(dataset, spec, root)
     ds = PendulumDataset(path)
     check_hash(path.stem, ds.content_hash, path)
     return ds

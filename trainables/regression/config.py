@@ -15,13 +15,14 @@ standardised with the training rows' mean and std).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 from trainables.common.parquet_store import file_hash
 
-from .data import DemoSpec, check_columns, resolve
+from .data import DemoSpec, check_columns, dataset_path, resolve
 from .losses import LOSSES
 from .model import MODELS, SKIPS
 
@@ -130,3 +131,10 @@ def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
     cfg = RegressionConfig.from_dict(config)
     path = resolve(cfg.dataset, cfg.demo(), cfg.datasets_root)
     return {path.stem: file_hash(path)}
+
+
+def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
+    """The table a trial with ``config`` reads (the family's ``dataset_paths`` hook): the one
+    :func:`dataset_hashes` opens, computed without generating or reading it."""
+    cfg = RegressionConfig.from_dict(config)
+    return [dataset_path(cfg.dataset, cfg.demo(), cfg.datasets_root)]

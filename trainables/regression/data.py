@@ -65,15 +65,21 @@ def write_demo(spec: DemoSpec, path: Path, overwrite: bool = False,
     return digest
 
 
-def resolve(dataset: str | None, demo: DemoSpec, root: str | None) -> Path:
-    """The file a config means: ``dataset`` as a path or a name under the root, or the demo
-    (generated on first use; two trials racing to write it both read the first one published)."""
+def dataset_path(dataset: str | None, demo: DemoSpec, root: str | None) -> Path:
+    """The file a config means (see :func:`resolve`), computed without generating or reading it:
+    ``dataset`` as a path to an existing file, else as a name under the root; None: the demo's file."""
     base = Path(root) if root is not None else default_root()
     if dataset is not None:
         path = Path(dataset)
         return path if path.is_file() else base / (dataset if dataset.endswith(".parquet") else f"{dataset}.parquet")
-    path = base / f"{demo.name}.parquet"
-    if not path.exists():
+    return base / f"{demo.name}.parquet"
+
+
+def resolve(dataset: str | None, demo: DemoSpec, root: str | None) -> Path:
+    """The file a config means: ``dataset`` as a path or a name under the root, or the demo
+    (generated on first use; two trials racing to write it both read the first one published)."""
+    path = dataset_path(dataset, demo, root)
+    if dataset is None and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             write_demo(demo, path)

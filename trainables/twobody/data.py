@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .config import TwoBodyConfig
 from .constants import AU, DU, TU, VU
-from .dataset import OrbitArrays, TwoBodyDataset, load_named, spec_from_name
+from .dataset import OrbitArrays, TwoBodyDataset, dataset_path, load_named, spec_from_name
 from .segments import Segments, segment, split_segments
 
 STATE_SCALE = np.array([DU, DU, DU, VU, VU, VU])
@@ -41,10 +42,31 @@ class SegmentBatch:
 def dataset_hashes(config: dict) -> dict[str, str]:
     """Content hash of every dataset a trial with ``config`` reads (generated here if missing)."""
     cfg = TwoBodyConfig.from_dict(config)
+    return {name: load_named(name, cfg.datasets_root).content_hash for name in dataset_names(cfg)}
+
+
+def dataset_names(cfg: TwoBodyConfig) -> list[str]:
+    """The datasets a trial with ``cfg`` reads: training, validation (when read from its own
+    dataset; ``auto`` resolved) and test sets."""
     names = [cfg.train_dataset, *cfg.test_datasets]
+    val = val_name(cfg)
+    if val is not None:
+        names.append(val)
+    return names
+
+
+def val_name(cfg: TwoBodyConfig) -> str | None:
+    """The validation dataset ``cfg`` reads, or None when it validates on a share of the training set."""
     if cfg.val_dataset is not None and cfg.val_fraction == 0.0:
-        names.append(auto_val_name(cfg.train_dataset) if cfg.val_dataset == "auto" else cfg.val_dataset)
-    return {name: load_named(name, cfg.datasets_root).content_hash for name in names}
+        return auto_val_name(cfg.train_dataset) if cfg.val_dataset == "auto" else cfg.val_dataset
+    return None
+
+
+def dataset_paths(config: dict) -> list[Path]:
+    """The dataset folders a trial with ``config`` reads (the family's ``dataset_paths`` hook):
+    the same names :func:`dataset_hashes` opens, nothing generated or read."""
+    cfg = TwoBodyConfig.from_dict(config)
+    return [dataset_path(name, cfg.datasets_root) for name in dataset_names(cfg)]
 
 
 def auto_val_name(train_name: str) -> str:
@@ -74,9 +96,9 @@ class TrainingData:
         physical = train_ds.arrays()
         r = np.linalg.norm(physical.states[..., :3], axis=-1)
         train, val, val_ds = to_canonical(physical), None, None
-        if cfg.val_dataset is not None and cfg.val_fraction == 0.0:
-            val_name = auto_val_name(cfg.train_dataset) if cfg.val_dataset == "auto" else cfg.val_dataset
-            val_ds = load_named(val_name, cfg.datasets_root)
+        val_dataset = val_name(cfg)
+        if val_dataset is not None:
+            val_ds = load_named(val_dataset, cfg.datasets_root)
             val = to_canonical(val_ds.arrays())
         return TrainingData(train, val, train_ds, val_ds, (float(r.min()), float(r.max())))
 

@@ -343,8 +343,15 @@ def load_named(name: str, root: str | os.PathLike[str] | None = None) -> TwoBody
     Raises DataError if the driver recorded another content hash for it (see
     ``trainables.common.dataset_hashes``)."""
     root = Path(root) if root is not None else default_root()
-    if not (root / name).exists():
+    folder = dataset_path(name, root)
+    if not folder.exists():
         ensure_dataset(spec_from_name(name), root)
-    dataset = TwoBodyDataset(root / name)
-    check_hash(name, dataset.content_hash, root / name)
+    dataset = TwoBodyDataset(folder)
+    check_hash(name, dataset.content_hash, folder)
     return dataset
+
+
+def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of dataset ``name`` under ``root`` (``$DYNSWEEP_DATASETS`` or ``./datasets`` when
+    None); a pure path computation (the folder may not exist)."""
+    return (Path(root) if root is not None else default_root()) / name

@@ -11,6 +11,7 @@ from 1 to ``horizon`` over the first half of the steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from trainables.common.config import FamilyConfig, require_at_least, require_choice
@@ -18,7 +19,7 @@ from trainables.common.errors import ConfigError
 from trainables.common.nn import ACTIVATIONS
 from trainables.common.parquet_store import read_dynsweep_metadata
 
-from .data import SPLITS, WorldSpec, ensure
+from .data import SPLITS, WorldSpec, dataset_path, ensure
 from .envs import canonical_env
 from .models import METHODS, MODELS, SPLIT_MODELS
 
@@ -88,3 +89,10 @@ def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
     cfg = WorldConfig.from_dict(config)
     folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
     return {f"{folder.name}/{s}": read_dynsweep_metadata(folder / f"{s}.parquet")["content_sha256"] for s in SPLITS}
+
+
+def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
+    """The dataset folder (train/val/test splits) a trial with ``config`` reads (the family's
+    ``dataset_paths`` hook): the one :func:`dataset_hashes` opens, computed without generating it."""
+    cfg = WorldConfig.from_dict(config)
+    return [dataset_path(cfg.data_spec(), cfg.datasets_root)]

@@ -89,12 +89,18 @@ def generate(spec: WorldSpec, split: str) -> dict[str, np.ndarray]:
     return cols
 
 
+def dataset_path(spec: WorldSpec, root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of ``spec``'s splits: ``<root>/<spec.name>`` (root None: ``$DYNSWEEP_DATASETS``
+    or ``./datasets``); a pure path computation (it may not exist)."""
+    return (Path(root) if root is not None else default_root()) / spec.name
+
+
 def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite: bool = False,
           progress: Callable[[int, int], None] | None = None) -> Path:
     """Write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or not at all);
     ``progress(done, total)`` (sequences) is called after each split."""
     root = Path(root) if root is not None else default_root()
-    final = root / spec.name
+    final = dataset_path(spec, root)
     if final.exists() and not overwrite:
         raise DatasetExistsError(f"dataset {final} already exists; refusing to overwrite it (use --overwrite)")
     tmp = root / f".{spec.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -118,7 +124,7 @@ def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None,
            progress: Callable[[int, int], None] | None = None) -> tuple[Path, bool]:
     """The dataset folder of ``spec``, generated if missing; a same-named one with other parameters is refused."""
     root = Path(root) if root is not None else default_root()
-    final = root / spec.name
+    final = dataset_path(spec, root)
     if not final.exists():
         try:
             return write(spec, root, progress=progress), True
