@@ -235,7 +235,7 @@ def _run(spec: SweepSpec, folder: SweepFolder, uri: str, num_cpus: float | None,
         print(f"MLflow at {uri} could not be reached at the end of the sweep: its records ({summary['tracking_pending']} "
               f"writes) are kept in {folder.path / 'tracking_journal.jsonl'}; once it is back, "
               f"`dynsweep resume {folder.path}` writes them (nothing is trained again)")
-    elif not summary["interrupted"] and not interrupts.pressed:
+    elif not summary["interrupted"] and not interrupts.pressed and os.environ.get(EXTRAS_ENV, "1") != "0":
         for line in sweep_extras(spec, uri):
             print(line)
     return summary
@@ -254,6 +254,11 @@ def _finish(spec: SweepSpec, folder: SweepFolder, tracker: Any, interrupts: Any,
                              "KILLED" if summary["interrupted"] else "FINISHED",
                              best=(best["trial"], float(best[spec.metric])) if best else None)
     return summary
+
+
+EXTRAS_ENV = "DYNSWEEP_SWEEP_EXTRAS"
+"""``0``: a sweep ends without its plots and Optuna study (``dynsweep plot``/``dynsweep optuna``
+write them later); for many small sweeps (CI), where they cost a few seconds each."""
 
 
 def sweep_extras(spec: SweepSpec, uri: str) -> list[str]:

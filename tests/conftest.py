@@ -1,6 +1,8 @@
 """Session-wide test setup, so that tests leave the machine as they found it:
 
 - dynsweep's cache folder (the MLflow store template) is a temporary folder of this session;
+- sweeps end without their plots and Optuna study (a few seconds each), except where a test
+  checks them (``tests/test_mlflow_view.py``);
 - when this machine has no Ray auth token yet, the session uses one in ``$RAY_AUTH_TOKEN``
   (Ray 2.60 would otherwise write ``~/.ray/auth_token`` on the first local ``ray.init``).
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 _CACHE = tempfile.mkdtemp(prefix="dynsweep-test-cache-")
 os.environ["DYNSWEEP_CACHE_DIR"] = _CACHE
+os.environ.setdefault("DYNSWEEP_SWEEP_EXTRAS", "0")  # end-of-sweep plots: tests/test_mlflow_view.py turns them on
 if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
         or (Path.home() / ".ray" / "auth_token").exists()):
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)

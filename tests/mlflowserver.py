@@ -31,6 +31,9 @@ class MlflowServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 240.0) -> str:
+        from search.store_template import prepare_store
+
+        prepare_store(f"sqlite:///{self.root / 'server.db'}")  # a migrated store: the server starts in seconds
         self.proc = subprocess.Popen(
             [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
              "--default-artifact-root", str(self.root / "server-artifacts"), "--host", "127.0.0.1",

@@ -32,6 +32,8 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     root = tmp_path_factory.mktemp("view")
     temp = Path("/tmp") / f"dynsweep-test-ray-v-{tmp_path_factory.getbasetemp().name}"
     ray.init(num_cpus=2, _temp_dir=str(temp), include_dashboard=False, log_to_driver=False)
+    extras = os.environ.get("DYNSWEEP_SWEEP_EXTRAS")
+    os.environ["DYNSWEEP_SWEEP_EXTRAS"] = "1"                      # this module checks the plots and the study
     out: dict[str, Any] = {"root": root}
     try:
         specs = {
@@ -56,6 +58,10 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             spec = load_spec(path)
             out[name] = {"spec": spec, "summary": launch(spec, quiet=True)}
     finally:
+        if extras is None:
+            os.environ.pop("DYNSWEEP_SWEEP_EXTRAS", None)
+        else:
+            os.environ["DYNSWEEP_SWEEP_EXTRAS"] = extras
         ray.shutdown()
         import shutil
 

@@ -42,7 +42,7 @@ def test_mlflow_outage_mid_sweep_and_past_its_end_loses_and_duplicates_nothing(t
     spec = tmp_path / "outage.yaml"
     spec.write_text(yaml.safe_dump({
         "name": "outage", "family": "dummy", "storage": str(tmp_path / "runs"),
-        "base": {"steps": 80, "sleep_s": 0.25}, "space": {"x": {"uniform": [0.0, 2.0]}},
+        "base": {"steps": 60, "sleep_s": 0.25}, "space": {"x": {"uniform": [0.0, 2.0]}},
         "search": {"algorithm": "optuna", "seed": 0, "metric": "loss", "mode": "min", "num_samples": 4},
         "resources": {"cpu": 1}, "max_concurrent": 2}))
     folder = tmp_path / "runs" / "outage"
@@ -94,6 +94,8 @@ def test_mlflow_outage_mid_sweep_and_past_its_end_loses_and_duplicates_nothing(t
             for key in ("step", "loss"):
                 history = [m.step for m in client.get_metric_history(run.info.run_id, key)]
                 assert sorted(history) == sorted(set(steps)), (trial, key)   # every step, none twice
-            assert "output.log" in [a.path for a in client.list_artifacts(run.info.run_id)]
+            artefacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+            assert "output.log" in artefacts and "loss_curve.png" in artefacts
+        assert not (folder / "mlflow.db").exists()                    # the server holds everything
     finally:
         server.stop()
