@@ -24,6 +24,11 @@ from typing import Any
 PYFUNC_FILE = Path(__file__).with_name("torchscript_pyfunc.py")
 
 
+
+# MLflow warns that the TorchScript pyfunc's ``predict`` has no type hints; its input is checked by
+# the logged signature instead. Filtered by message, once, for every thread that logs a model.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
+
 def _requirements() -> list[str]:
     import numpy
     import torch
