@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP, port, positive_int
+from cliargs import STORAGE_HELP, TRACKING_URI_HELP, port, positive_int
 
 from . import formats
 from .errors import AnalysisError

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP
+from cliargs import STORAGE_HELP, TRACKING_URI_HELP
 from trainables.common.errors import ConfigError, DataError
 
 from .overrides import apply_overrides

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from trainables.common.cli_types import STORAGE_HELP, SWEEP_HELP
+from cliargs import STORAGE_HELP, SWEEP_HELP
 from trainables.common.errors import DynsweepError
 
 from .failures import classify_error_text

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from trainables.common.cli_types import existing_or_creatable_dir, positive_int
+from cliargs import existing_or_creatable_dir, positive_int
 from trainables.common.errors import ConfigError
 from trainables.registry import family_config, family_run
 

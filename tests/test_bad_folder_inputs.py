@@ -341,7 +341,7 @@ def test_flags_have_help_one_wording_and_sweep_replaces_store() -> None:
     import argparse
 
     from search.cli import build_parser
-    from trainables.common.cli_types import STORAGE_HELP, TRACKING_URI_HELP
+    from cliargs import STORAGE_HELP, TRACKING_URI_HELP
 
     parser = build_parser()
     commands = _subparsers(parser)

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable
 
-from .cli_types import ROOT_HELP, existing_or_creatable_dir
+from cliargs import ROOT_HELP, existing_or_creatable_dir
 from .progress import progress_printer
 
 __all__ = ["DataCommand", "add_root", "progress_printer"]

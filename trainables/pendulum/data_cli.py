@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from trainables.common.cli_types import (
+from cliargs import (
     non_negative_float,
     non_negative_int,
     positive_float,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainables.common.cli_types import non_negative_int, positive_int
+from cliargs import non_negative_int, positive_int
 from trainables.common.commands import DataCommand, add_root
 from trainables.common.progress import progress_printer
 

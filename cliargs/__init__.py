@@ -4,7 +4,9 @@ The type functions check a value when argparse reads it, so a bad value is refus
 ``error: argument --seed: ...`` line and exit status 2, before any work and before anything is
 written. The help texts of options that several commands share (``--storage``,
 ``--tracking-uri``, ``--sweep``) are defined once here, so every command words them the same.
-Nothing here imports torch, Ray or MLflow.
+A package of its own, below every layer: the data commands (``trainables``), the sweep commands
+(``search``) and the analysis commands (``analysis``) all use it, and it imports none of them
+(nor torch, Ray or MLflow).
 """
 
 from __future__ import annotations
