@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from trainables.common.cli_types import STORAGE_HELP, non_negative_float, positive_float
+from cliargs import STORAGE_HELP, non_negative_float, positive_float
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,11 +25,16 @@ def add_launch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the spec's tracking.uri, else "
                         "sqlite:///<sweep folder>/mlflow.db)")
+    add_ray_arguments(p)
+    add_output_arguments(p)
+
+
+def add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    """Where a sweep runs: the local Ray's CPUs and GPUs, or a cluster (``launch``, ``resume``, ``extend``)."""
     p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
     p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")
     add_cluster_arguments(p)
-    add_output_arguments(p)
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:

@@ -18,10 +18,9 @@ from typing import Any
 
 import yaml
 
-from trainables.common.cli_types import (
+from cliargs import (
     STORAGE_HELP,
     SWEEP_HELP,
-    non_negative_float,
     non_negative_int,
     positive_int,
 )
@@ -55,14 +54,11 @@ def add_arguments(p: argparse.ArgumentParser, extend: bool = False) -> None:
     p.add_argument("--tracking-uri", default=None,
                    help="the sweep's MLflow store reached at another address (default: the store it recorded "
                         "at launch; another store is refused)")
-    p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
-    p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
-    p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")
     p.add_argument("--force-versions", action="store_true",
                    help="resume although the sweep was made with another Ray or Optuna version (major.minor)")
-    from .launch_args import add_cluster_arguments, add_output_arguments
+    from .launch_args import add_output_arguments, add_ray_arguments
 
-    add_cluster_arguments(p)
+    add_ray_arguments(p)
     add_output_arguments(p)
 
 
