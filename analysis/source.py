@@ -67,7 +67,8 @@ def store_problem(path: Path) -> str | None:
 
     Read-only and before MLflow opens it: MLflow would turn an empty or foreign SQLite file
     into a store (create its schema), and fail on anything else with a traceback. The file is
-    opened through SQLite's read-only URI (``mode=ro``), so it stays byte-identical.
+    opened through SQLite's read-only URI (``mode=ro``), so it stays byte-identical, unless a
+    killed writer left a hot journal, which any open for writing (MLflow's too) rolls back first.
     """
     import sqlite3
 
@@ -86,24 +87,38 @@ def store_problem(path: Path) -> str | None:
     if head != b"SQLite format 3\x00":
         return "not a SQLite database"
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        return f"cannot be opened: {err}"
-    try:
-        tables = {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
+        tables = _table_names(path, read_only=True)
     except sqlite3.OperationalError as err:
         if "locked" in str(err) or "busy" in str(err):
             return None  # being written right now: MLflow waits for it
-        return f"not a readable SQLite database: {err}"
+        if "readonly" in str(err) and path.with_name(path.name + "-journal").exists():
+            # A hot journal: a writer was killed mid-transaction (a SIGKILLed driver). SQLite
+            # rolls it back on the first read-write open, as MLflow's own open would.
+            try:
+                tables = _table_names(path, read_only=False)
+            except sqlite3.Error as err2:
+                return f"not a readable SQLite database: {err2}"
+        else:
+            return f"not a readable SQLite database: {err}"
     except sqlite3.Error as err:
         return f"not a readable SQLite database: {err}"
-    finally:
-        con.close()
     missing = [t for t in MLFLOW_TABLES if t not in tables]
     if missing:
         return (f"a SQLite database without MLflow's tables ({', '.join(missing)} missing; "
                 f"it has {', '.join(sorted(tables)[:5]) or 'no tables'})")
     return None
+
+
+def _table_names(path: Path, read_only: bool) -> set[str]:
+    """The table names of the SQLite database at ``path`` (``mode=ro`` when ``read_only``)."""
+    import sqlite3
+
+    uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+    con = sqlite3.connect(uri, uri=True, timeout=10)
+    try:
+        return {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
+    finally:
+        con.close()
 
 
 def check_store(uri: str) -> str:

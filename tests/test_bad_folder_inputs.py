@@ -267,6 +267,36 @@ def test_a_real_store_passes_and_a_missing_one_is_not_created(in_tmp: Path, caps
     assert_one_line_error(code, err, "skipped, not MLflow stores", "not a SQLite database")
 
 
+def test_a_store_whose_writer_was_killed_mid_transaction_is_recovered(tmp_path: Path,
+                                                                      mlflow_store: Path) -> None:
+    """A driver SIGKILLed while MLflow writes leaves a hot journal; a read-only open cannot roll it
+    back ("attempt to write a readonly database"), so the check must not call the store broken."""
+    import shutil
+    import subprocess
+    import sys
+
+    from analysis.source import check_store, store_problem
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_store, db)
+    killed_writer = ("import os, sqlite3, sys\n"
+                     "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                     "con.execute('pragma cache_size=1'); con.execute('begin immediate')\n"
+                     "for i in range(20000): con.execute('insert into tags values (?, ?, ?)', (f'k{i}', 'v' * 100, 'r'))\n"
+                     "os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", killed_writer, str(db)], check=False, timeout=60)
+    assert db.with_name("mlflow.db-journal").exists()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+        con.execute("select name from sqlite_master").fetchall()
+    assert store_problem(db) is None
+    client = MlflowClient(check_store(f"sqlite:///{db}"))
+    assert "e" in {e.name for e in client.search_experiments()}
+    with sqlite3.connect(db) as con:                          # the killed transaction was rolled back
+        assert con.execute("select count(*) from tags").fetchone()[0] == 0
+
+
 # --- 4. train --resume ----------------------------------------------------------------------------
 def _truncated_checkpoint(folder: Path) -> None:
     import torch
