@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trainables.common.errors import DataError, DatasetExistsError
+from trainables.common.errors import ConfigError, DataError, DatasetExistsError
 from trainables.common.parquet_store import BufferedParquetWriter, read_dynsweep_metadata
 from trainables.twobody.constants import TU, VU
 from trainables.twobody.dataset import (ORBITS_FILE, SAMPLES_FILE, STANDARD_SUITE, TwoBodySpec, ensure_dataset,
@@ -178,8 +178,50 @@ def test_reading_one_orbit_reads_a_small_part_of_the_file(tmp_path: Path) -> Non
 
 def test_standard_suite_names_and_independent_seeds() -> None:
     names = [s.name for s in STANDARD_SUITE]
-    assert names == [f"complex_TBP_planar_{n}_{split}" for split in ("train", "test") for n in (1, 10, 100)]
-    assert len({s.seed for s in STANDARD_SUITE}) == 6
+    base = [f"complex_TBP_planar_{n}_{split}" for split in ("train", "test") for n in (1, 10, 100)]
+    turned = [f"complex_TBP_planar_{turn}_{n}_test" for turn in ("rotated", "mirrored") for n in (1, 10, 100)]
+    assert sorted(names) == sorted(base + turned)
+    assert len({s.seed for s in STANDARD_SUITE if s.orientation == "fixed"}) == 6
+    # a turned test set is drawn from its base set's seed: the same orbits, turned
+    by_name = {s.name: s for s in STANDARD_SUITE}
+    assert by_name["complex_TBP_planar_rotated_10_test"].seed == by_name["complex_TBP_planar_10_test"].seed
+
+
+def test_rotated_and_mirrored_sets_hold_the_base_orbits_turned() -> None:
+    """Same a, e, nu0 as the base set; rotated = the base states turned by each orbit's argp about
+    z; mirrored = the base states with y, vy negated (clockwise); any = a mix of both senses."""
+    from trainables.twobody.dataset import generate_arrays, spec_from_name
+
+    base, base_el = generate_arrays(spec_from_name("complex_TBP_planar_10_test"))
+    rot, rot_el = generate_arrays(spec_from_name("complex_TBP_planar_rotated_10_test"))
+    mir, mir_el = generate_arrays(spec_from_name("complex_TBP_planar_mirrored_10_test"))
+    _, any_el = generate_arrays(spec_from_name("complex_TBP_planar_any_10_test"))
+    for el in (rot_el, mir_el, any_el):
+        for key in ("a", "e", "nu0", "raan"):
+            np.testing.assert_array_equal(el[key], base_el[key])
+    assert np.ptp(rot_el["argp"]) > 1.0 and np.all(base_el["argp"] == 0)
+    c, s = np.cos(rot_el["argp"])[:, None], np.sin(rot_el["argp"])[:, None]
+    for k in (0, 3):                                   # position, then velocity
+        x, y = base.states[..., k], base.states[..., k + 1]
+        np.testing.assert_allclose(rot.states[..., k], c * x - s * y, rtol=0, atol=1e-6 * np.abs(x).max())
+        np.testing.assert_allclose(rot.states[..., k + 1], s * x + c * y, rtol=0, atol=1e-6 * np.abs(x).max())
+    flip = np.array([1, -1, 1, 1, -1, 1])
+    np.testing.assert_allclose(mir.states, base.states * flip, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(mir.acc, base.acc * flip[:3], rtol=1e-12, atol=1e-15)
+    h_z = mir.states[..., 0] * mir.states[..., 4] - mir.states[..., 1] * mir.states[..., 3]
+    assert np.all(h_z < 0)                                          # clockwise, every sample
+    senses = set(np.round(np.cos(any_el["i"])).astype(int))
+    assert senses == {1, -1}
+
+
+def test_orientation_is_refused_for_3d_and_unknown_values_before_work(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="applies to planar orbits"):
+        TwoBodySpec(planar=False, orientation="rotated")
+    with pytest.raises(ConfigError, match="allowed: fixed, rotated, mirrored, any"):
+        TwoBodySpec(orientation="sideways")
+    # the default orientation keeps the parameters of datasets written before orientations existed
+    assert "orientation" not in TwoBodySpec().params()
+    assert TwoBodySpec(orientation="rotated").params()["orientation"] == "rotated"
 
 
 def test_a_node_refuses_a_dataset_whose_hash_differs_from_the_drivers(tmp_path: Path,

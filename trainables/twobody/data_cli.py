@@ -11,7 +11,7 @@ from trainables.common.progress import progress_printer
 
 
 def _add_twobody(p: argparse.ArgumentParser) -> None:
-    from .elements import KINDS
+    from .elements import KINDS, ORIENTATIONS
 
     p.add_argument("--kind", choices=list(KINDS), default="complex", help="orbit population (default complex)")
     p.add_argument("--orbits", type=positive_int, required=True, help="number of orbits")
@@ -21,6 +21,10 @@ def _add_twobody(p: argparse.ArgumentParser) -> None:
                    help="random seed (default: the standard seed of the name, 1000/2000/3000 + orbits "
                         "for train/test/val, so a name always means the same data)")
     p.add_argument("--3d", dest="planar", action="store_false", help="random inclination, RAAN, argp")
+    p.add_argument("--orientation", choices=list(ORIENTATIONS), default="fixed",
+                   help="planar orbits: " + "; ".join(f"{k}: {v}" for k, v in ORIENTATIONS.items())
+                        + " (default fixed; the name gains _<orientation>, the seed stays the base set's, so "
+                          "rotated/mirrored sets hold the base orbits turned)")
     p.add_argument("--fixed-nu0", action="store_true", help="every orbit starts at perigee (nu0 = 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     add_root(p)
@@ -38,7 +42,7 @@ def _run_twobody(args: argparse.Namespace) -> int:
 
     seed = SPLIT_SEED_BASE[args.split] + args.orbits if args.seed is None else args.seed
     spec = TwoBodySpec(kind=args.kind, orbits=args.orbits, split=args.split, seed=seed,
-                       planar=args.planar, fixed_nu0=args.fixed_nu0)
+                       planar=args.planar, fixed_nu0=args.fixed_nu0, orientation=args.orientation)
     root = args.root or default_root()
     show = progress_printer(f"data twobody {spec.name}")
     if args.overwrite:
@@ -72,6 +76,7 @@ def describe(path: Path) -> str | None:
 
 COMMANDS: dict[str, DataCommand] = {
     "twobody": DataCommand("generate one two-body orbit dataset", _add_twobody, _run_twobody),
-    "standard": DataCommand("generate the standard suite (train/test x 1/10/100 orbits); idempotent",
+    "standard": DataCommand("generate the standard suite (train/test x 1/10/100 orbits, and rotated and "
+                            "mirrored test sets); idempotent",
                             add_root, _run_standard),
 }

@@ -35,7 +35,7 @@ from trainables.common.parquet_store import BufferedParquetWriter, publish_folde
 from trainables.common.paths import default_root
 
 from .constants import SAMPLES_PER_ORBIT, canonical_units
-from .elements import KINDS, draw_elements
+from .elements import KINDS, ORIENTATIONS, draw_elements, orient
 from .kepler import period, propagate, sample_times
 
 FORMAT = "dynsweep.twobody/1"
@@ -61,7 +61,9 @@ class TwoBodySpec:
 
     kind: ``complex`` | ``simple`` | ``circular`` (see :mod:`.elements`); orbits: count;
     split: ``train`` | ``test`` | ``val`` (a label: independence comes from the seed);
-    planar: i = raan = argp = 0, else random 3D orientation; fixed_nu0: start at perigee.
+    planar: i = raan = argp = 0, else random 3D orientation; fixed_nu0: start at perigee;
+    orientation (planar only): ``fixed`` | ``rotated`` | ``mirrored`` | ``any`` (see
+    :data:`.elements.ORIENTATIONS`); the same seed gives the same orbit shapes in every one.
     """
 
     kind: str = "complex"
@@ -71,6 +73,7 @@ class TwoBodySpec:
     planar: bool = True
     fixed_nu0: bool = False
     samples_per_orbit: int = SAMPLES_PER_ORBIT
+    orientation: str = "fixed"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -81,44 +84,75 @@ class TwoBodySpec:
             raise ConfigError(f"orbits={self.orbits} must be >= 1")
         if self.samples_per_orbit < 2:
             raise ConfigError(f"samples_per_orbit={self.samples_per_orbit} must be >= 2")
+        if self.orientation not in ORIENTATIONS:
+            raise ConfigError(f"orientation={self.orientation!r} is not allowed; allowed: {', '.join(ORIENTATIONS)}")
+        if not self.planar and self.orientation != "fixed":
+            raise ConfigError(f"orientation={self.orientation!r} applies to planar orbits; 3-D orbits are "
+                              "always drawn with an isotropic orbital plane and both senses of motion")
 
     @property
     def name(self) -> str:
-        """The users' naming scheme, e.g. ``complex_TBP_planar_10_train``."""
+        """The users' naming scheme, e.g. ``complex_TBP_planar_10_train``; an orientation other
+        than ``fixed`` follows the geometry: ``complex_TBP_planar_rotated_10_test``."""
         geometry = "planar" if self.planar else "3D"
+        turn = "" if self.orientation == "fixed" else f"_{self.orientation}"
         nu0 = "_nu0fixed" if self.fixed_nu0 else ""
-        return f"{self.kind}_TBP_{geometry}{nu0}_{self.orbits}_{self.split}"
+        return f"{self.kind}_TBP_{geometry}{turn}{nu0}_{self.orbits}_{self.split}"
 
     def params(self) -> dict[str, Any]:
-        return asdict(self)
+        """The generation parameters (``orientation`` only when not ``fixed``, so datasets
+        written before orientations existed keep matching their spec)."""
+        params = asdict(self)
+        if self.orientation == "fixed":
+            del params["orientation"]
+        return params
 
 
 SPLIT_SEED_BASE = {"train": 1000, "test": 2000, "val": 3000}
 """A named dataset's seed is ``SPLIT_SEED_BASE[split] + orbits``: train, test and validation
 sets are independent draws, and a name always means the same data."""
 
-_NAME = re.compile(r"^(?P<kind>[a-z]+)_TBP_(?P<geom>planar|3D)(?P<nu0>_nu0fixed)?_(?P<n>[0-9]+)_(?P<split>[a-z]+)$")
+_NAME = re.compile(r"^(?P<kind>[a-z]+)_TBP_(?P<geom>planar|3D)(?:_(?P<turn>rotated|mirrored|any))?"
+                   r"(?P<nu0>_nu0fixed)?_(?P<n>[0-9]+)_(?P<split>[a-z]+)$")
 
 
 def spec_from_name(name: str) -> TwoBodySpec:
     """The spec behind a standard name such as ``complex_TBP_planar_10_test`` (seeded by split).
 
     Raises:
-        ConfigError: the name does not follow ``<kind>_TBP_<planar|3D>[_nu0fixed]_<orbits>_<split>``.
+        ConfigError: the name does not follow
+            ``<kind>_TBP_<planar|3D>[_rotated|_mirrored|_any][_nu0fixed]_<orbits>_<split>``.
+
+    The seed does not depend on the orientation: ``complex_TBP_planar_rotated_10_test`` holds
+    the orbits of ``complex_TBP_planar_10_test``, each turned to a random argument of perigee.
     """
     m = _NAME.match(name)
     if not m or m["split"] not in SPLIT_SEED_BASE:
-        raise ConfigError(f"dataset name {name!r} does not follow <kind>_TBP_<planar|3D>[_nu0fixed]_<orbits>_"
+        raise ConfigError(f"dataset name {name!r} does not follow <kind>_TBP_<planar|3D>"
+                          f"[_rotated|_mirrored|_any][_nu0fixed]_<orbits>_"
                           f"<{'|'.join(SPLIT_SEED_BASE)}>, e.g. complex_TBP_planar_10_train; "
                           "generate other datasets with `dynsweep data twobody`")
     n = int(m["n"])
     return TwoBodySpec(kind=m["kind"], orbits=n, split=m["split"], seed=SPLIT_SEED_BASE[m["split"]] + n,
-                       planar=m["geom"] == "planar", fixed_nu0=bool(m["nu0"]))
+                       planar=m["geom"] == "planar", fixed_nu0=bool(m["nu0"]), orientation=m["turn"] or "fixed")
+
+
+def base_set_name(name: str) -> str | None:
+    """The fixed-orientation set a rotated/mirrored/any set was turned from
+    (``complex_TBP_planar_rotated_10_test`` -> ``complex_TBP_planar_10_test``); None for a fixed
+    set or a name outside the standard scheme."""
+    m = _NAME.match(name)
+    if not m or not m["turn"]:
+        return None
+    return name[: m.start("turn") - 1] + name[m.end("turn"):]
 
 
 STANDARD_SUITE: tuple[TwoBodySpec, ...] = tuple(
-    spec_from_name(f"complex_TBP_planar_{n}_{split}") for split in ("train", "test") for n in (1, 10, 100))
-"""Train and test sets of 1, 10 and 100 planar complex orbits, each from its own seed."""
+    spec_from_name(f"complex_TBP_planar{turn}_{n}_{split}")
+    for split, turns in (("train", ("",)), ("test", ("", "_rotated", "_mirrored"))) for turn in turns
+    for n in (1, 10, 100))
+"""Train and test sets of 1, 10 and 100 planar complex orbits, each from its own seed, and the
+test sets' rotated and mirrored variants (the same orbits, turned)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +181,8 @@ def generate_arrays(spec: TwoBodySpec, first: int = 0, count: int | None = None,
     """Exact orbits ``first .. first+count`` of ``spec``, and the elements of all its orbits."""
     if elements is None:
         rng = np.random.default_rng(spec.seed)
-        elements = draw_elements(spec.kind, spec.orbits, rng, spec.planar, spec.fixed_nu0).as_dict()
+        drawn = draw_elements(spec.kind, spec.orbits, rng, spec.planar, spec.fixed_nu0)
+        elements = (drawn if spec.orientation == "fixed" else orient(drawn, spec.orientation, spec.seed)).as_dict()
     stop = spec.orbits if count is None else min(spec.orbits, first + count)
     sl = slice(first, stop)
     el = {k: v[sl] for k, v in elements.items()}

@@ -9,8 +9,10 @@ Kinds (all elliptic, all with perigee a(1-e) >= R_E + 200 km):
   e | a ~ U[0, min(0.02, e_max(a))].
 - ``circular``: a as in ``complex``, e = 0.
 
-Planar orbits have i = raan = argp = 0; 3D orbits draw i with cos(i) ~ U[-1, 1] (isotropic
-orbit normals) and raan, argp ~ U[0, 2 pi). nu0 ~ U[0, 2 pi), or 0 with ``fixed_nu0``.
+Planar orbits have i = raan = argp = 0 (perigee on +x, counter-clockwise motion) unless an
+orientation says otherwise (:func:`orient`); 3D orbits draw i with cos(i) ~ U[-1, 1] (isotropic
+orbit normals, both senses of motion) and raan, argp ~ U[0, 2 pi). nu0 ~ U[0, 2 pi), or 0 with
+``fixed_nu0``.
 """
 
 from __future__ import annotations
@@ -69,3 +71,34 @@ def draw_elements(kind: str, n: int, rng: np.random.Generator, planar: bool = Tr
         raan = rng.uniform(0.0, 2.0 * np.pi, n)
         argp = rng.uniform(0.0, 2.0 * np.pi, n)
     return Elements(a=a, e=e, i=i, raan=raan, argp=argp, nu0=nu0)
+
+
+ORIENTATIONS: dict[str, str] = {
+    "fixed": "perigee on +x, counter-clockwise (i = argp = 0)",
+    "rotated": "argument of perigee ~ U[0, 2 pi), counter-clockwise",
+    "mirrored": "the fixed orbits mirrored in the x axis: clockwise (i = pi), perigee on +x",
+    "any": "argument of perigee ~ U[0, 2 pi), each sense of motion with probability 1/2",
+}
+"""Orientations of planar orbits (3-D orbits are always drawn isotropic)."""
+
+
+def orient(el: Elements, orientation: str, seed: int) -> Elements:
+    """``el`` (planar) turned to ``orientation``; ``a``, ``e`` and ``nu0`` are unchanged, so a
+    rotated or mirrored set holds the same orbits as the fixed set drawn from the same seed.
+
+    The angles come from their own generator (``seed`` and a fixed stream id), not from the
+    one that drew the shapes. A clockwise orbit is the counter-clockwise one with i = pi: its
+    positions are (x, -y) of the counter-clockwise orbit when argp = 0.
+    """
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(f"orientation {orientation!r} is not allowed; allowed: {', '.join(ORIENTATIONS)}")
+    n = el.a.shape[0]
+    rng = np.random.default_rng([seed, 0x0E1E])
+    argp = rng.uniform(0.0, 2.0 * np.pi, n) if orientation in ("rotated", "any") else el.argp
+    if orientation == "mirrored":
+        i = np.full(n, np.pi)
+    elif orientation == "any":
+        i = np.where(rng.uniform(0.0, 1.0, n) < 0.5, np.pi, 0.0)
+    else:
+        i = el.i
+    return Elements(a=el.a, e=el.e, i=i, raan=el.raan, argp=argp, nu0=el.nu0)

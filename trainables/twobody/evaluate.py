@@ -17,7 +17,7 @@ from .config import TwoBodyConfig
 from .constants import AU, MU_EARTH
 from .data import STATE_SCALE, to_canonical
 from .dataset import OrbitArrays, load_named
-from .metrics import field_metrics, rollout_metrics, test_set_label, true_anomaly_deg
+from .metrics import field_metrics, invariance_gaps, rollout_metrics, test_set_label, true_anomaly_deg
 from .model import VectorField, integrate
 
 ROLLOUT_MAX_STEPS = 50_000
@@ -62,6 +62,7 @@ def evaluate(field: VectorField, cfg: TwoBodyConfig, r_range_km: tuple[float, fl
         columns["theta_deg"].append(per_point["theta_deg"])
         columns["a_pred_km_s2"].append(per_point["a_pred_km_s2"])
         columns["a_true_km_s2"].append(np.linalg.norm(orbits.acc, axis=-1).reshape(-1))
+    metrics.update(invariance_gaps(metrics, cfg.test_datasets))
     if artifact_dir is not None and cfg.test_datasets:
         for fmt, data in ((PER_POINT, columns), (ROLLOUT, rollouts)):
             if data["dataset"]:

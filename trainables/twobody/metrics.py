@@ -15,7 +15,10 @@ returns, under the prefix ``test/S/``:
 - ``rollout_pos_err_pct`` (mean over the orbit of |r_pred - r_true|/|r_true| * 100),
   ``rollout_pos_err_final_pct`` (after one full period), ``rollout_energy_drift``
   (|E(T) - E(0)| / |E(0)| of the predicted orbit), from each test orbit's first state,
-  averaged over orbits; ``rollout_failed`` = 1 when the solver failed (values then NaN).
+  averaged over orbits; ``rollout_failed`` = 1 when the solver failed (values then NaN);
+- ``invariance_gap`` (only for a rotated/mirrored/any set whose base set is tested too):
+  ``accel_err_mean`` on this set / ``accel_err_mean`` on its base set (1 = rotation and
+  reflection invariant; the sets hold the same orbits, turned).
 """
 
 from __future__ import annotations
@@ -34,6 +37,24 @@ TEST_METRICS: tuple[str, ...] = (
 def test_set_label(name: str) -> str:
     """``complex_TBP_planar_10_test`` -> ``complex_TBP_planar_10`` (the metric-name segment)."""
     return name[: -len("_test")] if name.endswith("_test") else name
+
+
+def invariance_pairs(names: list[str]) -> dict[str, str]:
+    """``{turned set: its base set}`` for every rotated/mirrored set in ``names`` whose base set
+    is in ``names`` too (the sets that get an ``invariance_gap``)."""
+    from .dataset import base_set_name
+
+    return {n: b for n in names if (b := base_set_name(n)) is not None and b in names}
+
+
+def invariance_gaps(metrics: dict[str, float], names: list[str]) -> dict[str, float]:
+    """``test/<turned>/invariance_gap`` for each pair of :func:`invariance_pairs` in ``metrics``."""
+    out = {}
+    for turned, base in invariance_pairs(names).items():
+        base_err = metrics.get(f"test/{test_set_label(base)}/accel_err_mean", math.nan)
+        turned_err = metrics.get(f"test/{test_set_label(turned)}/accel_err_mean", math.nan)
+        out[f"test/{test_set_label(turned)}/invariance_gap"] = turned_err / base_err if base_err > 0 else math.nan
+    return out
 
 
 def mode_kde(x: np.ndarray, grid_points: int = 512, max_samples: int = 5000, seed: int = 0) -> float:
