@@ -24,11 +24,12 @@ from trainables.common.config import FamilyConfig
 from trainables.common.errors import ConfigError
 from trainables.common.nn import ACTIVATIONS
 
+from .augment import AUGMENTS
 from .constants import SAMPLES_PER_ORBIT
 from .features import FEATURES
 from .heads import HEADS
 from .losses import LOSSES
-from .metrics import TEST_METRICS, test_set_label
+from .metrics import TEST_METRICS, invariance_pairs, test_set_label
 from .segments import SPLIT_MODES, check_segments
 
 SOLVERS = ("dopri5", "torchdiffeq_dopri5", "rk4")
@@ -60,7 +61,8 @@ class TwoBodyConfig(FamilyConfig):
     val_fraction: float = 0.0
     split_mode: str = "split_then_segment"
     test_datasets: list[str] = field(default_factory=lambda: [
-        "complex_TBP_planar_1_test", "complex_TBP_planar_10_test", "complex_TBP_planar_100_test"])
+        "complex_TBP_planar_1_test", "complex_TBP_planar_10_test", "complex_TBP_planar_100_test",
+        "complex_TBP_planar_rotated_10_test", "complex_TBP_planar_mirrored_10_test"])
     # model
     feature: str = "sph_4D_rinv_vel"
     harmonic_order: int = 4
@@ -80,6 +82,7 @@ class TwoBodyConfig(FamilyConfig):
     phases: list[Phase] | None = None
     grad_clip: float | None = None
     lr_schedule: str = "constant"
+    augment: str = "none"
     # integration
     solver: str = "dopri5"
     rtol: float = 1e-6
@@ -97,7 +100,7 @@ class TwoBodyConfig(FamilyConfig):
     def __post_init__(self) -> None:
         choices = {"feature": FEATURES, "head": HEADS, "activation": ACTIVATIONS, "loss": LOSSES,
                    "solver": SOLVERS, "lr_schedule": LR_SCHEDULES, "dtype": DTYPES, "device": DEVICES,
-                   "split_mode": SPLIT_MODES}
+                   "split_mode": SPLIT_MODES, "augment": AUGMENTS}
         for key, allowed in choices.items():
             value = getattr(self, key)
             if value not in allowed:
@@ -140,11 +143,12 @@ class TwoBodyConfig(FamilyConfig):
 
     def metric_names(self) -> set[str]:
         """Every metric name a trial with this config reports (for validating a sweep's metric)."""
-        names = {"step", "epoch", "phase", "total_steps", "lr", "train_loss", "val_loss", "steps_per_s",
+        names = {"step", "epoch", "phase", "total_steps", "lr", "train_loss", "val_loss", "val_accel_err", "steps_per_s",
                  "nfe_per_step", "first_step_s"}
         for name in self.test_datasets:
             label = test_set_label(name)
             names |= {f"test/{label}/{m}" for m in TEST_METRICS if self.rollout or not m.startswith("rollout")}
+        names |= {f"test/{test_set_label(n)}/invariance_gap" for n in invariance_pairs(self.test_datasets)}
         return names
 
     def with_(self, **changes: Any) -> "TwoBodyConfig":

@@ -1,7 +1,9 @@
 """The two-body family's entry point: ``run(config, reporter)`` trains and evaluates one trial.
 
 Reports every ``report_every`` steps (and at the last step): ``step``, ``epoch``, ``phase``,
-``total_steps``, ``train_loss`` (mean since the last report), ``val_loss``, ``lr``,
+``total_steps``, ``train_loss`` (mean since the last report), ``val_loss``, ``val_accel_err``
+(mean acceleration error in % at the validation orbits' states: comparable across losses, the
+metric a sweep should rank by), ``lr``,
 ``steps_per_s``, ``nfe_per_step`` (forward solver evaluations per step), with a checkpoint.
 The last report adds the test metrics (:mod:`.metrics`). A checkpoint holds the model, the
 optimiser, the step and the RNG states, so a resumed run repeats an uninterrupted one bit
@@ -22,8 +24,10 @@ from trainables.common.errors import DivergedError
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
+from .augment import augment
 from .config import TwoBodyConfig, phase_steps
 from .data import SegmentBatch, TrainingData
+from .dataset import OrbitArrays
 from .evaluate import evaluate
 from .export import export_model
 from .field_map import write_field_map
@@ -60,6 +64,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = _sample(train, cfg.batch_size, batches)
+            batch = SegmentBatch(augment(batch.states, cfg.augment, batches), batch.dt)
             pred, nfe = integrate(field, batch.states[:, 0], batch.dt, batch.states.shape[1], cfg, step)
             loss = loss_fn(pred, batch.states, cfg.mse_weight)
             if not torch.isfinite(loss):
@@ -74,7 +79,8 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
             if step % cfg.report_every == 0 or step == ends[-1]:
                 last = {"epoch": step * min(cfg.batch_size, len(train)) / len(train), "phase": p,
                         "total_steps": ends[-1], "lr": lr, **window.flush(),
-                        "val_loss": _val_loss(field, val, cfg, loss_fn, step)}
+                        "val_loss": _val_loss(field, val, cfg, loss_fn, step),
+                        "val_accel_err": _val_accel_err(field, data.val)}
                 reports = step // cfg.report_every
                 if step == ends[-1] or (cfg.eval_every_reports and reports % cfg.eval_every_reports == 0):
                     field.eval()
@@ -107,6 +113,20 @@ def _val_loss(field: VectorField, val: SegmentBatch | None, cfg: TwoBodyConfig, 
         return math.nan
     pred, _ = integrate(field, val.states[:, 0], val.dt, val.states.shape[1], cfg, step)
     return float(loss_fn(pred, val.states, cfg.mse_weight))
+
+
+@torch.no_grad()
+def _val_accel_err(field: VectorField, val: OrbitArrays | None) -> float:
+    """Mean acceleration error (%) of the field at every sample of the validation orbits: the
+    test sets' headline metric on orbits never trained on, comparable across losses and
+    segment lengths (no integration; canonical units, the ratio is unit-free)."""
+    if val is None:
+        return math.nan
+    param = next(field.parameters())
+    y = torch.as_tensor(val.states, dtype=param.dtype, device=param.device)
+    a_true = torch.as_tensor(val.acc, dtype=torch.float64, device=param.device)
+    err = torch.linalg.vector_norm(field.acceleration(y).double() - a_true, dim=-1)
+    return float(torch.mean(err / torch.linalg.vector_norm(a_true, dim=-1)) * 100.0)
 
 
 def _schedule(kind: str, progress: float) -> float:
