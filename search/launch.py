@@ -446,6 +446,7 @@ def summarise(spec: SweepSpec, trials: list[Any], tracker: Any, stopper: Any, wa
         states[state] += 1
         rows.append({"trial": t.trial_id, "state": state,
                      spec.metric: last.get(spec.metric, math.nan) if outcome in RANKED else math.nan,
+                     **{m: last.get(m, math.nan) for m in spec.show},
                      "seconds": round(seconds, 2), **{k: t.config.get(k) for k in swept}})
     sign = 1 if spec.mode == "min" else -1
     rows.sort(key=lambda r: (math.isnan(_num(r[spec.metric])), sign * _num(r[spec.metric])))

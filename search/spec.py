@@ -12,7 +12,8 @@ A spec::
       width: {qrandint: [16, 64, 16]}
       segment_length: {grid: [4, 10, 18]}
       depth: 2                                    # a plain value: fixed
-    search: {algorithm: optuna, seed: 0, metric: val_loss, mode: min, num_samples: 20}
+    search: {algorithm: optuna, seed: 0, metric: val_loss, mode: min, num_samples: 20,
+             show: [test/complex_TBP_planar_10/accel_err_mean]}   # extra columns in the summary
     scheduler: {type: asha, grace_period: 200, reduction_factor: 3, max_t: 2000, time_attr: step}
     resources: {cpu: 1, gpu: 0.25}
     max_concurrent: 2
@@ -65,7 +66,7 @@ SCHEDULERS = ("asha", "fifo")
 TOP_KEYS = ("name", "family", "base", "space", "search", "scheduler", "resources", "max_concurrent", "retries",
             "trial_time_limit_s", "tracking", "storage", "reuse_actors")
 SECTION_KEYS = {
-    "search": ("algorithm", "seed", "metric", "mode", "num_samples", "points_to_evaluate"),
+    "search": ("algorithm", "seed", "metric", "mode", "num_samples", "points_to_evaluate", "show"),
     "scheduler": ("type", "grace_period", "reduction_factor", "max_t", "time_attr"),
     "resources": ("cpu", "gpu"),
     "tracking": ("uri", "experiment"),
@@ -111,6 +112,8 @@ class SweepSpec:
     mode: str = "min"
     num_samples: int = 10
     points_to_evaluate: tuple[dict[str, Any], ...] = ()
+    show: tuple[str, ...] = ()
+    """Reported metrics printed beside ``metric`` in the end-of-sweep summary and summary.csv."""
     scheduler: str = "fifo"
     grace_period: int = 1
     reduction_factor: float = 3.0
@@ -330,6 +333,14 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         raise _err(path, "search.metric", f"{metric!r} is never reported by the {family} family"
                                           f"{suggest(str(metric), reported)}; it reports e.g. "
                                           f"{', '.join(sorted(reported)[:8])}")
+    show = search.get("show") or []
+    if isinstance(show, str):
+        show = [show]
+    if not isinstance(show, list) or not all(isinstance(m, str) for m in show):
+        raise _err(path, "search.show", f"expected a list of metric names, got {show!r}"[:200])
+    for m in show:
+        if m not in reported:
+            raise _err(path, "search.show", f"{m!r} is never reported by the {family} family{suggest(m, reported)}")
     seed = _number(path, "search.seed", search.get("seed", 0), integer=True)
     num_samples = _number(path, "search.num_samples", search.get("num_samples", 1 if algorithm == "grid" else 10),
                           integer=True)  # with grid: repeats of the whole grid
@@ -404,7 +415,7 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
                    resolved_dict)
     return SweepSpec(
         path=path, name=raw["name"], family=family, base=base, params=params, algorithm=algorithm,
-        seed=seed, metric=metric, mode=mode, num_samples=int(num_samples),
+        seed=seed, metric=metric, mode=mode, num_samples=int(num_samples), show=tuple(show),
         points_to_evaluate=tuple(points), scheduler=scheduler, grace_period=int(grace),
         reduction_factor=float(factor), max_t=int(max_t), time_attr=time_attr, cpu=float(cpu), gpu=float(gpu),
         max_concurrent=int(max_concurrent), retries=int(retries),

@@ -101,6 +101,10 @@ MALFORMED = [
     ("name", "../t", "name: '../t' is not a safe folder name"),
     ("search.seed", "abc", "search.seed: 'abc' is not an integer (expected an integer"),
     ("reuse_actors", "yes", "reuse_actors: expected true or false, got 'yes'"),
+    ("search.show", ["test/complex_TBP_planar_10/accel_err_maen"],
+     "search.show: 'test/complex_TBP_planar_10/accel_err_maen' is never reported by the twobody family "
+     "(did you mean 'test/complex_TBP_planar_10/accel_err_mean'?)"),
+    ("search.show", {"a": 1}, "search.show: expected a list of metric names"),
     ("space.feature", {"choice": ["sph_4D_rinv_vel", "sph_4D_rinv_vel_harmonics"], "when": {"harmonic_order": 2}},
      "space.feature.when: conditions form a cycle: feature -> harmonic_order -> feature"),
 ]

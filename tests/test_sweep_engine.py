@@ -150,9 +150,15 @@ def test_cli_launch_and_validate(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["validate", str(path)]) == 0
     assert "valid dummy sweep 'cli'" in capsys.readouterr().out
     assert not (tmp_path / "runs").exists()                               # validation writes nothing
-    assert main(["launch", str(path), "--quiet", "--set", "search.num_samples=3"]) == 0
+    assert main(["launch", str(path), "--quiet", "--set", "search.num_samples=3", "--set", "search.show=[step]"]) == 0
     out = capsys.readouterr().out
     assert "3 trials: 3 finished" in out and "mlflow ui --backend-store-uri" in out
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["trial", "state", "loss", "step"]               # search.show: a column beside the metric
+    import csv
+
+    with open(tmp_path / "runs" / "cli" / "summary.csv") as f:
+        assert [float(r["step"]) for r in csv.DictReader(f)] == [2.0, 2.0, 2.0]
     saved = yaml.safe_load((tmp_path / "runs" / "cli" / "spec.yaml").read_text())
     assert saved["search"]["num_samples"] == 3                            # recorded with the override
     assert main(["launch", str(path)]) == 2                               # the same sweep again: refused
