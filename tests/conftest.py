@@ -3,6 +3,9 @@
 - dynsweep's cache folder (the MLflow store template) is a temporary folder of this session;
 - sweeps end without their plots and Optuna study (a few seconds each), except where a test
   checks them (``tests/test_mlflow_view.py``);
+- under pytest-xdist (``-n 2`` in pyproject.toml: two test files at a time) each worker has its
+  own temporary folder (``$TMPDIR``), inherited by the Ray it starts and that Ray's trials, so a
+  test that checks what its trials left in the temporary folder sees only its own;
 - when this machine has no Ray auth token yet, the session uses one in ``$RAY_AUTH_TOKEN``
   (Ray 2.60 would otherwise write ``~/.ray/auth_token`` on the first local ``ray.init``).
 """
@@ -15,6 +18,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_TMP = tempfile.mkdtemp(prefix=f"dynsweep-test-tmp-{_WORKER}-") if _WORKER else None
+if _TMP:
+    os.environ["TMPDIR"] = _TMP
+    tempfile.tempdir = None                                # gettempdir() reads $TMPDIR again
 _CACHE = tempfile.mkdtemp(prefix="dynsweep-test-cache-")
 os.environ["DYNSWEEP_CACHE_DIR"] = _CACHE
 os.environ.setdefault("DYNSWEEP_SWEEP_EXTRAS", "0")  # end-of-sweep plots: tests/test_mlflow_view.py turns them on
@@ -25,3 +33,5 @@ if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:
     shutil.rmtree(_CACHE, ignore_errors=True)
+    if _TMP:
+        shutil.rmtree(_TMP, ignore_errors=True)

@@ -42,7 +42,10 @@ def test_mlflow_outage_mid_sweep_and_past_its_end_loses_and_duplicates_nothing(t
     spec = tmp_path / "outage.yaml"
     spec.write_text(yaml.safe_dump({
         "name": "outage", "family": "dummy", "storage": str(tmp_path / "runs"),
-        "base": {"steps": 60, "sleep_s": 0.25}, "space": {"x": {"uniform": [0.0, 2.0]}},
+        # trials run until the test creates stop_file: the sweep outlasts the reconnection however
+        # slow the machine is, and ends when the test says so
+        "base": {"steps": 100_000, "sleep_s": 0.1, "stop_file": str(tmp_path / "stop")},
+        "space": {"x": {"uniform": [0.0, 2.0]}},
         "search": {"algorithm": "optuna", "seed": 0, "metric": "loss", "mode": "min", "num_samples": 4},
         "resources": {"cpu": 1}, "max_concurrent": 2}))
     folder = tmp_path / "runs" / "outage"
@@ -58,9 +61,12 @@ def test_mlflow_outage_mid_sweep_and_past_its_end_loses_and_duplicates_nothing(t
             _wait(lambda: "unreachable" in log.read_text(), proc, 60)
             time.sleep(3)
             server.start()                                           # back: the gap is written in-session
-            reconnected = _wait(lambda: "reachable again" in log.read_text(), proc, 60)
-            if proc.poll() is None:
-                server.stop()                                        # outage 2: until after the sweep ends
+            reconnected = _wait(lambda: "reachable again" in log.read_text(), proc, 120)
+            written = _results(journal)
+            _wait(lambda: _results(journal) >= written + 4, proc, 60)   # results written while MLflow is back
+            server.stop()                                            # outage 2: until after the sweep ends
+            _wait(lambda: "unreachable" in log.read_text().split("reachable again", 1)[-1], proc, 120)
+            (tmp_path / "stop").touch()                              # now the trials end
             out, _ = proc.communicate(timeout=400)
         stderr = log.read_text()
         assert proc.returncode == 0, stderr[-3000:]

@@ -48,9 +48,12 @@ def test_failing_trials_are_isolated_and_classified(tmp_path: Path, reuse: bool)
     spec = _spec(tmp_path, name="failing", base={"steps": 4, "fail_at": 2},
                  space={"fail": {"grid": ["raise", "nan", "exit", "none", "raise", "none", "none", "none", "kill"]}},
                  resources={"cpu": 0.5}, max_concurrent=4, reuse_actors=reuse)
-    before = set(Path("/tmp").glob("dynsweep-*"))
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir())                             # this test worker's own (tests/conftest.py)
+    before = set(tmp.glob("dynsweep-*"))
     summary = launch(spec, quiet=True)   # 1 in 4 raise, 1 in 8 NaN, 1 in 8 os._exit (+ one SIGKILL)
-    assert set(Path("/tmp").glob("dynsweep-*")) == before     # crashed trials leave no temp files in /tmp
+    assert set(tmp.glob("dynsweep-*")) == before              # crashed trials leave no temp files behind
     assert (summary["trials"], summary["finished"], summary["errored"]) == (9, 4, 5)
     assert summary["failures"] == {"error": 2, "diverged": 1, "crashed": 2}
     runs = _child_runs(spec)

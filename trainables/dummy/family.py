@@ -30,6 +30,7 @@ class DummyConfig(FamilyConfig):
     fail: str = "none"
     fail_at: int = 1
     marker_dir: str | None = None
+    stop_file: str | None = None
     choice: str = "a"
     extra: float = 0.0
 
@@ -66,17 +67,20 @@ def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str
             loss = math.nan
         if not math.isfinite(loss):
             raise DivergedError(f"loss is {loss}", step)
-        if step % cfg.report_every == 0 or step == cfg.steps:
+        last_step = step == cfg.steps or bool(cfg.stop_file and os.path.exists(cfg.stop_file))
+        if step % cfg.report_every == 0 or last_step:
             last = {"loss": loss, "target": cfg.target, "t_start": t_start, "t_now": time.time(),
                     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "<unset>")}
-            if step % cfg.checkpoint_every and step != cfg.steps:
+            if step % cfg.checkpoint_every and not last_step:
                 reporter.report(step, last)
                 continue
             with tempfile.TemporaryDirectory(prefix="dynsweep-dummy-") as ckpt:
                 (Path(ckpt) / "state.json").write_text(json.dumps({"step": step}))
                 (Path(ckpt) / "config.json").write_text(json.dumps(cfg.to_dict()))
                 reporter.report(step, last, ckpt)
+        if last_step:
+            break
     return last
 
 

@@ -1,0 +1,228 @@
+"""TPE + ASHA against the exhaustive grid, on a real sub-grid of the reference two-body study.
+
+Run: ``python benchmarks/asha_vs_grid.py [--steps 1000] [--seeds 0 1 2] [--samples 12] [--out DIR]``
+(about 25 minutes on 2 cores with the defaults; ``--quick`` for a 3-minute smoke run).
+
+The space (10 training orbits, validated on ``complex_TBP_planar_10_val``, orbits never trained
+on): feature {sph_4D_rinv_vel, sph_4D_rinv_vel_harmonics} x head {mlp_4D_signed,
+mlp_4D_unit_softplus, mlp_4D_logmag_unit_exp, rtn} x segment length {4, 10, 18}; leaky_relu,
+width 64, depth 2, ``--steps`` optimiser steps per full trial. Each sweep is a real ``dynsweep
+launch`` (Ray, MLflow, the journal) on 2 CPUs, 2 trials at a time:
+
+(a) the full grid (24 trials), FIFO: every trial trained to the end;
+(b) Optuna TPE + ASHA (grace ``steps/10``, reduction factor 3, max_t ``steps``) over the same
+    space, ``--samples`` trials, once per searcher seed.
+
+For each it prints the best trial's config (by the validation loss, the metric ASHA ranks by),
+its mean acceleration error on the 1/10/100-orbit test sets, trial-seconds and wall time, and the
+ratios ASHA / grid (best 10-orbit error; trial-seconds). It also prints the Spearman rank
+correlation, over the grid's trials, between the validation loss at each ASHA rung and the
+final 10-orbit test error: whether the metric ASHA ranks by predicts generalisation.
+
+Writes ``<out>/asha_vs_grid.csv`` (one row per trial of every sweep) and
+``<out>/asha_vs_grid.png`` (best 10-orbit test error found so far against trial-seconds spent,
+one curve per sweep). The last line reads ``asha/grid: error <x>x, trial-seconds <y>x`` (medians
+over the seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = {
+    "feature": ["sph_4D_rinv_vel", "sph_4D_rinv_vel_harmonics"],
+    "head": ["mlp_4D_signed", "mlp_4D_unit_softplus", "mlp_4D_logmag_unit_exp", "rtn"],
+    "segment_length": [4, 10, 18],
+}
+TESTS = ("complex_TBP_planar_1", "complex_TBP_planar_10", "complex_TBP_planar_100")
+ERR = "test/{}/accel_err_mean"
+
+
+def _spec(name: str, storage: Path, steps: int, grid: bool, seed: int, samples: int,
+          space: dict[str, list[Any]]) -> dict[str, Any]:
+    kind = "grid" if grid else "choice"
+    spec: dict[str, Any] = {
+        "name": name, "family": "twobody",
+        "base": {"train_dataset": "complex_TBP_planar_10_train", "val_dataset": "auto",
+                 "test_datasets": [f"{t}_test" for t in TESTS], "activation": "leaky_relu",
+                 "width": 64, "depth": 2, "steps": steps, "report_every": max(1, steps // 30),
+                 "rollout": False},
+        "space": {k: {kind: v} for k, v in space.items()},
+        "resources": {"cpu": 1}, "max_concurrent": 2, "retries": 1, "storage": str(storage),
+    }
+    if grid:
+        spec["search"] = {"algorithm": "grid", "metric": "val_loss", "mode": "min"}
+        spec["scheduler"] = {"type": "fifo"}
+    else:
+        spec["search"] = {"algorithm": "optuna", "seed": seed, "metric": "val_loss", "mode": "min",
+                          "num_samples": samples}
+        spec["scheduler"] = {"type": "asha", "grace_period": max(1, steps // 10), "reduction_factor": 3,
+                             "max_t": steps, "time_attr": "step"}
+    return spec
+
+
+def _launch(spec: dict[str, Any], folder: Path) -> float:
+    """Run one sweep as a user would (``dynsweep launch``); returns its wall time (s)."""
+    import yaml
+
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "search.cli", "launch", str(path), "--num-cpus", "2",
+                          "--progress-every", "60"], cwd=ROOT, text=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"{spec['name']} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    print(f"  {spec['name']}: {wall:.0f} s wall", flush=True)
+    return wall
+
+
+def _trials(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per trial from the sweep's journal: config, val_loss by step, final metrics,
+    trial-seconds, finish order."""
+    sys.path.insert(0, str(ROOT))
+    from search.journal import Journal
+
+    rows = []
+    for trial_id, tj in Journal(sweep_dir).read().items():
+        if not tj.results:
+            continue
+        val = {int(step): m.get("val_loss") for step, _, m, _ in tj.results if "val_loss" in m}
+        last = tj.results[-1][2]
+        end_ms = max(t for _, t, _, _ in tj.results)
+        rows.append({"trial": trial_id, **{k: tj.config.get(k) for k in SPACE},
+                     "steps": max(val) if val else 0, "val_by_step": val,
+                     "val_loss": last.get("val_loss"),
+                     "seconds": float(((tj.end or {}).get("tags") or {}).get("trial_seconds", 0.0)),
+                     "end_ms": end_ms,
+                     **{t: last.get(ERR.format(t)) for t in TESTS}})
+    return sorted(rows, key=lambda r: r["end_ms"])
+
+
+def _best(rows: list[dict[str, Any]], full: int) -> dict[str, Any]:
+    """The trial a user would pick: lowest validation loss among those trained to the end."""
+    done = [r for r in rows if r["steps"] >= full and r["val_loss"] is not None]
+    return min(done, key=lambda r: r["val_loss"])
+
+
+def _best_so_far(rows: list[dict[str, Any]], full: int) -> list[tuple[float, float]]:
+    """(trial-seconds spent, 10-orbit test error of the best-by-validation full trial so far)."""
+    spent, best, curve = 0.0, None, []
+    for r in rows:
+        spent += r["seconds"]
+        if r["steps"] >= full and r["val_loss"] is not None and (best is None or r["val_loss"] < best["val_loss"]):
+            best = r
+        if best is not None:
+            curve.append((spent, best[TESTS[1]]))
+    return curve
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic) if len(x) > 2 else float("nan")
+
+
+def _plot(curves: dict[str, list[tuple[float, float]]], rows: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, curve in curves.items():
+        if curve:
+            xs, ys = zip(*curve)
+            ax1.step(xs, ys, where="post", label=name, lw=2 if name == "grid" else 1.3)
+        done = [r for r in rows[name] if r[TESTS[1]] is not None]
+        ax2.scatter([r["seconds"] for r in done], [r[TESTS[1]] for r in done], s=18, label=name, alpha=0.7)
+    ax1.set(xlabel="trial-seconds spent", ylabel="10-orbit test error of the best trial so far (%)",
+            title="best-so-far (picked by validation loss)", yscale="log")
+    ax2.set(xlabel="trial-seconds of the trial", ylabel="10-orbit mean acceleration error (%)",
+            title="every trial trained to the end", yscale="log")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=1000, help="optimiser steps of a full trial (default 1000)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Optuna seeds (default 0 1 2)")
+    ap.add_argument("--samples", type=int, default=12, help="trials per TPE + ASHA sweep (default 12)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="CSV and PNG go here")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 60 steps, 2 heads, 1 seed, 4 samples")
+    args = ap.parse_args()
+    space = SPACE
+    if args.quick:
+        args.steps, args.seeds, args.samples = 60, args.seeds[:1], 4
+        space = {**SPACE, "head": SPACE["head"][:2]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dynsweep-asha-vs-grid-") as tmp:
+        storage = Path(tmp) / "runs"
+        names = ["grid"] + [f"tpe_asha_seed{s}" for s in args.seeds]
+        walls, rows = {}, {}
+        print(f"{len(names)} sweeps, {args.steps} steps per full trial, storage {storage}", flush=True)
+        for name, seed in zip(names, [0, *args.seeds]):
+            spec = _spec(name, storage, args.steps, name == "grid", seed, args.samples, space)
+            walls[name] = _launch(spec, Path(tmp))
+            rows[name] = _trials(storage / name)
+
+    full = args.steps
+    grid_best = _best(rows["grid"], full)
+    print("\nsweep               trials  trial-s  wall-s  best config (by val_loss)"
+          "                                   test 1 / 10 / 100 orbits (%)")
+    ratios_err, ratios_s = [], []
+    grid_s = sum(r["seconds"] for r in rows["grid"])
+    for name in names:
+        best = _best(rows[name], full)
+        spent = sum(r["seconds"] for r in rows[name])
+        cfg = f"{best['feature']} + {best['head']} + seg {best['segment_length']}"
+        errs = " / ".join(f"{best[t]:.2f}" for t in TESTS)
+        print(f"{name:<19} {len(rows[name]):>6}  {spent:>7.0f}  {walls[name]:>6.0f}  {cfg:<56} {errs}")
+        if name != "grid":
+            ratios_err.append(best[TESTS[1]] / grid_best[TESTS[1]])
+            ratios_s.append(spent / grid_s)
+    for name, e, s in zip(names[1:], ratios_err, ratios_s):
+        print(f"{name}: best 10-orbit error {e:.3f}x the grid's, trial-seconds {s:.3f}x the grid's")
+
+    # does the validation loss at each ASHA rung predict the final 10-orbit test error?
+    rungs = sorted({max(1, full // 10) * 3**k for k in range(8) if max(1, full // 10) * 3**k < full} | {full})
+    grid_rows = [r for r in rows["grid"] if r[TESTS[1]] is not None]
+    print("\nSpearman rank correlation over the grid's trials, val_loss at a step vs final 10-orbit test error:")
+    for rung in rungs:
+        pairs = [(r["val_by_step"][s], r[TESTS[1]]) for r in grid_rows
+                 for s in [min(r["val_by_step"], key=lambda k: abs(k - rung))] if abs(s - rung) <= full // 30]
+        if pairs:
+            print(f"  step {rung:>5}: rho = {_spearman(*map(list, zip(*pairs))):.3f} ({len(pairs)} trials)")
+
+    csv_path, png_path = args.out / "asha_vs_grid.csv", args.out / "asha_vs_grid.png"
+    import csv
+
+    with open(csv_path, "w", newline="") as f:
+        keys = ["sweep", "trial", *SPACE, "steps", "val_loss", "seconds", *TESTS, "val_by_step"]
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for name in names:
+            for r in rows[name]:
+                w.writerow({"sweep": name, **{k: r.get(k) for k in keys if k != "sweep"},
+                            "val_by_step": json.dumps(r["val_by_step"])})
+    _plot({n: _best_so_far(rows[n], full) for n in names}, rows, png_path)
+    print(f"\nwrote {csv_path} and {png_path}")
+    print(f"asha/grid: error {statistics.median(ratios_err):.3f}x, trial-seconds {statistics.median(ratios_s):.3f}x")
+
+
+if __name__ == "__main__":
+    main()
