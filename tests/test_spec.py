@@ -52,7 +52,14 @@ def _mutate(path_keys: str, value: Any) -> dict[str, Any]:
     return data
 
 
-_DELETE = object()
+class _Delete:
+    """Marks a key to remove; a stable repr keeps test ids equal across pytest-xdist workers."""
+
+    def __repr__(self) -> str:
+        return "<delete>"
+
+
+_DELETE = _Delete()
 
 
 def test_good_spec_loads(tmp_path: Path) -> None:
