@@ -17,17 +17,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 PYFUNC_FILE = Path(__file__).with_name("torchscript_pyfunc.py")
 
 
-
-# MLflow warns that the TorchScript pyfunc's ``predict`` has no type hints; its input is checked by
-# the logged signature instead. Filtered by message, once, for every thread that logs a model.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
 def _requirements() -> list[str]:
     import numpy
@@ -71,15 +66,13 @@ def log_model(client_or_uri: Any, run_id: str, artifacts_dir: str | os.PathLike[
     try:
         with tempfile.TemporaryDirectory(prefix="dynsweep-model-") as tmp:
             path = Path(tmp) / name
-            with warnings.catch_warnings():  # "add type hints to predict": the input is validated by the signature
-                warnings.simplefilter("ignore", UserWarning)
-                mlflow.pyfunc.save_model(
-                    str(path), python_model=str(PYFUNC_FILE),
-                    artifacts={"torchscript": str(folder / "model.pt"), "meta": str(folder / "model.json")},
-                    signature=signature, input_example=example, pip_requirements=_requirements(),
-                    metadata={"dynsweep": {k: meta[k] for k in ("family", "description", "inputs", "output")}},
-                    mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
-                                       model_id=logged.model_id, model_uuid=logged.model_id))
+            mlflow.pyfunc.save_model(
+                str(path), python_model=str(PYFUNC_FILE),
+                artifacts={"torchscript": str(folder / "model.pt"), "meta": str(folder / "model.json")},
+                signature=signature, input_example=example, pip_requirements=_requirements(),
+                metadata={"dynsweep": {k: meta[k] for k in ("family", "description", "inputs", "output")}},
+                mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
+                                   model_id=logged.model_id, model_uuid=logged.model_id))
             client.log_model_artifacts(logged.model_id, str(path))
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)

@@ -34,7 +34,10 @@ class TorchScriptModel(PythonModel):
             raise ValueError(f"this model takes a dict of arrays {[s['name'] for s in specs]}")
         return [model_input]
 
-    def predict(self, context, model_input, params=None):
+    # The hint is one MLflow reads as "no schema from the hint" (np.ndarray): the logged signature
+    # validates the input, and MLflow does not warn that ``predict`` has no type hints. A dict of
+    # arrays (several inputs) or a DataFrame is accepted too, as the module docstring says.
+    def predict(self, context, model_input: np.ndarray, params=None):
         args = [torch.as_tensor(np.ascontiguousarray(np.asarray(a, dtype=s["dtype"])))
                 for a, s in zip(self._arrays(model_input), self.meta["inputs"])]
         with torch.no_grad():

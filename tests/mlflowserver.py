@@ -37,7 +37,7 @@ class MlflowServer:
         self.proc = subprocess.Popen(
             [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
              "--default-artifact-root", str(self.root / "server-artifacts"), "--host", "127.0.0.1",
-             "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+             "--port", str(self.port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:

@@ -61,10 +61,11 @@ def test_bad_kind_is_rejected_with_choices(capsys: pytest.CaptureFixture[str]) -
 def test_standard_suite_is_idempotent_and_refuses_clashes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "standard", "--root", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(f"complex_TBP_planar_{n}_{s}" for n in (1, 10, 100) for s in ("train", "test"))
+    assert names == sorted([f"complex_TBP_planar_{n}_{s}" for n in (1, 10, 100) for s in ("train", "test")]
+                           + [f"complex_TBP_planar_{t}_{n}_test" for n in (1, 10, 100) for t in ("rotated", "mirrored")])
     hashes = {n: open_dataset(tmp_path / n).content_hash for n in names}
     assert main(["data", "standard", "--root", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.count("exists ") == 6
+    assert capsys.readouterr().out.count("exists ") == 12
     assert {n: open_dataset(tmp_path / n).content_hash for n in names} == hashes
     # A clash (same name, other seed) is refused before anything is written.
     shutil.rmtree(tmp_path / "complex_TBP_planar_1_train")
