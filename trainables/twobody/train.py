@@ -32,6 +32,7 @@ from .evaluate import evaluate
 from .export import export_model
 from .field_map import write_field_map
 from .losses import get_loss
+from .metrics import point_errors
 from .model import VectorField, integrate
 
 
@@ -124,9 +125,8 @@ def _val_accel_err(field: VectorField, val: OrbitArrays | None) -> float:
         return math.nan
     param = next(field.parameters())
     y = torch.as_tensor(val.states, dtype=param.dtype, device=param.device)
-    a_true = torch.as_tensor(val.acc, dtype=torch.float64, device=param.device)
-    err = torch.linalg.vector_norm(field.acceleration(y).double() - a_true, dim=-1)
-    return float(torch.mean(err / torch.linalg.vector_norm(a_true, dim=-1)) * 100.0)
+    a_pred = field.acceleration(y).double().cpu().numpy()
+    return float(point_errors(a_pred, val.acc, val.states[..., :3])["accel_err_pct"].mean())
 
 
 def _schedule(kind: str, progress: float) -> float:
