@@ -48,7 +48,7 @@ ERR = "test/{}/accel_err_mean"
 
 
 def _spec(name: str, storage: Path, steps: int, grid: bool, seed: int, samples: int,
-          space: dict[str, list[Any]]) -> dict[str, Any]:
+          space: dict[str, list[Any]], metric: str) -> dict[str, Any]:
     kind = "grid" if grid else "choice"
     spec: dict[str, Any] = {
         "name": name, "family": "twobody",
@@ -60,10 +60,10 @@ def _spec(name: str, storage: Path, steps: int, grid: bool, seed: int, samples: 
         "resources": {"cpu": 1}, "max_concurrent": 2, "retries": 1, "storage": str(storage),
     }
     if grid:
-        spec["search"] = {"algorithm": "grid", "metric": "val_loss", "mode": "min"}
+        spec["search"] = {"algorithm": "grid", "metric": metric, "mode": "min"}
         spec["scheduler"] = {"type": "fifo"}
     else:
-        spec["search"] = {"algorithm": "optuna", "seed": seed, "metric": "val_loss", "mode": "min",
+        spec["search"] = {"algorithm": "optuna", "seed": seed, "metric": metric, "mode": "min",
                           "num_samples": samples}
         spec["scheduler"] = {"type": "asha", "grace_period": max(1, steps // 10), "reduction_factor": 3,
                              "max_t": steps, "time_attr": "step"}
@@ -97,29 +97,30 @@ def _trials(sweep_dir: Path) -> list[dict[str, Any]]:
         if not tj.results:
             continue
         val = {int(step): m.get("val_loss") for step, _, m, _ in tj.results if "val_loss" in m}
+        acc = {int(step): m.get("val_accel_err") for step, _, m, _ in tj.results if "val_accel_err" in m}
         last = tj.results[-1][2]
         end_ms = max(t for _, t, _, _ in tj.results)
         rows.append({"trial": trial_id, **{k: tj.config.get(k) for k in SPACE},
-                     "steps": max(val) if val else 0, "val_by_step": val,
-                     "val_loss": last.get("val_loss"),
+                     "steps": max(val) if val else 0, "val_by_step": val, "acc_by_step": acc,
+                     "val_loss": last.get("val_loss"), "val_accel_err": last.get("val_accel_err"),
                      "seconds": float(((tj.end or {}).get("tags") or {}).get("trial_seconds", 0.0)),
                      "end_ms": end_ms,
                      **{t: last.get(ERR.format(t)) for t in TESTS}})
     return sorted(rows, key=lambda r: r["end_ms"])
 
 
-def _best(rows: list[dict[str, Any]], full: int) -> dict[str, Any]:
-    """The trial a user would pick: lowest validation loss among those trained to the end."""
-    done = [r for r in rows if r["steps"] >= full and r["val_loss"] is not None]
-    return min(done, key=lambda r: r["val_loss"])
+def _best(rows: list[dict[str, Any]], full: int, metric: str) -> dict[str, Any]:
+    """The trial a user would pick: lowest ``metric`` among those trained to the end."""
+    done = [r for r in rows if r["steps"] >= full and r[metric] is not None]
+    return min(done, key=lambda r: r[metric])
 
 
-def _best_so_far(rows: list[dict[str, Any]], full: int) -> list[tuple[float, float]]:
-    """(trial-seconds spent, 10-orbit test error of the best-by-validation full trial so far)."""
+def _best_so_far(rows: list[dict[str, Any]], full: int, metric: str) -> list[tuple[float, float]]:
+    """(trial-seconds spent, 10-orbit test error of the best-by-``metric`` full trial so far)."""
     spent, best, curve = 0.0, None, []
     for r in rows:
         spent += r["seconds"]
-        if r["steps"] >= full and r["val_loss"] is not None and (best is None or r["val_loss"] < best["val_loss"]):
+        if r["steps"] >= full and r[metric] is not None and (best is None or r[metric] < best[metric]):
             best = r
         if best is not None:
             curve.append((spent, best[TESTS[1]]))
@@ -164,7 +165,19 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=12, help="trials per TPE + ASHA sweep (default 12)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="CSV and PNG go here")
     ap.add_argument("--quick", action="store_true", help="smoke run: 60 steps, 2 heads, 1 seed, 4 samples")
+    ap.add_argument("--metric", choices=["val_accel_err", "val_loss"], default="val_accel_err",
+                    help="what ASHA and Optuna rank by, and how the best trial is picked (default val_accel_err)")
+    ap.add_argument("--report-only", type=Path, default=None, metavar="STORAGE",
+                    help="no new sweeps: report the grid and tpe_asha_seed* sweeps already under STORAGE")
     args = ap.parse_args()
+    if args.report_only:
+        names = ["grid"] + sorted(p.name for p in args.report_only.glob("tpe_asha_seed*")
+                                  if (p / "summary.csv").exists())
+        rows = {n: _trials(args.report_only / n) for n in names}
+        walls = {n: float("nan") for n in names}
+        args.out.mkdir(parents=True, exist_ok=True)
+        _report(names, rows, walls, args.steps, args.out, args.metric)
+        return
     space = SPACE
     if args.quick:
         args.steps, args.seeds, args.samples = 60, args.seeds[:1], 4
@@ -176,52 +189,64 @@ def main() -> None:
         walls, rows = {}, {}
         print(f"{len(names)} sweeps, {args.steps} steps per full trial, storage {storage}", flush=True)
         for name, seed in zip(names, [0, *args.seeds]):
-            spec = _spec(name, storage, args.steps, name == "grid", seed, args.samples, space)
+            spec = _spec(name, storage, args.steps, name == "grid", seed, args.samples, space, args.metric)
             walls[name] = _launch(spec, Path(tmp))
             rows[name] = _trials(storage / name)
 
-    full = args.steps
-    grid_best = _best(rows["grid"], full)
-    print("\nsweep               trials  trial-s  wall-s  best config (by val_loss)"
-          "                                   test 1 / 10 / 100 orbits (%)")
+    _report(names, rows, walls, args.steps, args.out, args.metric)
+
+
+def _report(names: list[str], rows: dict[str, list[dict[str, Any]]], walls: dict[str, float], full: int,
+            out: Path, metric: str) -> None:
+    """Print the table, ratios and rank correlations; write the CSV and the PNG to ``out``."""
+    grid_best = _best(rows["grid"], full, metric)
+    print(f"\nsweep               trials  trial-s  wall-s  best config (by {metric})"
+          "                          test 1 / 10 / 100 orbits (%)")
     ratios_err, ratios_s = [], []
     grid_s = sum(r["seconds"] for r in rows["grid"])
     for name in names:
-        best = _best(rows[name], full)
+        best = _best(rows[name], full, metric)
         spent = sum(r["seconds"] for r in rows[name])
         cfg = f"{best['feature']} + {best['head']} + seg {best['segment_length']}"
         errs = " / ".join(f"{best[t]:.2f}" for t in TESTS)
-        print(f"{name:<19} {len(rows[name]):>6}  {spent:>7.0f}  {walls[name]:>6.0f}  {cfg:<56} {errs}")
+        print(f"{name:<19} {len(rows[name]):>6}  {spent:>7.0f}  {walls[name]:>6.0f}  {cfg:<48} {errs}")
         if name != "grid":
             ratios_err.append(best[TESTS[1]] / grid_best[TESTS[1]])
             ratios_s.append(spent / grid_s)
     for name, e, s in zip(names[1:], ratios_err, ratios_s):
         print(f"{name}: best 10-orbit error {e:.3f}x the grid's, trial-seconds {s:.3f}x the grid's")
 
-    # does the validation loss at each ASHA rung predict the final 10-orbit test error?
+    # does a validation metric at each ASHA rung predict the final 10-orbit test error?
     rungs = sorted({max(1, full // 10) * 3**k for k in range(8) if max(1, full // 10) * 3**k < full} | {full})
     grid_rows = [r for r in rows["grid"] if r[TESTS[1]] is not None]
-    print("\nSpearman rank correlation over the grid's trials, val_loss at a step vs final 10-orbit test error:")
-    for rung in rungs:
-        pairs = [(r["val_by_step"][s], r[TESTS[1]]) for r in grid_rows
-                 for s in [min(r["val_by_step"], key=lambda k: abs(k - rung))] if abs(s - rung) <= full // 30]
-        if pairs:
-            print(f"  step {rung:>5}: rho = {_spearman(*map(list, zip(*pairs))):.3f} ({len(pairs)} trials)")
+    print("\nSpearman rank correlation over the grid's trials: validation metric at a step vs final "
+          "10-orbit test error")
+    for key, label in (("val_by_step", "val_loss"), ("acc_by_step", "val_accel_err")):
+        cells = []
+        for rung in rungs:
+            pairs = [(r[key][s], r[TESTS[1]]) for r in grid_rows if r[key]
+                     for s in [min(r[key], key=lambda k: abs(k - rung))] if abs(s - rung) <= full // 30]
+            if pairs:
+                cells.append(f"step {rung}: {_spearman(*map(list, zip(*pairs))):.3f}")
+        print(f"  {label:<14} " + ", ".join(cells) + f" ({len(grid_rows)} trials)")
 
-    csv_path, png_path = args.out / "asha_vs_grid.csv", args.out / "asha_vs_grid.png"
     import csv
 
+    csv_path, png_path = out / "asha_vs_grid.csv", out / "asha_vs_grid.png"
     with open(csv_path, "w", newline="") as f:
-        keys = ["sweep", "trial", *SPACE, "steps", "val_loss", "seconds", *TESTS, "val_by_step"]
+        keys = ["sweep", "trial", *SPACE, "steps", "val_loss", "val_accel_err", "seconds", *TESTS,
+                "val_by_step", "acc_by_step"]
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         for name in names:
             for r in rows[name]:
                 w.writerow({"sweep": name, **{k: r.get(k) for k in keys if k != "sweep"},
-                            "val_by_step": json.dumps(r["val_by_step"])})
-    _plot({n: _best_so_far(rows[n], full) for n in names}, rows, png_path)
+                            "val_by_step": json.dumps(r["val_by_step"]), "acc_by_step": json.dumps(r["acc_by_step"])})
+    _plot({n: _best_so_far(rows[n], full, metric) for n in names}, rows, png_path)
     print(f"\nwrote {csv_path} and {png_path}")
-    print(f"asha/grid: error {statistics.median(ratios_err):.3f}x, trial-seconds {statistics.median(ratios_s):.3f}x")
+    if ratios_err:
+        print(f"asha/grid: error {statistics.median(ratios_err):.3f}x, "
+              f"trial-seconds {statistics.median(ratios_s):.3f}x")
 
 
 if __name__ == "__main__":
