@@ -133,7 +133,8 @@ def _spearman(x: list[float], y: list[float]) -> float:
     return float(spearmanr(x, y).statistic) if len(x) > 2 else float("nan")
 
 
-def _plot(curves: dict[str, list[tuple[float, float]]], rows: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def _plot(curves: dict[str, list[tuple[float, float]]], rows: dict[str, list[dict[str, Any]]], path: Path,
+          metric: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +148,7 @@ def _plot(curves: dict[str, list[tuple[float, float]]], rows: dict[str, list[dic
         done = [r for r in rows[name] if r[TESTS[1]] is not None]
         ax2.scatter([r["seconds"] for r in done], [r[TESTS[1]] for r in done], s=18, label=name, alpha=0.7)
     ax1.set(xlabel="trial-seconds spent", ylabel="10-orbit test error of the best trial so far (%)",
-            title="best-so-far (picked by validation loss)", yscale="log")
+            title=f"best-so-far (picked by {metric})", yscale="log")
     ax2.set(xlabel="trial-seconds of the trial", ylabel="10-orbit mean acceleration error (%)",
             title="every trial trained to the end", yscale="log")
     for ax in (ax1, ax2):
@@ -242,7 +243,7 @@ def _report(names: list[str], rows: dict[str, list[dict[str, Any]]], walls: dict
             for r in rows[name]:
                 w.writerow({"sweep": name, **{k: r.get(k) for k in keys if k != "sweep"},
                             "val_by_step": json.dumps(r["val_by_step"]), "acc_by_step": json.dumps(r["acc_by_step"])})
-    _plot({n: _best_so_far(rows[n], full, metric) for n in names}, rows, png_path)
+    _plot({n: _best_so_far(rows[n], full, metric) for n in names}, rows, png_path, metric)
     print(f"\nwrote {csv_path} and {png_path}")
     if ratios_err:
         print(f"asha/grid: error {statistics.median(ratios_err):.3f}x, "
