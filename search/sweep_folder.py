@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pickletools
 import shutil
 import socket
 from collections.abc import Iterator
@@ -32,24 +33,28 @@ LOCK = "driver.lock"
 SPEC = "spec.yaml"
 RUN_MAP = "mlflow_runs.json"
 """trial id -> MLflow run id (``__sweep__`` -> the parent run), written by ``search.tracking``."""
-TUNE_STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
-                    "callback-states-*.pkl", "tuner.pkl")
-"""Tune's experiment-level state in ``tune/``: what ``Tuner.restore`` reads."""
+TUNE_STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "basic-variant-state-*.json",
+                    "searcher-state-*.pkl", "callback-states-*.pkl", "tuner.pkl")
+"""Tune's experiment-level state in ``tune/``: what ``Tuner.restore`` reads (the searchers' two
+``*-state-*.json`` files are pickles despite their names)."""
 LAST_GOOD = "last-good"
 """In ``tune/backup/``: the newest set of Tune's state files that was whole (see
 :meth:`SweepFolder.save_tune_state`)."""
 
 
 def _whole(path: Path) -> bool:
-    """Whether a Tune state file was written to the end: JSON that parses, a pickle that ends with
-    its STOP opcode."""
+    """Whether a Tune state file was written to the end: a pickle (told by its content: protocol 2+
+    starts with PROTO, whatever the file's name) whose opcodes read through to STOP (read, never
+    run), else JSON that parses."""
     try:
         data = path.read_bytes()
-        if path.suffix == ".json":
-            json.loads(data)
+        if data.startswith(b"\x80"):
+            for _ in pickletools.genops(data):
+                pass
             return True
-        return len(data) > 0 and data.endswith(b".")
-    except (OSError, ValueError):
+        json.loads(data)
+        return True
+    except (OSError, ValueError, EOFError):
         return False
 EMBEDDED = "embedded"
 """``sweep.json``'s tracking URI for the SQLite store inside the sweep folder."""

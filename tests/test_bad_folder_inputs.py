@@ -583,3 +583,26 @@ def test_tune_state_cut_short_is_put_back_from_its_last_whole_copy(tmp_path: Pat
     assert folder.repair_experiment_state() is not None and json.loads(state.read_text())["trial_data"] == []
     broken = sorted((tune_dir / "backup").glob("broken-*/*"))
     assert broken                                                        # the broken files are kept aside
+
+
+@pytest.mark.parametrize("name", ["search_gen_state-2026-01-01_00-00-00.json",
+                                  "basic-variant-state-2026-01-01_00-00-00.json"])
+def test_searcher_state_pickled_under_a_json_name_is_kept_and_put_back(tmp_path: Path, name: str) -> None:
+    """Tune's searchers save pickles under ``*.json`` names (the grid's ``basic-variant-state``,
+    Optuna's ``search_gen_state``): they are recognised as whole, kept, and put back when a full
+    disk empties them (``Tuner.restore`` then failed with "EOFError: Ran out of input")."""
+    import pickle
+
+    folder = SweepFolder(tmp_path / "s")
+    folder.tune_dir.mkdir(parents=True)
+    (folder.tune_dir / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
+    searcher = folder.tune_dir / name
+    searcher.write_bytes(pickle.dumps({"counter": 6, "state": list(range(50))}, protocol=5))
+    assert folder.save_tune_state()                                      # a pickle named .json is whole
+    good = searcher.read_bytes()
+    for cut in (b"", good[:1], good[: len(good) // 2], good[:-1]):
+        searcher.write_bytes(cut)
+        assert not folder.save_tune_state()
+        note = folder.repair_experiment_state()
+        assert note is not None and name in note
+        assert pickle.loads(searcher.read_bytes()) == {"counter": 6, "state": list(range(50))}
