@@ -31,6 +31,8 @@ class DummyConfig(FamilyConfig):
     fail_at: int = 1
     marker_dir: str | None = None
     stop_file: str | None = None
+    gate_file: str | None = None
+    gate_at: int = 1
     choice: str = "a"
     extra: float = 0.0
 
@@ -62,6 +64,8 @@ def run(config: Mapping[str, Any] | DummyConfig, reporter: Reporter) -> dict[str
             time.sleep(cfg.sleep_s)
         if step == cfg.fail_at:
             _fail(cfg, step)
+        while cfg.gate_file and step == cfg.gate_at and not os.path.exists(cfg.gate_file):
+            time.sleep(0.05)
         loss = (cfg.x - cfg.target) ** 2 / (1 + step) + cfg.extra
         if cfg.fail == "nan" and step >= cfg.fail_at:
             loss = math.nan
