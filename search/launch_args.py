@@ -25,6 +25,10 @@ def add_launch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the spec's tracking.uri, else "
                         "sqlite:///<sweep folder>/mlflow.db)")
+    p.add_argument("--resume-existing", action="store_true",
+                   help="when the sweep folder holds this sweep already, resume it (errored trials from their last "
+                        "checkpoint) instead of refusing: for batch jobs that are requeued after preemption and "
+                        "Kubernetes jobs that are retried")
     add_ray_arguments(p)
     add_output_arguments(p)
 
