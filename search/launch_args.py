@@ -37,7 +37,8 @@ def add_ray_arguments(p: argparse.ArgumentParser) -> None:
     """Where a sweep runs: the local Ray's CPUs and GPUs, or a cluster (``launch``, ``resume``, ``extend``)."""
     p.add_argument("--num-cpus", type=non_negative_float, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--num-gpus", type=non_negative_float, default=None, help="GPUs Ray may use (default: detected)")
-    p.add_argument("--address", default=None, help="an existing Ray cluster (auto, ray://host:10001, ip:port)")
+    p.add_argument("--address", default=None,
+                   help="an existing Ray cluster: auto (on a cluster node) or head-ip:port; see docs/cluster.md")
     add_cluster_arguments(p)
 
 

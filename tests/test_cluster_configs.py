@@ -42,27 +42,103 @@ def test_aws_launcher_config_passes_rays_schema_and_holds_every_search_space() -
     assert "~/.ray/auth_token" in config["file_mounts"]              # the token reaches every node
     for cmd in config["head_start_ray_commands"][1:] + config["worker_start_ray_commands"][1:]:
         assert "RAY_AUTH_MODE=token" in cmd and "ray start" in cmd
-    assert any("dynsweep" in c for c in config["setup_commands"])
+    image = config["docker"]["image"]
+    assert "ray-ml" not in image and image.split("/")[-1].startswith("dynsweep:")   # built from cluster/Dockerfile
+    for name, node in types.items():                                  # a current DLAMI, not Ray's 18.04 fallback
+        ami = node["node_config"].get("ImageId", "")
+        assert ami.startswith(("ami-", "resolve:ssm:/aws/service/deeplearning/ami/x86_64/")), name
+        assert "ubuntu-18.04" not in ami, name
+    boot = " ".join(config["initialization_commands"] + config["setup_commands"])
+    assert "-t efs" not in boot and "mount -t nfs4" in boot and "nfs-common" in boot   # what the AMI can mount
+    assert "pip install" not in boot and "git+" not in boot          # nothing installed at every boot
+    header = (CLUSTER / "aws.yaml").read_text().split("\ncluster_name:")[0]
+    for needle in ("ray job submit", "--working-dir", "TCP 2049", "mount target", "--resume-existing"):
+        assert needle in header, needle                               # how the spec gets there, the share, resume
+
+
+# Tags Ray publishes for rayproject/ray 2.60.0: {version}[-py{3.10..3.13}][-{cpu,gpu,cuXXX}][-aarch64]
+# (the tag scheme in ray-project/ray docker/ray/README.md and the Docker Hub listing of
+# rayproject/ray; CUDA variants from Ray's build matrix). rayproject/ray-ml stopped at 2.x
+# releases long before 2.60: none of its tags is valid here.
+RAY_VERSION = "2.60.0"
+RAY_PYTHONS = ("", "-py310", "-py311", "-py312", "-py313")
+RAY_PLATFORMS = ("", "-cpu", "-gpu", "-cu121", "-cu124", "-cu125", "-cu128")
+RAY_TAGS = {f"{RAY_VERSION}{py}{platform}{arch}" for py in RAY_PYTHONS for platform in RAY_PLATFORMS
+            for arch in ("", "-aarch64")}
+
+
+def test_dockerfile_builds_on_a_published_ray_image_with_cuda_torch_and_a_small_context() -> None:
+    text = (CLUSTER / "Dockerfile").read_text()
+    froms = [ln.split()[1] for ln in text.splitlines() if ln.startswith("FROM ")]
+    assert len(froms) == 1
+    repo, tag = froms[0].split(":")
+    assert repo == "rayproject/ray" and tag in RAY_TAGS, froms[0]
+    assert "-py311" in tag and ("-gpu" in tag or "-cu" in tag)       # the Python the package is tested on, CUDA
+    assert "download.pytorch.org/whl/" in text and "torch==" in text  # a pinned CUDA build of torch
+    workdir = next(ln.split()[1] for ln in text.splitlines() if ln.startswith("WORKDIR "))
+    assert any(ln.startswith("COPY") and ln.rstrip().endswith(workdir) for ln in text.splitlines())
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in (".venv", "runs", "datasets", ".git", "mlruns"):
+        assert path in ignored, path
+    assert "search_spaces" not in ignored                             # `dynsweep launch search_spaces/X.yaml` works
 
 
 def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return spec["template"]["spec"]["containers"]
 
 
-def test_kuberay_manifest_autoscales_with_token_auth_and_holds_every_search_space() -> None:
-    manifest = yaml.safe_load((CLUSTER / "kuberay.yaml").read_text())
-    assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayCluster"
-    spec = manifest["spec"]
+def _kuberay() -> tuple[str, dict[str, dict[str, Any]]]:
+    """The manifest's text and its documents by kind."""
+    text = (CLUSTER / "kuberay.yaml").read_text()
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert len({d["kind"] for d in docs}) == len(docs)
+    return text, {d["kind"]: d for d in docs}
+
+
+def _raycluster_schema_errors(manifest: dict[str, Any]) -> list[str]:
+    import jsonschema
+
+    schema = yaml.safe_load((ROOT / "tests" / "schemas" / "raycluster_v1.schema.yaml").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)]
+
+
+def test_kuberay_manifest_validates_against_the_raycluster_schema_and_a_misspelt_key_does_not() -> None:
+    import copy
+
+    _, docs = _kuberay()
+    cluster = docs["RayCluster"]
+    assert _raycluster_schema_errors(cluster) == []
+    broken = copy.deepcopy(cluster)
+    container = _containers(broken["spec"]["workerGroupSpecs"][0])[0]
+    container["volumeMount"] = container.pop("volumeMounts")             # a typo kubectl would refuse
+    broken["spec"]["authOptions"]["mode"] = "Token"
+    errors = _raycluster_schema_errors(broken)
+    assert any("volumeMount" in e for e in errors) and any("authOptions/mode" in e for e in errors), errors
+
+
+def test_kuberay_manifest_ships_what_it_references_and_holds_every_search_space() -> None:
+    text, docs = _kuberay()
+    header = text.split("\napiVersion:")[0]
+    claim, cluster = docs["PersistentVolumeClaim"], docs["RayCluster"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]              # every pod mounts it
+    spec = cluster["spec"]
+    assert spec["authOptions"]["mode"] == "token"
     assert spec["enableInTreeAutoscaling"] is True and spec["autoscalerOptions"]["idleTimeoutSeconds"] > 0
     assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
     groups = spec["workerGroupSpecs"]
     holds = []
     for group in [spec["headGroupSpec"], *groups]:
-        for container in _containers(group):
-            env = {e["name"]: e for e in container["env"]}
-            assert env["RAY_AUTH_MODE"]["value"] == "token"
-            assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "auth_token"
+        pod = group["template"]["spec"]
+        assert pod["securityContext"]["fsGroup"] == 100                   # the image's user (1000:100) can write
+        for volume in pod["volumes"]:
+            assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]   # shipped
+        for container in pod["containers"]:
             assert any(m["mountPath"] == "/shared" for m in container["volumeMounts"])
+            for env in container.get("env", []):
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:                                                   # a Secret must be a documented prerequisite
+                    assert f"kubectl create secret generic {ref['name']}" in header, ref
     for group in groups:
         assert 0 <= group["minReplicas"] <= group["maxReplicas"] and group["groupName"]
         params = group["rayStartParams"]
@@ -72,6 +148,10 @@ def test_kuberay_manifest_autoscales_with_token_auth_and_holds_every_search_spac
         holds.append((cpus, gpus))
     for name, cpu, gpu in _spaces() + [("fractional", 1.0, 0.25)]:
         assert any(cpu <= c and gpu <= g for c, g in holds), name
+    name = cluster["metadata"]["name"]
+    assert f"ray.io/cluster={name}" in header                             # selects this cluster's head only
+    assert "ray job submit" in header and "--resume-existing" in header   # a driver that outlives the terminal
+    assert "ray://" not in text                                           # the untested Ray Client flow is not offered
 
 
 def test_slurm_script_passes_shellcheck_and_asks_for_requeue_and_an_early_signal() -> None:
