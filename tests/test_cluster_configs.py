@@ -270,9 +270,9 @@ def test_slurm_script_stopped_by_sigterm_requeues_and_the_requeued_job_resumes(t
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    job = f"t{secrets.token_hex(4)}"
+    job_id = f"t{secrets.token_hex(4)}"
     env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "SLURM_JOB_ID": job, "SLURM_JOB_NODELIST": "localhost", "SLURM_CPUS_PER_TASK": "2",
+           "SLURM_JOB_ID": job_id, "SLURM_JOB_NODELIST": "localhost", "SLURM_CPUS_PER_TASK": "2",
            "SHARED": str(shared), "RAY_PORT": str(port), "REQUEUE_LOG": str(tmp_path / "requeued"),
            "HEAD_WAIT_S": "120"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
@@ -290,39 +290,38 @@ def test_slurm_script_stopped_by_sigterm_requeues_and_the_requeued_job_resumes(t
                 steps[e["trial"]] = max(steps.get(e["trial"], 0), e["step"])
         return sum(s >= 8 for s in steps.values())
 
-    with open(tmp_path / "job1.log", "w") as log:
-        first = subprocess.Popen(["bash", str(CLUSTER / "slurm.sh"), str(spec)], env=env, cwd=tmp_path,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    def job(number: int, act: Any, extra: dict[str, str]) -> tuple[int, str]:
+        """Run the script as SLURM would run job attempt ``number``; ``act(proc)`` while it runs."""
+        log_path = tmp_path / f"job{number}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(["bash", str(CLUSTER / "slurm.sh"), str(spec)], env={**env, **extra},
+                                    cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            act(proc)
+            proc.wait(timeout=300)
+            assert _group_gone(proc.pid), "the job's Ray processes outlived it"
+        finally:
+            _end_group(proc)
+        return proc.returncode, log_path.read_text()
+
+    def preempt(proc: subprocess.Popen[Any]) -> None:
         deadline = time.time() + 240
-        while at_gate() < 2 and first.poll() is None and time.time() < deadline:
+        while at_gate() < 2 and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
         assert at_gate() == 2, (tmp_path / "job1.log").read_text()[-3000:]
-        first.send_signal(signal.SIGTERM)                       # SLURM's --signal=B:TERM, to the batch shell
-        first.wait(timeout=180)
-        assert _group_gone(first.pid), "the job's Ray processes outlived it"
-    finally:
-        _end_group(first)
-    log1 = (tmp_path / "job1.log").read_text()
-    assert first.returncode == 130, log1[-3000:]
-    assert (tmp_path / "requeued").read_text().split() == [job], log1[-3000:]
-    assert not Path(f"/tmp/ray-{job}").exists()                 # node-local Ray folder removed
+        proc.send_signal(signal.SIGTERM)                         # SLURM's --signal=B:TERM, to the batch shell
+
+    code, log1 = job(1, preempt, {})
+    assert code == 130, log1[-3000:]
+    assert (tmp_path / "requeued").read_text().split() == [job_id], log1[-3000:]
+    assert not Path(f"/tmp/ray-{job_id}").exists()              # node-local Ray folder removed
     assert json.loads((folder / "sweep.json").read_text())["state"] == "interrupted"
 
     gate.write_text("go")
-    with open(tmp_path / "job2.log", "w") as log:
-        second = subprocess.Popen(["bash", str(CLUSTER / "slurm.sh"), str(spec)],
-                                  env={**env, "SLURM_RESTART_COUNT": "1"}, cwd=tmp_path, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        second.wait(timeout=300)
-        assert _group_gone(second.pid), "the job's Ray processes outlived it"
-    finally:
-        _end_group(second)
-    log2 = (tmp_path / "job2.log").read_text()
-    assert second.returncode == 0, log2[-3000:]
+    code, log2 = job(2, lambda proc: None, {"SLURM_RESTART_COUNT": "1"})
+    assert code == 0, log2[-3000:]
     assert "resuming it (--resume-existing)" in log2 and "4 trials: 4 finished" in log2, log2[-3000:]
-    assert (tmp_path / "requeued").read_text().split() == [job]  # not requeued again
+    assert (tmp_path / "requeued").read_text().split() == [job_id]   # not requeued again
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     exp = client.get_experiment_by_name("slurm_sweep")
     runs = client.search_runs([exp.experiment_id])
