@@ -28,7 +28,10 @@
 # RAY_AUTH_TOKEN (exported below; srun passes the environment on). Nothing is written to ~/.ray.
 #
 # Environment: SHARED (default $HOME/dynsweep-shared), RAY_PORT (default 6379), SETUP (a command
-# run first on every node, e.g. "source ~/venvs/dynsweep/bin/activate"), HEAD_WAIT_S (default 300).
+# run first on every node, e.g. "source ~/venvs/dynsweep/bin/activate"), HEAD_WAIT_S (default 300),
+# HEAD_IP (the head's address on the network the nodes share, when `hostname --ip-address` on the
+# head gives another one). Ray's other ports are its defaults: ask for whole nodes (--exclusive)
+# where two jobs could share one.
 #SBATCH --job-name=dynsweep
 #SBATCH --nodes=3
 #SBATCH --ntasks-per-node=1
@@ -61,9 +64,14 @@ node_gpus() {
 }
 
 # Wait until the Ray head at $1 answers (the token is in the environment); fail after HEAD_WAIT_S.
+# Gives up at once on SIGTERM or when the head's step died.
 wait_for_head() {
     local address=$1 deadline=$((SECONDS + ${HEAD_WAIT_S:-300}))
     until ray status --address "$address" > /dev/null 2>&1; do
+        if ((TERM_SEEN)) || ! kill -0 "${RAY_STEPS[0]}" 2> /dev/null; then
+            log "the Ray head did not start (or the job was signalled); see its output above"
+            return 1
+        fi
         if ((SECONDS >= deadline)); then
             log "the Ray head at $address did not answer within ${HEAD_WAIT_S:-300} s"
             return 1
@@ -78,7 +86,7 @@ start_ray_on() {
     local node=$1
     shift
     # shellcheck disable=SC2016  # expanded on the node, not here
-    srun --nodes=1 --ntasks=1 --overlap -w "$node" bash -c \
+    srun --nodes=1 --ntasks=1 --cpus-per-task="${SLURM_CPUS_PER_TASK:-1}" --overlap -w "$node" bash -c \
         "$(declare -f node_gpus); ${SETUP:-true} && exec ray start \"\$@\" --num-gpus=\$(node_gpus) --block" \
         ray-start "$@" &
     RAY_STEPS+=("$!")
@@ -108,14 +116,16 @@ cleanup() {
 # Run the driver in the background (SIGTERM reaches it through on_term), wait until it ends
 # for good, and return its exit status.
 run_driver() {
-    local status
+    local status next
     dynsweep launch "$@" &
     DRIVER=$!
     wait "$DRIVER"
     status=$?
-    while kill -0 "$DRIVER" 2> /dev/null; do   # a trap ended `wait` early: the driver is stopping
+    while ((status > 128)); do   # a trap ended `wait` early: wait for the driver's own exit status
         wait "$DRIVER"
-        status=$?
+        next=$?
+        ((next == 127)) && break   # its status was already collected: that was it
+        status=$next
     done
     DRIVER=""
     return "$status"
@@ -137,7 +147,7 @@ main() {
     mapfile -t NODES < <("$SCONTROL" show hostnames "$SLURM_JOB_NODELIST")
     local head=${NODES[0]}
     local head_ip
-    head_ip=$(srun --nodes=1 --ntasks=1 --overlap -w "$head" hostname --ip-address | awk '{print $1}')
+    head_ip=${HEAD_IP:-$(srun --nodes=1 --ntasks=1 --overlap -w "$head" hostname --ip-address | awk '{print $1}')}
     local address="$head_ip:$port"
     RAY_TMP=/tmp/ray-$SLURM_JOB_ID     # node-local Ray temp folder (short: socket paths), removed at the end
     log "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): head $head ($address), ${#NODES[@]} node(s)"

@@ -71,7 +71,9 @@ def run_launch(args: argparse.Namespace) -> int:
         check_resources(spec, cpus, gpus)
     folder = SweepFolder(spec.sweep_dir)
     if getattr(args, "resume_existing", False) and folder.is_sweep():
-        return _resume_existing(args, folder, overrides)
+        if folder.experiment_state() is not None or folder.driver() is not None:
+            return _resume_existing(args, folder, overrides)
+        _set_aside(folder)  # its driver died before Tune saved anything: nothing to resume
     if folder.is_sweep() or folder.tune_dir.exists():
         raise ConfigError(f"{args.spec}: sweep folder {folder.path} already holds a sweep named {spec.name!r}; "
                           "choose another `name` (or --set name=...), or continue it with "
@@ -94,6 +96,15 @@ def _resume_existing(args: argparse.Namespace, folder: SweepFolder, overrides: l
     again.sweep, again.storage, again.overrides = str(folder.path), str(folder.path.parent), overrides
     again.restart_errored, again.resume_errored, again.retries, again.force_versions = False, True, None, False
     return run_resume(again)
+
+
+def _set_aside(folder: SweepFolder) -> None:
+    """Move a sweep folder that holds no Tune state to ``<name>.aborted-<time>`` (kept, not
+    deleted), so that the sweep can be launched afresh under its name."""
+    aside = folder.path.with_name(f"{folder.name}.aborted-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    os.replace(folder.path, aside)
+    print(f"dynsweep: {folder.path} holds no saved sweep state (its driver died before Tune saved any): "
+          f"moved to {aside}; launching the sweep afresh (--resume-existing)", file=sys.stderr, flush=True)
 
 
 @dataclass

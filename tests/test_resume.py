@@ -323,3 +323,28 @@ def test_extend_an_optuna_sweep_continues_its_history(tmp_path: Path, local_ray:
     capsys.readouterr()
     assert main(["extend", str(tmp_path / "runs" / "g"), "--num-samples", "4"]) == 2
     assert "extend needs an Optuna sweep" in capsys.readouterr().err
+
+
+def test_launch_resume_existing_launches_resumes_and_sets_aside_a_folder_without_state(
+        tmp_path: Path, local_ray: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """`launch --resume-existing` (what a requeued batch job or a retried Kubernetes job runs):
+    a new sweep is launched; an existing one is resumed, not refused; a folder whose driver died
+    before Tune saved any state is kept aside and the sweep launched afresh."""
+    spec = _write_spec(tmp_path, "re", str(tmp_path / "runs"), base={"steps": 4, "sleep_s": 0.0},
+                       space={"x": {"grid": [0.0, 1.0]}})
+    folder = tmp_path / "runs" / "re"
+    argv = ["launch", str(spec), "--quiet", "--resume-existing"]
+    assert main(argv) == 0 and "2 trials: 2 finished" in capsys.readouterr().out
+    assert main(argv[:-1]) == 2 and "already holds a sweep" in capsys.readouterr().err   # without the flag
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "resuming it (--resume-existing)" in captured.err and "2 trials: 2 finished" in captured.out
+    assert main(argv + ["--set", "base.steps=5"]) == 2                   # another sweep under the same name
+    assert "base.steps cannot change when a sweep is resumed" in capsys.readouterr().err
+    for path in SweepFolder(folder).tune_state_files():                  # as if the driver died at once
+        path.unlink()
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "launching the sweep afresh" in captured.err and "2 trials: 2 finished" in captured.out
+    aside = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith("re.aborted-")]
+    assert len(aside) == 1 and (aside[0] / "mlflow.db").exists()        # kept, not deleted
