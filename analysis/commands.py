@@ -266,7 +266,8 @@ def register(sub: Any) -> None:
     p.add_argument("--x", default=None, help="heatmap: parameter on the x axis")
     p.add_argument("--y", default=None, help="heatmap: parameter on the y axis")
     p.add_argument("--test-set", default=None, help="box/trajectory: test set (default: the first)")
-    p.add_argument("--curve-metric", default=None, help="curves: metric against step (default: train_loss)")
+    p.add_argument("--curve-metric", default=None,
+                   help="curves: metric against step (default: the sweep's metric; train_loss when that is a test/ metric)")
     p = add("ui", "start the MLflow UI on the sweep's store (127.0.0.1) and print the URLs of its runs (best first, "
                   "swept parameters as columns), its charts (parallel coordinates first) and its best runs compared",
             run_ui, output=False)

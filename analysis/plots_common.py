@@ -85,8 +85,17 @@ def box(ctx: Context) -> Figure:
     return fig
 
 
+def curve_metric(ctx: Context) -> str:
+    """The metric ``curves`` draws by default: the sweep's ranking metric (what ASHA and the
+    searcher saw, comparable across trials whatever their loss), unless it is only computed at the
+    end (``test/...``); then the training loss."""
+    if ctx.metric.startswith("test/") and "metrics.train_loss" in ctx.runs.columns:
+        return "train_loss"
+    return ctx.metric
+
+
 def curves(ctx: Context) -> Figure:
-    metric = ctx.args.curve_metric or ("train_loss" if "metrics.train_loss" in ctx.runs.columns else ctx.metric)
+    metric = ctx.args.curve_metric or curve_metric(ctx)
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     positive = True
@@ -141,12 +150,18 @@ def parallel(ctx: Context) -> Figure:
     for x, tick in zip(xs, ticks):
         ax.axvline(x, color="k", lw=0.5)
         for y, text in tick:
-            ax.text(x + 0.03, y, text, fontsize=7, va="center")
-    ax.set_xticks(xs, [p.removeprefix("params.") for p in params])
+            ax.text(x + 0.03, y, _short(text), fontsize=6, va="center",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5})
+    ax.set_xticks(xs, [p.removeprefix("params.") for p in params], rotation=25, ha="right", fontsize=8)
     ax.set_yticks([])
     fig.colorbar(_mappable(cmap, norm), ax=ax, label=ctx.metric)
     ax.set_title(f"{ctx.sweep.name}: {done.height} completed runs")
     return fig
+
+
+def _short(label: str, limit: int = 13) -> str:
+    """A category label short enough not to run into the next axis (the start kept)."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _mappable(cmap: Any, norm: Any) -> Any:

@@ -116,17 +116,20 @@ cleanup() {
 # Run the driver in the background (SIGTERM reaches it through on_term), wait until it ends
 # for good, and return its exit status.
 run_driver() {
-    local status next
+    local status last
     dynsweep launch "$@" &
     DRIVER=$!
     wait "$DRIVER"
     status=$?
-    while ((status > 128)); do   # a trap ended `wait` early: wait for the driver's own exit status
+    while ((status > 128)) && kill -0 "$DRIVER" 2> /dev/null; do   # a trap ended `wait` early
         wait "$DRIVER"
-        next=$?
-        ((next == 127)) && break   # its status was already collected: that was it
-        status=$next
+        status=$?
     done
+    if ((status > 128)); then   # it ended as the trap ran: its own exit status (bash keeps it)
+        wait "$DRIVER"
+        last=$?
+        ((last != 127)) && status=$last
+    fi
     DRIVER=""
     return "$status"
 }
