@@ -1,4 +1,4 @@
-"""``dynsweep train``: one trial of a family, locally, without Ray, with a progress bar."""
+"""``dynsweep train``: one trial of a family, locally, without Ray, with progress (a bar on a terminal, a line every 30 s in a log)."""
 
 from __future__ import annotations
 

@@ -143,3 +143,16 @@ def test_trial_length_of_phases_and_epochs() -> None:
     assert length_in_steps(epochs) is None  # known only once the data is
     assert length_in_epochs(StepperConfig.from_dict({"epochs": 6, "report_every": 4})) == {
         "training_iteration": 2, "step": 6}
+
+
+def test_local_training_shows_progress_lines_in_a_batch_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`dynsweep train` in a batch job (stderr not a terminal): a timestamped progress line at the
+    first report, then at most one per `progress_every_s`, and one at the last step."""
+    from trainables.common.reporter import LocalReporter
+
+    reporter = LocalReporter(tmp_path, progress_every_s=3600.0)
+    for step in range(1, 11):
+        reporter.report(step, {"total_steps": 10, "train_loss": 1.0 / step, "val_loss": 2.0 / step})
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 2 and "progress: 1/10 loss 1 val 2" in lines[0] and "progress: 10/10 loss 0.1" in lines[1]
+    assert "\r" not in "".join(lines)                                    # no bar redrawn in a log file

@@ -41,18 +41,21 @@ class LocalReporter:
     Args:
         run_dir: folder for ``checkpoint/``, ``artifacts/`` and ``metrics.jsonl``.
         resume_from: a checkpoint folder to hand to the family at the start.
-        progress: draw a one-line progress bar on stderr (only when it is a terminal).
+        progress: show progress on stderr: a one-line bar redrawn in place on a terminal; else (a
+            batch job's log) a plain timestamped line every ``progress_every_s`` seconds and at the end.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], resume_from: str | os.PathLike[str] | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, progress_every_s: float = 30.0) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._resume = str(resume_from) if resume_from else None
         self.history: list[dict[str, Any]] = []
         self.tag_values: dict[str, str] = {}
         self.checkpoints: list[int] = []
-        self._progress = progress and sys.stderr.isatty()
+        self._progress = progress
+        self._every_s = progress_every_s
+        self._last_line = -math.inf
         self._start = time.perf_counter()
 
     @property
@@ -99,6 +102,10 @@ class LocalReporter:
         loss = metrics.get("train_loss", math.nan)
         val = metrics.get("val_loss", math.nan)
         rate = metrics.get("steps_per_s", math.nan)
-        end = "\n" if total and step >= total else ""
-        print(f"\r[{bar}] {step}/{total} loss {loss:.4g} val {val:.4g} {rate:.1f} steps/s "
-              f"elapsed {elapsed:.0f}s eta {eta:.0f}s ", end=end, file=sys.stderr, flush=True)
+        done = bool(total) and step >= total
+        text = f"{step}/{total} loss {loss:.4g} val {val:.4g} {rate:.1f} steps/s elapsed {elapsed:.0f}s eta {eta:.0f}s"
+        if sys.stderr.isatty():
+            print(f"\r[{bar}] {text} ", end="\n" if done else "", file=sys.stderr, flush=True)
+        elif done or elapsed - self._last_line >= self._every_s:
+            self._last_line = elapsed
+            print(f"[{time.strftime('%H:%M:%S')}] progress: {text}", file=sys.stderr, flush=True)
