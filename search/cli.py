@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=lambda args: importlib.import_module("search.validate_cmd").run_validate(args))
     launch = sub.add_parser("launch", help="run a sweep on a local Ray (or a cluster) tracked in MLflow")
     launch_args.add_launch_arguments(launch)
-    launch.set_defaults(handler=launch_args.lazy("run_launch"))
     from . import examples_cmd, resume, sweeps_cmd
+
+    launch.set_defaults(handler=resume.launch_or_resume)
 
     examples = sub.add_parser("examples", help="the search spaces shipped with dynsweep (launch or validate them by name)")
     examples_cmd.add_arguments(examples)

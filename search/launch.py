@@ -70,10 +70,6 @@ def run_launch(args: argparse.Namespace) -> int:
         gpus = args.num_gpus if args.num_gpus is not None else float(_machine_gpus())
         check_resources(spec, cpus, gpus)
     folder = SweepFolder(spec.sweep_dir)
-    if getattr(args, "resume_existing", False) and folder.is_sweep():
-        if folder.experiment_state() is not None or folder.driver() is not None:
-            return _resume_existing(args, folder, overrides)
-        _set_aside(folder)  # its driver died before Tune saved anything: nothing to resume
     if folder.is_sweep() or folder.tune_dir.exists():
         raise ConfigError(f"{args.spec}: sweep folder {folder.path} already holds a sweep named {spec.name!r}; "
                           "choose another `name` (or --set name=...), or continue it with "
@@ -81,30 +77,6 @@ def run_launch(args: argparse.Namespace) -> int:
     summary = launch(spec, args.tracking_uri, args.num_cpus, args.num_gpus, args.address, quiet=args.quiet,
                      verbose=args.verbose, progress_every=args.progress_every)
     return exit_status(summary)
-
-
-def _resume_existing(args: argparse.Namespace, folder: SweepFolder, overrides: list[str]) -> int:
-    """``launch --resume-existing`` on a folder that holds the sweep: ``dynsweep resume`` of it,
-    with the spec checked against the recorded one (only the settings a resume may change can
-    differ) and errored trials resumed from their last checkpoint (a preemption kills trials
-    with their nodes)."""
-    from .resume import run_resume
-
-    print(f"dynsweep: {folder.path} holds this sweep already: resuming it (--resume-existing)",
-          file=sys.stderr, flush=True)
-    again = argparse.Namespace(**vars(args))
-    again.sweep, again.storage, again.overrides = str(folder.path), str(folder.path.parent), overrides
-    again.restart_errored, again.resume_errored, again.retries, again.force_versions = False, True, None, False
-    return run_resume(again)
-
-
-def _set_aside(folder: SweepFolder) -> None:
-    """Move a sweep folder that holds no Tune state to ``<name>.aborted-<time>`` (kept, not
-    deleted), so that the sweep can be launched afresh under its name."""
-    aside = folder.path.with_name(f"{folder.name}.aborted-{dt.datetime.now():%Y%m%d-%H%M%S}")
-    os.replace(folder.path, aside)
-    print(f"dynsweep: {folder.path} holds no saved sweep state (its driver died before Tune saved any): "
-          f"moved to {aside}; launching the sweep afresh (--resume-existing)", file=sys.stderr, flush=True)
 
 
 @dataclass

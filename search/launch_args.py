@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from cliargs import STORAGE_HELP, non_negative_float, positive_float
@@ -75,12 +73,3 @@ def apply_cluster_arguments(args: argparse.Namespace) -> None:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(path.resolve())
     if getattr(args, "no_ship_code", False):
         os.environ["DYNSWEEP_SHIP_CODE"] = "0"
-
-
-def lazy(name: str) -> Callable[[argparse.Namespace], int]:
-    """A handler that imports ``search.launch`` (and Ray) only when the command runs."""
-
-    def handler(args: argparse.Namespace) -> int:
-        return int(getattr(importlib.import_module("search.launch"), name)(args))
-
-    return handler

@@ -11,6 +11,7 @@ else is refused before Ray starts, as are a sweep from another dynsweep version,
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -282,6 +283,43 @@ def check_store(uri: str, folder: SweepFolder) -> None:
     except MlflowException as err:
         raise ConfigError(f"tracking URI {uri}: this store does not hold the sweep's parent run {parent} "
                           f"({str(err).splitlines()[0]}); a resume can only reach the same store at another URI") from None
+
+
+def launch_or_resume(args: argparse.Namespace) -> int:
+    """``dynsweep launch``; with ``--resume-existing``, a folder that holds the sweep is resumed
+    instead of refused, and one whose driver died before Tune saved anything is set aside."""
+    from .launch import run_launch
+
+    if getattr(args, "resume_existing", False):
+        overrides = list(args.overrides) + ([f"storage={args.storage}"] if args.storage else [])
+        folder = SweepFolder(load_spec(args.spec, overrides).sweep_dir)
+        if folder.is_sweep():
+            if folder.experiment_state() is not None or folder.driver() is not None:
+                return _resume_existing(args, folder, overrides)
+            _set_aside(folder)  # its driver died before Tune saved anything: nothing to resume
+    return run_launch(args)
+
+
+def _resume_existing(args: argparse.Namespace, folder: SweepFolder, overrides: list[str]) -> int:
+    """``launch --resume-existing`` on a folder that holds the sweep: ``dynsweep resume`` of it,
+    with the spec checked against the recorded one (only the settings a resume may change can
+    differ) and errored trials resumed from their last checkpoint (a preemption kills trials
+    with their nodes)."""
+    print(f"dynsweep: {folder.path} holds this sweep already: resuming it (--resume-existing)",
+          file=sys.stderr, flush=True)
+    again = argparse.Namespace(**vars(args))
+    again.sweep, again.storage, again.overrides = str(folder.path), str(folder.path.parent), overrides
+    again.restart_errored, again.resume_errored, again.retries, again.force_versions = False, True, None, False
+    return run_resume(again)
+
+
+def _set_aside(folder: SweepFolder) -> None:
+    """Move a sweep folder that holds no Tune state to ``<name>.aborted-<time>`` (kept, not
+    deleted), so that the sweep can be launched afresh under its name."""
+    aside = folder.path.with_name(f"{folder.name}.aborted-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    os.replace(folder.path, aside)
+    print(f"dynsweep: {folder.path} holds no saved sweep state (its driver died before Tune saved any): "
+          f"moved to {aside}; launching the sweep afresh (--resume-existing)", file=sys.stderr, flush=True)
 
 
 def run_resume(args: argparse.Namespace) -> int:
