@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Mapping
@@ -302,18 +303,20 @@ class VariantGenerator(BasicVariantGenerator):
 class StateBackup(tune.Callback):
     """Every ``every_s`` seconds and at the end, a copy of Tune's state files when they are whole
     (:meth:`search.sweep_folder.SweepFolder.save_tune_state`; ``dynsweep resume`` puts it back
-    when a kill or a full disk cut the current state short)."""
+    when a kill or a full disk cut the current state short). Until the first copy is made (Tune
+    has not written its state yet), it is tried every second, so that one exists early."""
 
     def __init__(self, sweep_dir: Path, every_s: float = 10.0) -> None:
         self.sweep_dir = sweep_dir
         self.every_s = every_s
-        self._last = 0.0
+        self._last = -math.inf
+        self._saved = False
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         now = time.monotonic()
-        if now - self._last >= self.every_s:
+        if now - self._last >= (self.every_s if self._saved else 1.0):
             self._last = now
-            SweepFolder(self.sweep_dir).save_tune_state()
+            self._saved = SweepFolder(self.sweep_dir).save_tune_state() or self._saved
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         SweepFolder(self.sweep_dir).save_tune_state()

@@ -46,7 +46,7 @@ cd {disk}
 {DYNSWEEP} launch {spec} --num-cpus 2 --quiet > {out}/launch.out 2> {out}/launch.err &
 pid=$!
 for i in $(seq 1 600); do
-  grep -q '"e": "result"' runs/full/tracking_journal.jsonl 2>/dev/null && break
+  grep -q '"e": "result"' runs/full/tracking_journal.jsonl 2>/dev/null && [ -d runs/full/tune/backup/last-good ] && break
   sleep 0.2
 done
 dd if=/dev/zero of=filler bs=1M > /dev/null 2>&1
