@@ -168,6 +168,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: 60 steps, 2 heads, 1 seed, 4 samples")
     ap.add_argument("--metric", choices=["val_accel_err", "val_loss"], default="val_accel_err",
                     help="what ASHA and Optuna rank by, and how the best trial is picked (default val_accel_err)")
+    ap.add_argument("--storage", type=Path, default=None, metavar="DIR",
+                    help="keep the sweeps under DIR (default: a temporary folder, removed at the end)")
     ap.add_argument("--report-only", type=Path, default=None, metavar="STORAGE",
                     help="no new sweeps: report the grid and tpe_asha_seed* sweeps already under STORAGE")
     args = ap.parse_args()
@@ -185,7 +187,7 @@ def main() -> None:
         space = {**SPACE, "head": SPACE["head"][:2]}
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dynsweep-asha-vs-grid-") as tmp:
-        storage = Path(tmp) / "runs"
+        storage = args.storage.resolve() if args.storage else Path(tmp) / "runs"
         names = ["grid"] + [f"tpe_asha_seed{s}" for s in args.seeds]
         walls, rows = {}, {}
         print(f"{len(names)} sweeps, {args.steps} steps per full trial, storage {storage}", flush=True)

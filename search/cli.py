@@ -18,7 +18,7 @@ from analysis.errors import AnalysisError
 from trainables.common.errors import DynsweepError
 from trainables.registry import data_commands
 
-from . import rerun, train_cmd
+from . import evaluate_cmd, rerun, train_cmd
 from .version import package_version
 
 
@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "check the code commit and the datasets first; track it as a new run.")
     rerun.add_arguments(again)
     again.set_defaults(handler=rerun.run)
+    ev = sub.add_parser("evaluate", help="test a stored model again (other datasets, settings), tracked as an evaluation",
+                        description="Evaluate the model of a tracked trial or a `dynsweep train` folder as at the end of its "
+                        "training, on other datasets or with changed settings; tracked as an evaluation run nested "
+                        "under the original trial.")
+    evaluate_cmd.add_arguments(ev)
+    ev.set_defaults(handler=evaluate_cmd.run)
     return parser
 
 

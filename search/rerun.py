@@ -376,7 +376,7 @@ def _device(config: dict[str, Any]) -> str:
 
 
 def compare(original: dict[str, float], rerun: dict[str, float], clock: tuple[str, ...] = (),
-            config: dict[str, Any] | None = None) -> str:
+            config: dict[str, Any] | None = None, label: str = "rerun") -> str:
     """The final metrics side by side, and whether every one matches exactly. Clock metrics (wall
     time) are shown but not compared; a metric only one side has counts as a difference unless its
     value is the config's value of the same name (the sweep's tracker leaves such a metric out when
@@ -385,7 +385,7 @@ def compare(original: dict[str, float], rerun: dict[str, float], clock: tuple[st
 
     keys = sorted(set(original) | set(rerun), key=lambda k: (k.startswith("test/"), k))
     width = max([len(k) for k in keys] + [6])
-    lines = [f"{'metric':<{width}}  {'original':>24}  {'rerun':>24}"]
+    lines = [f"{'metric':<{width}}  {'original':>24}  {label:>24}"]
     differ, compared = [], 0
     for key in keys:
         a, b = original.get(key), rerun.get(key)

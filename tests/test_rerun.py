@@ -167,3 +167,44 @@ def test_rerun_refuses_a_changed_dataset(sweep: dict[str, Any], tmp_path: Path,
     finally:
         shutil.rmtree(root / name)
         shutil.copytree(saved, root / name)
+
+
+# --- dynsweep evaluate on a tracked trial ----------------------------------------------------------
+def test_evaluate_reproduces_the_trials_test_metrics_and_is_tracked_under_it(
+        sweep: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = _child(sweep)
+    capsys.readouterr()
+    code = main(["evaluate", original.info.run_id[:10], "--sweep", str(sweep["dir"]), "--datasets", "train",
+                 "--run-dir", str(tmp_path / "ev")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("evaluation run "))
+    client = _client(sweep)
+    ev = client.get_run(line.split()[2])
+    tags = ev.data.tags
+    assert tags["mlflow.parentRunId"] == original.info.run_id == tags["dynsweep.evaluates"]
+    assert tags["dynsweep.kind"] == "evaluation" and tags["dynsweep.evaluate_datasets"] == "train"
+    tests = {k: v for k, v in original.data.metrics.items() if k.startswith(f"test/{TEST_SET}/")}
+    assert len(tests) > 10
+    for key, value in tests.items():  # the same stored model, the same data, the same numbers
+        assert ev.data.metrics[key] == value, key
+    train_err = ev.data.metrics[f"test/{TEST_SET}_train/accel_err_mean"]
+    assert 0 < train_err < 1000 and train_err != tests[f"test/{TEST_SET}/accel_err_mean"]
+    assert "identical: all" in out and f"test/{TEST_SET}_train/accel_err_mean" in out
+    logged = {a.path for a in client.list_artifacts(ev.info.run_id, "artifacts")}
+    assert "artifacts/per_point_errors.parquet" in logged
+    assert (tmp_path / "ev" / "metrics.json").is_file()
+    _child(sweep)  # still exactly the sweep's two trials: an evaluation is not a trial
+
+
+def test_evaluate_refuses_what_it_cannot_do_before_any_work(
+        sweep: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = _child(sweep)
+    capsys.readouterr()
+    code = main(["evaluate", original.info.run_id, "--sweep", str(sweep["dir"]), "--set", "solver=rk5",
+                 "--run-dir", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert code == 2 and "config.solver: 'rk5' is not allowed" in err and "rk4" in err
+    assert not (tmp_path / "bad").exists()
+    code = main(["evaluate", "0123456789abcdef0123456789abcdef", "--sweep", str(sweep["dir"])])
+    assert code == 2 and "no run or trial with that id" in capsys.readouterr().err

@@ -13,6 +13,8 @@ with a :class:`~trainables.common.reporter.LocalReporter` and checks what a swee
   the key;
 - every declared artefact exists and carries its format id and version in its footer;
 - the last checkpoint holds the run's full config;
+- a family with an ``evaluate`` hook reproduces, from that checkpoint and config, exactly the last
+  report's values of every metric the hook returns, and writes every declared artefact;
 - a family with ``exports_model`` wrote ``model.pt`` + ``model.json`` whose TorchScript reproduces the
   recorded example outputs.
 
@@ -160,6 +162,8 @@ def check_run(name: str, family: Family, workdir: Path) -> list[str]:
             problems.append(f"{name}: the checkpoint's config differs from the run's full config")
     except (KeyError, FileNotFoundError):
         problems.append(f"{name}: the checkpoint holds no config (use checkpoint.save_training)")
+    if family.evaluate:
+        problems += _check_evaluate(name, family, first.checkpoint_path, final, workdir / "evaluated")
     second = run(dict(base), LocalReporter(workdir / "second", progress=False))
     clock = family.clock_metrics
     diff = _same(_comparable(final, clock), _comparable(second, clock))
@@ -178,6 +182,32 @@ def check_run(name: str, family: Family, workdir: Path) -> list[str]:
     if diff:
         problems.append(f"{name}: a run resumed from its checkpoint ended with other final metrics than an "
                         f"uninterrupted one: {', '.join(diff[:8])}")
+    return problems
+
+
+def _check_evaluate(name: str, family: Family, folder: Path, final: dict[str, Any], out: Path) -> list[str]:
+    """``evaluate`` on the run's final checkpoint and its saved config must return exactly the final
+    report's values of the metrics it returns (clock metrics aside), and write every declared artefact."""
+    from trainables.common.artifacts import read_format
+    from trainables.common.checkpoint import saved_config
+
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = load(family.evaluate)(folder, saved_config(folder), [], out)
+    problems = []
+    if not metrics:
+        problems.append(f"{name}: hook evaluate returned no metrics")
+    missing = sorted(k for k in metrics if k not in final)
+    if missing:
+        problems.append(f"{name}: hook evaluate returned metrics the last report lacks: {', '.join(missing[:8])}")
+    mine = _comparable({k: v for k, v in metrics.items() if k in final}, family.clock_metrics)
+    diff = _same(mine, {k: final[k] for k in mine})
+    if diff:
+        problems.append(f"{name}: hook evaluate on the final checkpoint does not reproduce the last report: "
+                        + ", ".join(f"{k} {metrics[k]!r} vs {final[k]!r}" for k in diff[:4]))
+    for fmt in (load(family.artifacts) if family.artifacts else ()):
+        path = out / fmt.file
+        if not path.is_file() or read_format(path) != (fmt.id, fmt.version):
+            problems.append(f"{name}: hook evaluate did not write the declared artefact {fmt.file} ({fmt.id})")
     return problems
 
 

@@ -9,6 +9,7 @@ validation does not pay for torch). ``docs/families.md`` says what each hook mus
 from __future__ import annotations
 
 import importlib
+import itertools
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +53,10 @@ class Family:
         dataset_paths: ``dataset_paths(config) -> [Path]`` for a resolved config mapping: the files
             and folders a trial with that config reads, computed without generating or reading
             anything (they may not exist). Validation checks the Parquet footers of those that exist.
+        evaluate: ``evaluate(checkpoint_dir, config, datasets, artifact_dir) -> metrics``: the model of
+            a final checkpoint evaluated as at the end of training under ``config`` (the saved config,
+            possibly changed), plus the named ``datasets`` (``dynsweep evaluate``); the same
+            metric names and artefacts as the last report for the config's own test data.
     """
 
     run: str
@@ -69,11 +74,13 @@ class Family:
     exports_model: bool = False
     trial_length: str | None = None
     dataset_paths: str | None = None
+    evaluate: str | None = None
 
     def hooks(self) -> dict[str, str]:
         """The ``module:attribute`` hooks this record names (for the contract check)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name in ("run", "config", "datasets", "describe", "artifacts", "trial_length", "dataset_paths")
+                if f.name in ("run", "config", "datasets", "describe", "artifacts", "trial_length", "dataset_paths",
+                              "evaluate")
                 and getattr(self, f.name)}
 
     def all_plot_kinds(self) -> tuple[str, ...]:
@@ -86,6 +93,7 @@ STEPS = "trainables.registry:length_in_steps"
 FAMILIES: dict[str, Family] = {
     "twobody": Family(
         run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
+        evaluate="trainables.twobody.train:evaluate_checkpoint",
         smoke={"train_dataset": "complex_TBP_planar_1_train", "test_datasets": ["complex_TBP_planar_1_test"],
                "width": 8, "depth": 2, "segment_length": 10, "batch_size": 16, "steps": 6, "report_every": 3,
                },
@@ -100,6 +108,7 @@ FAMILIES: dict[str, Family] = {
         exports_model=True, trial_length=STEPS),
     "pendulum": Family(
         run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
+        evaluate="trainables.pendulum.train:evaluate_checkpoint",
         smoke={"sims": 8, "t_end": 3.0, "hidden": 8, "layers": 1, "window": 8, "steps": 6, "report_every": 3,
                "batch_size": 32, "horizons": [5], "lyapunov_t_end": 1.0, "eval_sims": 2, "val_windows": 64},
         datasets="trainables.pendulum.config:dataset_hashes",
@@ -114,6 +123,7 @@ FAMILIES: dict[str, Family] = {
         exports_model=True, trial_length=STEPS),
     "regression": Family(
         run="trainables.regression.train:run", config="trainables.regression.config:RegressionConfig",
+        evaluate="trainables.regression.train:evaluate_checkpoint",
         smoke={"widths": "16x16", "steps": 6, "report_every": 3, "batch_size": 64},
         datasets="trainables.regression.config:dataset_hashes",
         dataset_paths="trainables.regression.config:dataset_paths", data_cli="trainables.regression.data_cli",
@@ -126,6 +136,7 @@ FAMILIES: dict[str, Family] = {
         exports_model=True, trial_length=STEPS),
     "worldmodels": Family(
         run="trainables.worldmodels.train:run", config="trainables.worldmodels.config:WorldConfig",
+        evaluate="trainables.worldmodels.train:evaluate_checkpoint",
         smoke={"seqs": 6, "seq_steps": 12, "steps": 6, "report_every": 3, "width": 16, "horizon": 2,
                "eval_horizons": [1, 5]},
         datasets="trainables.worldmodels.config:dataset_hashes",
@@ -138,6 +149,7 @@ FAMILIES: dict[str, Family] = {
         exports_model=True, trial_length=STEPS),
     "timestepper": Family(
         run="trainables.timestepper.train:run", config="trainables.timestepper.config:StepperConfig",
+        evaluate="trainables.timestepper.train:evaluate_checkpoint",
         smoke={"width": 8, "epochs": 2, "collect_steps": 60, "phase2_max_iters": 20, "max_retries": 20,
                "eval_orbits": 0.5},
         artifacts="trainables.timestepper.artifacts:FORMATS",
@@ -168,6 +180,18 @@ def entry(name: str) -> Family:
 def family_run(name: str) -> Callable[..., dict[str, float]]:
     """The ``run(config, reporter)`` of family ``name``."""
     return load(entry(name).run)
+
+
+def family_evaluate(name: str) -> Callable[..., dict[str, float]]:
+    """The ``evaluate(checkpoint_dir, config, datasets, artifact_dir)`` hook of family ``name``.
+
+    Raises:
+        ConfigError: the family cannot evaluate a stored model.
+    """
+    fam = entry(name)
+    if not fam.evaluate:
+        raise ConfigError(f"family {name!r} cannot evaluate a stored model (its registry record has no evaluate hook)")
+    return load(fam.evaluate)
 
 
 def family_config(name: str) -> Any:
@@ -203,12 +227,17 @@ def _reports(length: int | None, every: int) -> dict[str, int] | None:
 
 def length_in_steps(cfg: Any) -> dict[str, int] | None:
     """``trial_length`` for a config with ``steps`` and ``report_every``; a config with phases
-    (``curriculum()``) trains the sum of their steps, unknown when a phase counts epochs."""
+    (``curriculum()``) trains the sum of their steps and reports at the end of each phase too,
+    unknown when a phase counts epochs."""
     phases = cfg.curriculum() if getattr(cfg, "phases", None) and hasattr(cfg, "curriculum") else None
     if phases:
         if any(getattr(ph, "epochs", None) is not None or ph.steps is None for ph in phases):
             return None
-        return _reports(sum(int(ph.steps) for ph in phases), cfg.report_every)
+        ends = list(itertools.accumulate(int(ph.steps) for ph in phases))
+        out = _reports(ends[-1], cfg.report_every)
+        if out is not None:  # a phase's end is reported too
+            out["training_iteration"] += sum(1 for e in ends[:-1] if e % cfg.report_every)
+        return out
     return _reports(cfg.steps, cfg.report_every)
 
 

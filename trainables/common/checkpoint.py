@@ -90,6 +90,26 @@ def saved_config(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable checkpoint config ({err})") from None
 
 
+def load_parts(folder: str | Path, parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Load only ``parts`` (e.g. ``{"model": model}``) from a :func:`save_training` checkpoint, for
+    evaluation: nothing else (optimiser, random state) is touched. Returns the whole checkpoint.
+
+    Raises:
+        CheckpointError: a part missing, or not fitting the object built from the saved config.
+    """
+    state = load(folder)
+    path = Path(folder) / CHECKPOINT_FILE
+    for name, part in parts.items():
+        if name not in state:
+            raise CheckpointError(f"{path}: not a checkpoint of this family (no {name} in it)")
+        try:
+            part.load_state_dict(state[name])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path}: its {name!r} does not fit the config it was saved with ({first})") from None
+    return state
+
+
 def restore_training(folder: str | Path | None, parts: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     """Load a :func:`save_training` checkpoint into ``parts`` (same names) and torch's global random
     state; returns ``(step, extras)``, or ``(0, {})`` when ``folder`` is None (a fresh start)."""

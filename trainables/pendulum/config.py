@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from trainables.common.best import check_stopping
 from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 
@@ -63,6 +64,7 @@ class PendulumConfig(FamilyConfig):
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     patience: int = 10
+    min_lr: float = 0.0
     report_every: int = 100
     val_windows: int = 4096
     # evaluation
@@ -77,8 +79,9 @@ class PendulumConfig(FamilyConfig):
     def __post_init__(self) -> None:
         require_choice(self, {"rnn": CELLS, "target": TARGETS, "device": DEVICES, "integrator": INTEGRATORS})
         require_at_least(self, ("sims", "window", "predict_steps", "hidden", "layers", "batch_size", "steps",
-                                "report_every", "val_windows", "stream_rows", "eval_sims", "patience",
+                                "report_every", "val_windows", "stream_rows", "eval_sims",
                                 "plateau_patience"))
+        check_stopping(self.patience, self.min_lr, self.lr)
         require_positive(self, ("lr", "dt", "t_end", "lyapunov_t_end", "lyapunov_tau", "vpt_threshold"))
         for key in ("val_fraction", "test_fraction", "dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:

@@ -14,14 +14,16 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import polars as pl
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.errors import DivergedError
+from trainables.common.best import BestModel
+from trainables.common.errors import ConfigError, DivergedError
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
@@ -45,21 +47,19 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
     use_params = _params_vary(ds)
     stream = WindowStream(ds, train_sims, lengths, cfg.window, cfg.predict_steps, cfg.target, use_params,
                           cfg.stream_rows, cfg.seed)
-    model = SequenceModel(cfg.rnn, cfg.hidden, cfg.layers, cfg.dropout, 6 + 4 * use_params, cfg.target,
-                          cfg.predict_steps).to(device)
+    model = _model(cfg, use_params).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
-                                                         patience=cfg.plateau_patience)
+                                                         patience=cfg.plateau_patience, min_lr=cfg.min_lr)
     parts = {"model": model, "optimizer": optimizer, "plateau": plateau}
-    step, state = checkpoint.restore_training(reporter.restore_dir(), parts)
-    state = state or {"best_val": math.inf, "best_step": 0, "bad_reports": 0, "best_model": model.state_dict(),
-                      "stream": None}
+    step, extras = checkpoint.restore_training(reporter.restore_dir(), parts)
+    best = BestModel.from_state(cfg.patience, extras.get("best"))
     reporter.tags({"dataset_sha256": ds.content_hash})
     if step == 0:
         model.set_normaliser(stream.fit_normaliser())  # training simulations only
     val_x, val_y = _validation_windows(ds, val_sims, lengths, cfg, use_params, device)
-    if state["stream"] is not None:
-        stream.restore(state["stream"])  # the batches an uninterrupted run would draw next
+    if extras.get("stream") is not None:
+        stream.restore(extras["stream"])  # the batches an uninterrupted run would draw next
     batches = stream.batches(cfg.batch_size)
     losses, windows, t0 = [], 0, time.perf_counter()
     last: dict[str, float] = {}
@@ -79,27 +79,61 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
             continue
         val_loss = _val_loss(model, val_x, val_y)
         plateau.step(val_loss)
-        if val_loss < state["best_val"] or math.isnan(val_loss):  # without validation: the latest model
-            state.update(best_val=val_loss, best_step=step, bad_reports=0,
-                         best_model={k: v.detach().clone() for k, v in model.state_dict().items()})
-        else:
-            state["bad_reports"] += 1
-        stop = state["bad_reports"] >= cfg.patience
+        best.observe(val_loss, step, model)
+        stop = best.stop
         elapsed = max(time.perf_counter() - t0, 1e-9)
         last = {"epoch": step * cfg.batch_size / stream.windows_per_epoch, "total_steps": cfg.steps,
                 "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                "best_val_loss": state["best_val"], "best_step": state["best_step"], "stopped_early": float(stop),
-                "steps_per_s": len(losses) / elapsed, "windows_per_s": windows / elapsed}
+                **best.metrics("val_loss", stop), "steps_per_s": len(losses) / elapsed, "windows_per_s": windows / elapsed}
         if stop or step == cfg.steps:
-            model.load_state_dict(state["best_model"])  # the best-on-validation model is the one evaluated
+            best.restore(model)  # the best-on-validation model is the one evaluated
             last.update(evaluate(model, ds, test_sims, cfg, use_params, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, parts, cfg.to_dict(), **{**state, "stream": stream.state()})
+            checkpoint.save_training(ckpt, step, parts, cfg.to_dict(), best=best.state(), stream=stream.state())
             reporter.report(step, last, ckpt)
         losses, windows, t0 = [], 0, time.perf_counter()
         if stop:
             break
     return last
+
+
+def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Sequence[str],
+                        artifact_dir: Path) -> dict[str, float]:
+    """The family's ``evaluate`` hook (``dynsweep evaluate``): the model of checkpoint ``folder``
+    evaluated as at the end of training under ``config`` (the saved config, possibly changed:
+    ``horizons``, ``eval_sims``, ``vpt_threshold``, ...), keyed ``test/<metric>``; each of ``datasets``
+    adds ``test/<name>/<metric>`` (artefacts under ``artifact_dir/<name>/``): ``train``, ``val`` or
+    ``test`` (the run's own simulations of that split) or another pendulum dataset (a file, or a
+    name under the datasets folder; all its simulations)."""
+    cfg = PendulumConfig.from_dict(config)
+    torch.manual_seed(cfg.seed)
+    ds = open_for_training(cfg.dataset, cfg.data_spec(), cfg.datasets_root)
+    lengths = dict(ds.sim_lengths().iter_rows())
+    splits = dict(zip(("train", "val", "test"), split_sims(np.array(sorted(lengths)), cfg.val_fraction,
+                                                           cfg.test_fraction, cfg.seed)))
+    use_params = _params_vary(ds)
+    model = _model(cfg, use_params).to(pick_device(cfg.device))
+    checkpoint.load_parts(folder, {"model": model})
+    out = evaluate(model, ds, splits["test"], cfg, use_params, artifact_dir)
+    for name in datasets:
+        if name in splits:
+            other, sims = ds, splits[name]
+        else:
+            other = open_for_training(name, cfg.data_spec(), cfg.datasets_root)
+            sims = np.array(sorted(dict(other.sim_lengths().iter_rows())))
+        if _params_vary(other) != use_params:
+            raise ConfigError(f"--datasets {name}: its pendulum parameters {'vary' if not use_params else 'are fixed'}, "
+                              "the model's inputs say otherwise; evaluate on a dataset like the training one")
+        (artifact_dir / name).mkdir(parents=True, exist_ok=True)
+        metrics = evaluate(model, other, sims, cfg, use_params, artifact_dir / name)
+        out.update({f"test/{name}/{k.removeprefix('test/')}": v for k, v in metrics.items()})
+    return out
+
+
+def _model(cfg: PendulumConfig, use_params: bool) -> SequenceModel:
+    """The sequence model of ``cfg``; its inputs include the four pendulum parameters when they vary."""
+    return SequenceModel(cfg.rnn, cfg.hidden, cfg.layers, cfg.dropout, 6 + 4 * use_params, cfg.target,
+                         cfg.predict_steps)
 
 
 def _params_vary(ds: PendulumDataset) -> bool:

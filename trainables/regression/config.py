@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from trainables.common.best import check_stopping
 from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 from trainables.common.parquet_store import file_hash
@@ -63,6 +64,8 @@ class RegressionConfig(FamilyConfig):
     lr: float = 1e-3
     plateau_factor: float = 0.5
     plateau_patience: int = 5
+    min_lr: float = 0.0
+    patience: int = 0
     report_every: int = 100
     device: str = "auto"
 
@@ -71,6 +74,7 @@ class RegressionConfig(FamilyConfig):
                               "device": DEVICES})
         require_at_least(self, ("batch_size", "steps", "report_every", "demo_rows", "plateau_patience"))
         require_positive(self, ("lr", "scale"))
+        check_stopping(self.patience, self.min_lr, self.lr)
         for key in ("w_recon", "w_l1", "w_l2", "w_grad", "noise"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 0")
@@ -119,7 +123,8 @@ class RegressionConfig(FamilyConfig):
 
     def metric_names(self) -> set[str]:
         names = {"step", "epoch", "total_steps", "lr", "train_loss", "recon", "l1", "l2", "grad_penalty",
-                 "val_loss", "val_rmse", "val_mae", "best_val_loss", "steps_per_s", "rows_per_s"}
+                 "val_loss", "val_rmse", "val_mae", "best_val_loss", "best_step", "stopped_early", "steps_per_s",
+                 "rows_per_s"}
         names |= {f"val_rmse_{c}" for c in self.outputs}
         if self.clean():
             names |= {"clean_rmse_val", "clean_rmse_all"}

@@ -6,7 +6,11 @@ since the last report) and its terms ``recon, l1, l2, grad_penalty``; on the val
 ``val_mae`` and ``val_rmse_<output>`` (physical units); with clean-truth columns,
 ``clean_rmse_val`` and ``clean_rmse_all`` (prediction vs the clean truth on the validation rows
 and on all rows: how well the underlying function was recovered); with a checkpoint holding the
-model (normalisation buffers included), optimiser, scheduler, step and RNG state.
+model (normalisation buffers included), optimiser, scheduler, step, RNG state and the best
+model so far. Training ends after ``steps`` steps or ``patience`` reports without a lower
+``val_loss`` (0: never); the last report's validation metrics and predictions are those of the
+best-on-validation model (``best_step`` says where it came from). ReduceLROnPlateau lowers the
+learning rate down to ``min_lr``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import functools
 import math
 import tempfile
 import time
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from trainables.common import checkpoint
+from trainables.common.best import BestModel
 from trainables.common.errors import DivergedError
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
@@ -40,19 +46,16 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
     torch.manual_seed(cfg.seed)
     table = load_table(resolve(cfg.dataset, cfg.demo(), cfg.datasets_root), cfg.inputs, cfg.outputs, cfg.clean())
     train_rows, val_rows = split_rows(len(table.x), cfg.val_fraction, cfg.seed, cfg.validate_on_train)
-    model = RegressionMLP(len(cfg.inputs), len(cfg.outputs), cfg.hidden_widths(), cfg.activation, cfg.model, cfg.skip)
+    model = _model(cfg)
     model.set_normalisation(table.x[train_rows], table.y[train_rows])  # training rows only
     model.to(device)
-    x_all = torch.as_tensor(table.x, dtype=torch.float32, device=device)
-    y_all = torch.as_tensor(table.y, dtype=torch.float32, device=device)
-    xn, yn = model.normalise(x_all, y_all)
-    assert yn is not None
+    xn, yn = _normalised(model, table)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.plateau_factor,
-                                                         patience=cfg.plateau_patience)
+                                                         patience=cfg.plateau_patience, min_lr=cfg.min_lr)
     state = {"model": model, "optimizer": optimizer, "plateau": plateau}
     step, extra = checkpoint.restore_training(reporter.restore_dir(), state)
-    best = extra.get("best", math.inf)
+    best = BestModel.from_state(cfg.patience, extra.get("best"))
     reporter.tags({"dataset_sha256": table.content_hash, "rows_dropped": str(table.dropped)})
     rho, weights = LOSSES[cfg.loss], list(model.parameters())
     train_idx = torch.as_tensor(train_rows, device=device)
@@ -74,20 +77,69 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
             continue
         metrics = _evaluate(model, xn, yn, table, val_rows, cfg)
         plateau.step(metrics["val_loss"])
-        best = min(best, metrics["val_loss"])
+        best.observe(metrics["val_loss"], step, model)
+        final = best.stop or step == cfg.steps
+        if final:  # the best-on-validation model is the one evaluated, written and checkpointed
+            best.restore(model)
+            metrics = _evaluate(model, xn, yn, table, val_rows, cfg)
         elapsed = max(time.perf_counter() - t0, 1e-9)
         last = {"epoch": step * min(cfg.batch_size, len(train_rows)) / len(train_rows), "total_steps": cfg.steps,
                 "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(window)),
-                **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}, **metrics, "best_val_loss": best,
+                **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}, **metrics,
+                **best.metrics("val_loss", best.stop and step < cfg.steps),
                 "steps_per_s": len(window) / elapsed,
                 "rows_per_s": len(window) * min(cfg.batch_size, len(train_rows)) / elapsed}
-        if step == cfg.steps:
+        if final:
             write_predictions(reporter.artifact_dir(), model, xn, table, train_rows, val_rows, cfg)
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best)
+            checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best.state())
             reporter.report(step, last, ckpt)
         window, terms, t0 = [], [], time.perf_counter()
+        if final:
+            break
     return last
+
+
+def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Sequence[str],
+                        artifact_dir: Path) -> dict[str, float]:
+    """The family's ``evaluate`` hook (``dynsweep evaluate``): the model of checkpoint ``folder``
+    evaluated as at the end of training (the validation metrics, predictions and exported model;
+    the same names as the run's last report); each of ``datasets`` adds ``test/<name>/rmse``,
+    ``mae``, ``rmse_<output>`` (and ``clean_rmse`` with clean-truth columns): ``train`` (the run's
+    training rows) or another table with the same columns (a path, or a name under the datasets
+    folder; every row)."""
+    cfg = RegressionConfig.from_dict(config)
+    torch.manual_seed(cfg.seed)
+    table = load_table(resolve(cfg.dataset, cfg.demo(), cfg.datasets_root), cfg.inputs, cfg.outputs, cfg.clean())
+    train_rows, val_rows = split_rows(len(table.x), cfg.val_fraction, cfg.seed, cfg.validate_on_train)
+    model = _model(cfg).to(pick_device(cfg.device))
+    checkpoint.load_parts(folder, {"model": model})
+    xn, yn = _normalised(model, table)
+    out = _evaluate(model, xn, yn, table, val_rows, cfg)
+    write_predictions(artifact_dir, model, xn, table, train_rows, val_rows, cfg)
+    for name in datasets:
+        other, rows = (table, train_rows) if name == "train" else (
+            load_table(resolve(name, cfg.demo(), cfg.datasets_root), cfg.inputs, cfg.outputs, cfg.clean()), None)
+        oxn, oyn = _normalised(model, other)
+        rows = np.arange(len(other.x)) if rows is None else rows
+        metrics = _evaluate(model, oxn, oyn, other, rows, cfg)
+        out.update({f"test/{name}/{k.removeprefix('val_').replace('clean_rmse_val', 'clean_rmse')}": v
+                    for k, v in metrics.items() if k != "clean_rmse_all"})
+    return out
+
+
+def _model(cfg: RegressionConfig) -> RegressionMLP:
+    return RegressionMLP(len(cfg.inputs), len(cfg.outputs), cfg.hidden_widths(), cfg.activation, cfg.model, cfg.skip)
+
+
+def _normalised(model: RegressionMLP, table: Table) -> tuple[torch.Tensor, torch.Tensor]:
+    """The table's inputs and outputs, normalised by the model's (training-row) statistics."""
+    device = model.x_mean.device
+    x = torch.as_tensor(table.x, dtype=torch.float32, device=device)
+    y = torch.as_tensor(table.y, dtype=torch.float32, device=device)
+    xn, yn = model.normalise(x, y)
+    assert yn is not None
+    return xn, yn
 
 
 @torch.no_grad()

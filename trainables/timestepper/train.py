@@ -23,13 +23,13 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.errors import TrialFailure
+from trainables.common.errors import ConfigError, TrialFailure
 from trainables.common.reporter import Reporter
 
 from .config import StepperConfig
@@ -69,8 +69,7 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
     e_scale = abs(float(energy(q, v, m)))
     hist_len = cfg.history_len if cfg.features == "history" else 1
     width = feature_dim("analytic", len(system.m), 1)
-    net = StepNet(feature_dim(cfg.features, len(system.m), cfg.history_len), cfg.width, cfg.depth, cfg.activation,
-                  math.log(cfg.dt_init * system.period))
+    net = _net(cfg, system)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     history = History(hist_len, width)
     for _ in range(cfg.history_len):  # warm-up at dt_init, discarded
@@ -102,6 +101,29 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
                                          buffer={k: torch.stack(b) for k, b in buffer.items()})
                 reporter.report(epoch, last, ckpt)
     return last
+
+
+def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Sequence[str],
+                        artifact_dir: Path) -> dict[str, float]:
+    """The family's ``evaluate`` hook (``dynsweep evaluate``): the network of checkpoint ``folder``
+    evaluated as at the end of training under ``config`` (the saved config, possibly changed: another
+    eccentricity ``e``, ``m2``/``m3``, more ``eval_orbits``). The test is an integration of the
+    configured system, not a dataset, so ``datasets`` must be empty."""
+    if datasets:
+        raise ConfigError(f"--datasets {' '.join(datasets)}: the time-stepper is tested by integrating its system, "
+                          "not on datasets; change the system with --set e=..., m2=..., m3=..., eval_orbits=...")
+    cfg = StepperConfig.from_dict(config)
+    torch.manual_seed(cfg.seed)
+    system = make_system(cfg)
+    net = _net(cfg, system)
+    checkpoint.load_parts(folder, {"net": net})
+    return evaluate(net, system, cfg, artifact_dir)
+
+
+def _net(cfg: StepperConfig, system: System) -> StepNet:
+    """The step-size network of ``cfg`` for ``system`` (its features' width, its initial log dt)."""
+    return StepNet(feature_dim(cfg.features, len(system.m), cfg.history_len), cfg.width, cfg.depth, cfg.activation,
+                   math.log(cfg.dt_init * system.period))
 
 
 def _collect(net: StepNet, optimizer: torch.optim.Optimizer, history: History, buffer: dict[str, list[torch.Tensor]],

@@ -20,8 +20,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from trainables.common.best import check_stopping
 from trainables.common.config import FamilyConfig
 from trainables.common.errors import ConfigError
+from trainables.common.lr import LR_SCHEDULES
 from trainables.common.nn import ACTIVATIONS
 
 from .augment import AUGMENTS
@@ -33,7 +35,6 @@ from .metrics import TEST_METRICS, invariance_pairs, test_set_label
 from .segments import SPLIT_MODES, check_segments
 
 SOLVERS = ("dopri5", "torchdiffeq_dopri5", "rk4")
-LR_SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -82,6 +83,8 @@ class TwoBodyConfig(FamilyConfig):
     phases: list[Phase] | None = None
     grad_clip: float | None = None
     lr_schedule: str = "constant"
+    min_lr: float = 0.0
+    patience: int = 0
     augment: str = "none"
     # integration
     solver: str = "dopri5"
@@ -125,6 +128,7 @@ class TwoBodyConfig(FamilyConfig):
                 raise ConfigError(f"{where}.lr: {ph.lr!r} must be > 0")
             check_segments(SAMPLES_PER_ORBIT, int(ph.segment_length or 0),  # zero segments: refused now
                            ph.orbit_fraction or (0.0, 1.0), where=where)
+        check_stopping(self.patience, self.min_lr, min(ph.lr or 0.0 for ph in self.curriculum()))
 
     def curriculum(self) -> list[Phase]:
         """The phases with every ``None`` filled from the top-level values."""
@@ -144,7 +148,7 @@ class TwoBodyConfig(FamilyConfig):
     def metric_names(self) -> set[str]:
         """Every metric name a trial with this config reports (for validating a sweep's metric)."""
         names = {"step", "epoch", "phase", "total_steps", "lr", "train_loss", "val_loss", "val_accel_err", "steps_per_s",
-                 "nfe_per_step", "first_step_s"}
+                 "nfe_per_step", "first_step_s", "best_val_accel_err", "best_step", "stopped_early"}
         for name in self.test_datasets:
             label = test_set_label(name)
             names |= {f"test/{label}/{m}" for m in TEST_METRICS if self.rollout or not m.startswith("rollout")}

@@ -4,10 +4,17 @@ Reports every ``report_every`` steps (and at the last step): ``step``, ``epoch``
 ``total_steps``, ``train_loss`` (mean since the last report), ``val_loss``, ``val_accel_err``
 (mean acceleration error in % at the validation orbits' states: comparable across losses, the
 metric a sweep should rank by), ``lr``,
-``steps_per_s``, ``nfe_per_step`` (forward solver evaluations per step), with a checkpoint.
-The last report adds the test metrics (:mod:`.metrics`). A checkpoint holds the model, the
-optimiser, the step and the RNG states, so a resumed run repeats an uninterrupted one bit
-for bit on CPU.
+``steps_per_s``, ``nfe_per_step`` (forward solver evaluations per step), ``best_val_accel_err``,
+``best_step``, ``stopped_early``, with a checkpoint.
+
+The model with the lowest ``val_accel_err`` of each curriculum phase is kept
+(:class:`~trainables.common.best.BestModel`); at the end of a phase it is the one that goes on,
+and at the end of training the one evaluated: the last report adds the test metrics
+(:mod:`.metrics`) of the best-on-validation model, and ``best_step`` says where it came from.
+``patience`` reports without improvement end a phase early (0: never). The learning rate decays
+to ``min_lr`` under the cosine schedule. A checkpoint holds the model, the optimiser, the step,
+the RNG states and the best model so far, so a resumed run repeats an uninterrupted one bit for
+bit on CPU.
 """
 
 from __future__ import annotations
@@ -15,18 +22,21 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.errors import DivergedError
+from trainables.common.best import BestModel
+from trainables.common.errors import ConfigError, DivergedError
+from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
 from .augment import augment
 from .config import TwoBodyConfig, phase_steps
-from .data import SegmentBatch, TrainingData
+from .data import SegmentBatch, TrainingData, val_name
 from .dataset import OrbitArrays
 from .evaluate import evaluate
 from .export import export_model
@@ -53,7 +63,8 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     segments = [data.phase_segments(cfg, ph.segment_length, ph.orbit_fraction, dtype, device) for ph in phases]
     ends = _cumulative([phase_steps(ph, len(tr), cfg.batch_size) for ph, (tr, _) in zip(phases, segments)])
     state = {"model": field, "optimizer": optimizer, "batch_rng": batches}
-    step, _ = checkpoint.restore_training(reporter.restore_dir(), state)
+    step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
+    best = BestModel.from_state(cfg.patience, extras.get("best"))
     reporter.tags({"train_dataset_sha256": data.train_dataset.content_hash,
                    "val_dataset_sha256": data.val_dataset.content_hash if data.val_dataset else ""})
 
@@ -61,7 +72,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     for p, (phase, (train, val)) in enumerate(zip(phases, segments)):
         start = ends[p - 1] if p else 0
         while step < ends[p]:
-            lr = phase.lr * _schedule(cfg.lr_schedule, (step - start) / (ends[p] - start))
+            lr = scheduled_lr(cfg.lr_schedule, phase.lr, cfg.min_lr, (step - start) / (ends[p] - start))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = _sample(train, cfg.batch_size, batches)
@@ -77,27 +88,67 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
             optimizer.step()
             step += 1
             window.add(loss.item(), nfe)
-            if step % cfg.report_every == 0 or step == ends[-1]:
-                last = {"epoch": step * min(cfg.batch_size, len(train)) / len(train), "phase": p,
-                        "total_steps": ends[-1], "lr": lr, **window.flush(),
-                        "val_loss": _val_loss(field, val, cfg, loss_fn, step),
-                        "val_accel_err": _val_accel_err(field, data.val)}
-                reports = step // cfg.report_every
-                if step == ends[-1] or (cfg.eval_every_reports and reports % cfg.eval_every_reports == 0):
-                    field.eval()
-                    last.update(evaluate(field, cfg, data.r_range_km,
-                                         reporter.artifact_dir() if step == ends[-1] else None))
-                    if step == ends[-1]:
-                        physical = data.train_physical()
-                        write_field_map(field, physical, data.r_range_km, reporter.artifact_dir())
-                        export_model(field, physical, reporter.artifact_dir())
-                        last.update(train_r_min_km=data.r_range_km[0], train_r_max_km=data.r_range_km[1])
-                    field.train()
-                with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-                    checkpoint.save_training(ckpt, step, state, cfg.to_dict())
-                    reporter.report(step, last, ckpt)
-                window.restart()
+            if step % cfg.report_every and step != ends[p]:
+                continue
+            last = {"epoch": step * min(cfg.batch_size, len(train)) / len(train), "phase": p,
+                    "total_steps": ends[-1], "lr": lr, **window.flush(),
+                    "val_loss": _val_loss(field, val, cfg, loss_fn, step),
+                    "val_accel_err": _val_accel_err(field, data.val)}
+            best.observe(last["val_accel_err"], step, field)
+            phase_over, final = step == ends[p] or best.stop, (step == ends[p] or best.stop) and p == len(phases) - 1
+            last.update(best.metrics("val_accel_err", best.stop and step < ends[p]))
+            if phase_over:  # the phase's best-on-validation model goes on (to the next phase, or to the tests)
+                best.restore(field)
+            if final:
+                last.update(final_evaluation(field, cfg, data, reporter.artifact_dir()))
+            elif cfg.eval_every_reports and (step // cfg.report_every) % cfg.eval_every_reports == 0:
+                field.eval()
+                last.update(evaluate(field, cfg, data.r_range_km, None))
+                field.train()
+            reported = step
+            if phase_over and not final:
+                best.reset()
+                step = ends[p]  # the checkpoint resumes at the next phase (patience may end a phase early)
+            with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
+                checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best.state())
+                reporter.report(reported, last, ckpt)
+            window.restart()
+            if final:
+                return last
     return last
+
+
+def final_evaluation(field: VectorField, cfg: TwoBodyConfig, data: TrainingData, artifact_dir: Path) -> dict[str, float]:
+    """The end-of-training metrics and artefacts of ``field`` (the best-on-validation model): the
+    test sets (:func:`.evaluate.evaluate`), the field map, the exported model and the training
+    radius range. ``dynsweep evaluate`` calls the same function on a stored checkpoint."""
+    field.eval()
+    out = evaluate(field, cfg, data.r_range_km, artifact_dir)
+    physical = data.train_physical()
+    write_field_map(field, physical, data.r_range_km, artifact_dir)
+    export_model(field, physical, artifact_dir)
+    field.train()
+    return {**out, "train_r_min_km": data.r_range_km[0], "train_r_max_km": data.r_range_km[1]}
+
+
+def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Sequence[str],
+                        artifact_dir: Path) -> dict[str, float]:
+    """The family's ``evaluate`` hook (``dynsweep evaluate``): the model of checkpoint ``folder``
+    evaluated as at the end of training (:func:`final_evaluation`) under ``config`` (the saved
+    config, possibly changed: solver, tolerances, test sets), on its test sets plus ``datasets``:
+    dataset names (a standard test set, a rotated or mirrored variant, a file under the datasets
+    folder) or ``train`` / ``val`` for the run's own training and validation orbits."""
+    cfg = TwoBodyConfig.from_dict(config)
+    named = {"train": cfg.train_dataset, "val": val_name(cfg)}
+    if "val" in datasets and named["val"] is None:
+        raise ConfigError("--datasets val: this run validated on a share of its training orbits (val_fraction > 0), "
+                          "not on a validation dataset")
+    extra = [named.get(d) or d for d in datasets]
+    cfg = cfg.with_(test_datasets=list(dict.fromkeys([*cfg.test_datasets, *extra])))
+    torch.manual_seed(cfg.seed)
+    field = VectorField(cfg).to(device=pick_device(cfg.device), dtype=getattr(torch, cfg.dtype))
+    checkpoint.load_parts(folder, {"model": field})
+    return final_evaluation(field, cfg, TrainingData.load(cfg), artifact_dir)
 
 
 def _sample(segs: SegmentBatch, batch_size: int, generator: torch.Generator) -> SegmentBatch:
@@ -127,11 +178,6 @@ def _val_accel_err(field: VectorField, val: OrbitArrays | None) -> float:
     y = torch.as_tensor(val.states, dtype=param.dtype, device=param.device)
     a_pred = field.acceleration(y).double().cpu().numpy()
     return float(point_errors(a_pred, val.acc, val.states[..., :3])["accel_err_pct"].mean())
-
-
-def _schedule(kind: str, progress: float) -> float:
-    """LR multiplier at ``progress`` in [0, 1) of a phase."""
-    return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0
 
 
 def _cumulative(counts: list[int]) -> list[int]:

@@ -17,6 +17,8 @@ from typing import Any, Mapping
 from trainables.common.config import FamilyConfig, require_at_least, require_choice
 from trainables.common.errors import ConfigError
 from trainables.common.nn import ACTIVATIONS
+from trainables.common.best import check_stopping
+from trainables.common.lr import LR_SCHEDULES
 from trainables.common.parquet_store import read_dynsweep_metadata
 
 from .data import SPLITS, WorldSpec, dataset_path, ensure
@@ -51,6 +53,9 @@ class WorldConfig(FamilyConfig):
     batch_size: int = 64
     steps: int = 1000
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    min_lr: float = 0.0
+    patience: int = 0
     report_every: int = 100
     eval_horizons: list[int] = field(default_factory=lambda: [1, 10, 50])
     device: str = "auto"
@@ -59,11 +64,12 @@ class WorldConfig(FamilyConfig):
         if isinstance(self.env, str):  # three_body, ThreeBody, ... -> threebody
             object.__setattr__(self, "env", canonical_env(self.env))
         require_choice(self, {"model": MODELS, "method": METHODS, "activation": ACTIVATIONS,
-                              "device": DEVICES})
+                              "device": DEVICES, "lr_schedule": LR_SCHEDULES})
         require_at_least(self, ("seqs", "seq_steps", "hold", "width", "depth", "substeps", "horizon", "batch_size",
                                 "steps", "report_every"))
         if not self.lr > 0 or (self.dt is not None and not self.dt > 0):
             raise ConfigError("config.lr and config.dt must be > 0")
+        check_stopping(self.patience, self.min_lr, self.lr)
         if self.horizon > self.seq_steps:
             raise ConfigError(f"config.horizon: {self.horizon} exceeds seq_steps={self.seq_steps}")
         if self.method == "leapfrog" and self.model not in SPLIT_MODELS:
@@ -78,7 +84,8 @@ class WorldConfig(FamilyConfig):
 
 
     def metric_names(self) -> set[str]:
-        names = {"step", "epoch", "total_steps", "lr", "train_loss", "val_loss", "horizon_now", "steps_per_s"}
+        names = {"step", "epoch", "total_steps", "lr", "train_loss", "val_loss", "horizon_now", "steps_per_s",
+                 "best_val_loss", "best_step", "stopped_early"}
         names |= {f"test/rollout_mse_h{h}" for h in self.eval_horizons}
         names |= {"test/energy_drift", "test/energy_drift_true"} | {f"test/dt_x{f:g}_mse" for f in DT_FACTORS}
         return names

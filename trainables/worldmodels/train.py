@@ -4,8 +4,11 @@ Each step draws ``batch_size`` windows (a training sequence and a start), rolls 
 open loop over the current horizon from the true start state under the true actions, and
 minimises the mean squared normalised state error (horizon 1: single-step matching). Every
 ``report_every`` steps: ``train_loss``, ``val_loss`` (the same over every validation window at
-the full horizon), ``horizon_now``, ``lr``, ``steps_per_s``, with a checkpoint (model,
-optimiser, step, RNG). The last report adds the test metrics (:mod:`.metrics`).
+the full horizon), ``horizon_now``, ``lr``, ``steps_per_s``, ``best_val_loss``, ``best_step``,
+``stopped_early``, with a checkpoint (model, optimiser, step, RNG, the best model so far).
+Training ends after ``steps`` steps or ``patience`` reports without a lower ``val_loss``; the
+best-on-validation model is then evaluated and the last report adds the test metrics
+(:mod:`.metrics`). ``lr_schedule: cosine`` decays the learning rate to ``min_lr``.
 """
 
 from __future__ import annotations
@@ -13,18 +16,21 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.errors import DivergedError
+from trainables.common.best import BestModel
+from trainables.common.errors import ConfigError, DivergedError
+from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
 from .config import WorldConfig
-from .data import Sequences, ensure, load
+from .data import Sequences, dataset_path, ensure, load
 from .envs import ENVS
 from .metrics import evaluate
 from .models import WorldModel, build
@@ -39,8 +45,7 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
     env = ENVS[cfg.env]
     folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
     train, val, test = (load(folder, split, env) for split in ("train", "val", "test"))
-    model = build(cfg.model, env.dim, env.n_actions, len(train.param_names), cfg.width, cfg.depth, cfg.activation,
-                  cfg.method, cfg.substeps, cfg.separable)
+    model = _model(cfg, len(train.param_names))
     model.set_statistics(torch.as_tensor(train.states, dtype=torch.float32), torch.as_tensor(train.params,
                          dtype=torch.float32), train.dt)
     model.to(device)
@@ -48,11 +53,15 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
     state = {"model": model, "optimizer": optimizer, "rng": rng}
-    step, _ = checkpoint.restore_training(reporter.restore_dir(), state)
+    step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
+    best = BestModel.from_state(cfg.patience, extras.get("best"))
     reporter.tags({"dataset": folder.name, "dataset_sha256": train.content_hash}
                   | ({} if model.continuous else {"dt_generalisation": "not applicable (discrete-time model)"}))
     losses, t0, last = [], time.perf_counter(), {}
     while step < cfg.steps:
+        lr = scheduled_lr(cfg.lr_schedule, cfg.lr, cfg.min_lr, step / cfg.steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         horizon = _horizon(cfg, step)
         states, actions, params = _windows(tensors["train"], horizon, cfg.batch_size, rng)
         pred = model.rollout(states[:, 0], actions, params, train.dt)
@@ -68,16 +77,60 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
         if step % cfg.report_every and step != cfg.steps:
             continue
         last = {"epoch": step * cfg.batch_size / (len(train.states) * train.actions.shape[1]),
-                "total_steps": cfg.steps, "lr": cfg.lr, "train_loss": float(np.mean(losses)), "horizon_now": horizon,
+                "total_steps": cfg.steps, "lr": lr, "train_loss": float(np.mean(losses)), "horizon_now": horizon,
                 "val_loss": _val_loss(model, tensors["val"], cfg.horizon, val.dt),
                 "steps_per_s": len(losses) / max(time.perf_counter() - t0, 1e-9)}
-        if step == cfg.steps:
+        best.observe(last["val_loss"], step, model)
+        last.update(best.metrics("val_loss", best.stop and step < cfg.steps))
+        final = best.stop or step == cfg.steps
+        if final:
+            best.restore(model)  # the best-on-validation model is the one evaluated (and checkpointed)
             last.update(evaluate(model, env, test, cfg.eval_horizons, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, state, cfg.to_dict())
+            checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best.state())
             reporter.report(step, last, ckpt)
         losses, t0 = [], time.perf_counter()
+        if final:
+            break
     return last
+
+
+def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Sequence[str],
+                        artifact_dir: Path) -> dict[str, float]:
+    """The family's ``evaluate`` hook (``dynsweep evaluate``): the model of checkpoint ``folder``
+    evaluated as at the end of training under ``config`` (the saved config, possibly changed:
+    ``eval_horizons``, ``substeps``, ``method``), keyed ``test/<metric>``; each of ``datasets`` adds
+    ``test/<name>/<metric>`` (artefacts under ``artifact_dir/<name>/``): ``train`` or ``val`` (the
+    run's own splits) or another dataset folder of the same environment (a path, or a name under
+    the datasets folder; its test split)."""
+    cfg = WorldConfig.from_dict(config)
+    torch.manual_seed(cfg.seed)
+    env = ENVS[cfg.env]
+    folder_data, _ = ensure(cfg.data_spec(), cfg.datasets_root)
+    train = load(folder_data, "train", env)
+    model = _model(cfg, len(train.param_names)).to(pick_device(cfg.device))
+    checkpoint.load_parts(folder, {"model": model})
+    out = evaluate(model, env, load(folder_data, "test", env), cfg.eval_horizons, artifact_dir)
+    for name in datasets:
+        if name in ("train", "val", "test"):
+            seqs = load(folder_data, name, env)
+        else:
+            other = Path(name) if Path(name).is_dir() else dataset_path(cfg.data_spec(), cfg.datasets_root).parent / name
+            if not (other / "test.parquet").is_file():
+                raise ConfigError(f"--datasets {name}: no world-model dataset at {other} (no test.parquet); "
+                                  "give train, val, test or a dataset folder")
+            seqs = load(other, "test", env)
+        (artifact_dir / name).mkdir(parents=True, exist_ok=True)
+        metrics = evaluate(model, env, seqs, cfg.eval_horizons, artifact_dir / name)
+        out.update({f"test/{name}/{k.removeprefix('test/')}": v for k, v in metrics.items()})
+    return out
+
+
+def _model(cfg: WorldConfig, n_params: int) -> WorldModel:
+    """The world model of ``cfg`` for an environment with ``n_params`` varying parameters."""
+    env = ENVS[cfg.env]
+    return build(cfg.model, env.dim, env.n_actions, n_params, cfg.width, cfg.depth, cfg.activation, cfg.method,
+                 cfg.substeps, cfg.separable)
 
 
 def _tensors(seqs: Sequences, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
