@@ -64,3 +64,43 @@ def test_failures_are_reported_not_hung() -> None:
 
     with pytest.raises(IntegrationError, match="non-finite"):
         dopri5(later_inf, _initial(), 10, 1e-6, 1e-8)
+
+
+# --- Tsit5 ---------------------------------------------------------------------------------------
+def test_tsit5_tableau_meets_every_order_condition_up_to_five() -> None:
+    from trainables.common.ode import _TS_A, _TS_C, _TS_ERR
+
+    n = 7
+    a = torch.zeros(n, n, dtype=torch.float64)
+    for i, row in enumerate(_TS_A):
+        a[i + 1, :len(row)] = torch.tensor(row, dtype=torch.float64)
+    c = torch.tensor(_TS_C, dtype=torch.float64)
+    b = a[-1].clone()
+    torch.testing.assert_close(a.sum(1), c, rtol=0, atol=1e-14)       # rows sum to the nodes
+    conditions = {  # the 17 rooted-tree conditions of order <= 5
+        1: b.sum(), 1 / 2: b @ c, 1 / 3: b @ c**2, 1 / 6: b @ a @ c, 1 / 4: b @ c**3, 1 / 8: b @ (c * (a @ c)),
+        1 / 12: b @ a @ c**2, 1 / 24: b @ a @ a @ c, 1 / 5: b @ c**4, 1 / 10: b @ (c**2 * (a @ c)),
+        1 / 20: b @ ((a @ c) ** 2), 1 / 15: b @ (c * (a @ c**2)), 0.05: b @ a @ c**3, 1 / 30: b @ (c * (a @ a @ c)),
+        1 / 40: b @ a @ (c * (a @ c)), 1 / 60: b @ a @ a @ c**2, 1 / 120: b @ a @ a @ a @ c}
+    for value, got in conditions.items():
+        assert abs(float(got) - value) < 1e-13, value
+    b_hat = b - torch.tensor(_TS_ERR, dtype=torch.float64)  # the embedded 4th-order solution
+    for value, got in {1: b_hat.sum(), 1 / 2: b_hat @ c, 1 / 3: b_hat @ c**2, 1 / 4: b_hat @ c**3,
+                       1 / 24: b_hat @ a @ a @ c}.items():
+        assert abs(float(got) - value) < 1e-12, value
+
+
+@pytest.mark.parametrize("rtol,atol", [(1e-6, 1e-8), (1e-9, 1e-11)])
+def test_tsit5_agrees_with_dopri5_within_its_tolerance(rtol: float, atol: float) -> None:
+    from trainables.common.ode import tsit5
+
+    y0 = _initial()
+    exact = odeint(lambda t, y: _kepler(y), y0, torch.arange(20, dtype=torch.float64), rtol=1e-12, atol=1e-14)
+    ours, nfe = tsit5(_kepler, y0, 20, rtol, atol)
+    err = (ours - exact.transpose(0, 1)).abs().max()
+    assert ours.shape == (32, 20, 4) and torch.equal(ours[:, 0], y0)
+    assert err < 200 * rtol, float(err)                  # global error a small multiple of the tolerance
+    coarse, nfe_coarse = tsit5(_kepler, y0, 20, rtol * 1e3, atol * 1e3)
+    assert nfe_coarse < nfe and (coarse - exact.transpose(0, 1)).abs().max() > err
+    with pytest.raises(IntegrationError, match="max_num_steps exceeded"):
+        tsit5(_kepler, y0, 50, 1e-10, 1e-12, max_steps=5)

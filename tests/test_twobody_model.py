@@ -10,7 +10,7 @@ from trainables.twobody.config import TwoBodyConfig
 from trainables.twobody.data import SegmentBatch, to_canonical
 from trainables.twobody.dataset import TwoBodySpec, generate_arrays
 from trainables.twobody.features import FEATURES, INVARIANT_FEATURES, feature_dim
-from trainables.twobody.heads import EQUIVARIANT_HEADS, HEAD_DIMS, HEADS, planar
+from trainables.twobody.heads import EQUIVARIANT_HEADS, HEAD_DIMS, HEADS, HeadModule, planar
 from trainables.twobody.model import VectorField, integrate
 from trainables.twobody.segments import segment
 
@@ -59,6 +59,10 @@ def _encode(head: str, a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         "mlp_4D_logmag_unit_exp": (torch.log(mag), 7.0 * unit),
         "mlp_4D_logmag_unit_tanh_exp": (torch.log(mag), _atanh(0.5 * unit)),
         "mlp_4D_logmag_unit_tanh_softplus": (torch.log(torch.expm1(mag - 1e-8)), _atanh(0.5 * unit)),
+        "mlp_4D_logmag_unit_softplus": (torch.log(torch.expm1(mag - 1e-8)), 2.0 * unit),
+        "mlp_4D_signed_unit": (-mag, -4.0 * unit),
+        "mlp_4D_unit_scaled": (mag * torch.sum(y[..., :3] ** 2, -1, keepdim=True), 0.3 * unit),  # = mu = 1
+        "mlp_4D_activation": (mag, 5.0 * unit),  # the bare head: the activation is HeadModule's
     }
     m0, d = encodings[head]
     return torch.cat([m0, d], -1)
@@ -86,6 +90,56 @@ def test_head_gradients_are_finite_at_the_guards(head: str) -> None:
     HEADS[head](m, y).sum().backward()
     assert torch.isfinite(m.grad).all()
     assert y.grad is None or torch.isfinite(y.grad).all()  # mlp_simple ignores y
+
+
+def test_head_options_reproduce_the_true_field_from_their_encodings() -> None:
+    y = _states()
+    a = _true_acc(y)
+    mag = torch.linalg.vector_norm(a, dim=-1, keepdim=True)
+    unit = a / mag
+    # mlp_4D_activation with softplus: m0 = softplus^-1(|a|)
+    head = HeadModule("mlp_4D_activation", "softplus", None, "none").double()
+    torch.testing.assert_close(head(torch.cat([torch.log(torch.expm1(mag)), unit], -1), y)[..., 3:], a)
+    # a sigmoid-bounded magnitude B sigmoid(m0), B = 2 (|a| <= 1 at r >= 1)
+    for name in ("mlp_4D_signed", "mlp_4D_logmag_unit_exp"):
+        head = HeadModule(name, "tanh", 2.0, "none").double()
+        logit = torch.log(mag / 2.0) - torch.log1p(-mag / 2.0)
+        torch.testing.assert_close(head(torch.cat([logit, 3.0 * unit], -1), y)[..., 3:], a)
+        huge = head(torch.cat([torch.full_like(mag, 50.0), unit], -1), y)[..., 3:]
+        assert torch.linalg.vector_norm(huge, dim=-1).max() <= 2.0
+    r2 = torch.sum(y[..., :3] ** 2, -1, keepdim=True)
+    head = HeadModule("mlp_4D_unit_scaled", "tanh", 2.0, "none").double()
+    logit = torch.log(mag * r2 / 2.0) - torch.log1p(-mag * r2 / 2.0)
+    torch.testing.assert_close(head(torch.cat([logit, unit], -1), y)[..., 3:], a)
+    # one learned scale: exp(s) a, s = log 3 turns a third of the field into the field
+    head = HeadModule("rtn", "tanh", None, "scalar").double()
+    assert [n for n, _ in head.named_parameters()] == ["log_scale"]
+    with torch.no_grad():
+        head.log_scale.fill_(torch.log(torch.tensor(3.0)))
+    r_hat = y[..., :3] / torch.linalg.vector_norm(y[..., :3], dim=-1, keepdim=True)
+    a_r = torch.sum(a * r_hat, -1, keepdim=True) / 3.0
+    torch.testing.assert_close(head(torch.cat([a_r, torch.zeros_like(a_r), torch.zeros_like(a_r)], -1), y)[..., 3:], a)
+
+
+def test_new_activations_and_final_activation() -> None:
+    from trainables.common.nn import ACTIVATIONS, mlp
+
+    x = torch.tensor([-2.0, 0.0, 3.0])
+    torch.testing.assert_close(ACTIVATIONS["shifted_softplus"]()(x),
+                               torch.nn.functional.softplus(x) - torch.log(torch.tensor(2.0)))
+    assert ACTIVATIONS["shifted_softplus"]()(torch.zeros(1)).item() == 0.0
+    prelu = ACTIVATIONS["prelu"]()
+    torch.testing.assert_close(prelu(x), torch.tensor([-0.5, 0.0, 3.0]))   # slope 0.25, learned
+    net = mlp(3, 4, 8, 2, "gelu", "tanh")
+    assert isinstance(net[-1], torch.nn.Tanh) and net(torch.randn(50, 3) * 100).abs().max() <= 1.0
+    cfg = TwoBodyConfig(activation="prelu", final_activation="softplus", head="mlp_4D_activation",
+                        magnitude_rescale="scalar", width=8)
+    field = VectorField(cfg)
+    assert {"head.log_scale", "head.magnitude_act.weight"} <= {n for n, _ in field.named_parameters()}
+    with pytest.raises(ConfigError, match="config.final_activation: 'sigmoid'"):
+        TwoBodyConfig(final_activation="sigmoid")
+    with pytest.raises(ConfigError, match="config.magnitude_bound"):
+        TwoBodyConfig(head="rtn", magnitude_bound=1.0)
 
 
 @pytest.mark.parametrize("name", sorted(FEATURES))
@@ -169,7 +223,7 @@ class _Exact(torch.nn.Module):
         return torch.cat([y[..., 3:], _true_acc(y)], -1)
 
 
-@pytest.mark.parametrize("solver", ["dopri5", "torchdiffeq_dopri5", "rk4"])
+@pytest.mark.parametrize("solver", ["dopri5", "tsit5", "torchdiffeq_dopri5", "rk4"])
 def test_one_solver_call_integrates_segments_of_different_periods(solver: str) -> None:
     arr, _ = generate_arrays(TwoBodySpec(orbits=12, seed=8))
     segs = SegmentBatch.of(segment(to_canonical(arr), 18), torch.float64, torch.device("cpu"))
@@ -181,7 +235,7 @@ def test_one_solver_call_integrates_segments_of_different_periods(solver: str) -
     assert err.max() < (2e-3 if solver == "rk4" else 1e-7)
 
 
-@pytest.mark.parametrize("solver", ["dopri5", "torchdiffeq_dopri5"])
+@pytest.mark.parametrize("solver", ["dopri5", "tsit5", "torchdiffeq_dopri5"])
 def test_solver_step_bound_raises_solver_error(solver: str) -> None:
     arr, _ = generate_arrays(TwoBodySpec(orbits=3, seed=8))
     segs = SegmentBatch.of(segment(to_canonical(arr), 18), torch.float64, torch.device("cpu"))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 from torch import nn
 
 from .errors import ConfigError
+
+class ShiftedSoftplus(nn.Module):
+    """softplus(x) - log 2: smooth like softplus, and 0 at x = 0 (as tanh and the ReLUs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.softplus(x) - math.log(2.0)
+
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh,
@@ -17,6 +25,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
     "softplus": nn.Softplus,
+    "shifted_softplus": ShiftedSoftplus,
+    "prelu": nn.PReLU,
 }
 """Hidden-layer activations by name."""
 
@@ -29,8 +39,10 @@ def lookup(registry: dict[str, object], name: str, what: str) -> object:
         raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(sorted(registry))}") from None
 
 
-def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> nn.Sequential:
-    """``depth`` hidden layers of ``width`` units with ``activation``, then a linear output.
+def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str,
+        final_activation: str | None = None) -> nn.Sequential:
+    """``depth`` hidden layers of ``width`` units with ``activation``, then a linear output
+    (followed by ``final_activation`` when given).
 
     Maps ``(..., in_dim) -> (..., out_dim)``.
     """
@@ -43,6 +55,8 @@ def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> n
         layers += [nn.Linear(dim, width), act()]  # type: ignore[operator]
         dim = width
     layers.append(nn.Linear(dim, out_dim))
+    if final_activation is not None:
+        layers.append(lookup(ACTIVATIONS, final_activation, "final_activation")())  # type: ignore[operator]
     return nn.Sequential(*layers)
 
 

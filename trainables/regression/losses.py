@@ -27,6 +27,8 @@ from typing import Callable
 
 import torch
 
+from trainables.common.penalties import weight_norms
+
 Rho = Callable[[torch.Tensor, float], torch.Tensor]
 
 
@@ -75,8 +77,7 @@ def objective(rho: Rho, scale: float, y_pred: torch.Tensor, y_true: torch.Tensor
               ) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss and its terms (floats, for reporting). ``x`` must require grad if ``w_grad``."""
     recon = rho(y_pred - y_true, scale).mean()
-    flat = torch.cat([p.reshape(-1) for p in params])
-    l1, l2 = flat.abs().mean(), (flat ** 2).mean()
+    l1, l2 = weight_norms(params)
     grad = jacobian_penalty(y_pred, x) if w_grad else torch.zeros((), device=y_pred.device)
     loss = w_recon * recon + w_l1 * l1 + w_l2 * l2 + w_grad * grad
     terms = {"recon": recon, "l1": l1, "l2": l2, "grad_penalty": grad}

@@ -29,12 +29,15 @@ from trainables.common.nn import ACTIVATIONS
 from .augment import AUGMENTS
 from .constants import SAMPLES_PER_ORBIT
 from .features import FEATURES
-from .heads import HEADS
+from .heads import HEADS, MAGNITUDE_DIRECTION_HEADS
 from .losses import LOSSES
+from .penalties import TERMS as PENALTY_TERMS
+from .penalties import penalty_weights
 from .metrics import TEST_METRICS, invariance_pairs, test_set_label
 from .segments import SPLIT_MODES, check_segments
 
-SOLVERS = ("dopri5", "torchdiffeq_dopri5", "rk4")
+MAGNITUDE_RESCALES = ("none", "scalar")
+SOLVERS = ("dopri5", "tsit5", "torchdiffeq_dopri5", "rk4")
 DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -72,9 +75,17 @@ class TwoBodyConfig(FamilyConfig):
     width: int = 64
     depth: int = 2
     activation: str = "leaky_relu"
+    final_activation: str | None = None
+    magnitude_bound: float | None = None
+    magnitude_rescale: str = "none"
     # loss and optimiser
     loss: str = "percent_error_plus_nmse"
     mse_weight: float = 1.0
+    w_attraction: float = 0.0
+    w_sign_flip: float = 0.0
+    w_l1: float = 0.0
+    w_l2: float = 0.0
+    w_energy: float = 0.0
     batch_size: int = 256
     steps: int = 2000
     lr: float = 1e-3
@@ -108,12 +119,28 @@ class TwoBodyConfig(FamilyConfig):
             value = getattr(self, key)
             if value not in allowed:
                 raise ConfigError(f"config.{key}: {value!r} is not allowed; allowed: {', '.join(sorted(allowed))}")
+        if self.final_activation is not None and self.final_activation not in ACTIVATIONS:
+            raise ConfigError(f"config.final_activation: {self.final_activation!r} is not allowed; allowed: null, "
+                              f"{', '.join(sorted(ACTIVATIONS))}")
+        if self.magnitude_rescale not in MAGNITUDE_RESCALES:
+            raise ConfigError(f"config.magnitude_rescale: {self.magnitude_rescale!r} is not allowed; allowed: "
+                              f"{', '.join(MAGNITUDE_RESCALES)}")
+        if self.magnitude_bound is not None and (not self.magnitude_bound > 0 or
+                                                 self.head not in MAGNITUDE_DIRECTION_HEADS):
+            raise ConfigError(f"config.magnitude_bound: {self.magnitude_bound!r} needs a value > 0 and a magnitude/"
+                              f"direction head (mlp_4D_...), not head {self.head!r}")
+        for term in PENALTY_TERMS:
+            if not getattr(self, f"w_{term}") >= 0:
+                raise ConfigError(f"config.w_{term}: {getattr(self, f'w_{term}')!r} must be >= 0")
         positive = {"width": self.width, "depth": self.depth, "batch_size": self.batch_size,
                     "report_every": self.report_every, "max_solver_steps": self.max_solver_steps,
                     "rk4_substeps": self.rk4_substeps, "rtol": self.rtol, "atol": self.atol}
         for key, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"config.{key}: {value!r} must be > 0")
+        if self.adjoint and self.solver not in ("dopri5", "torchdiffeq_dopri5"):
+            raise ConfigError(f"config.adjoint: the adjoint integrates with dopri5; solver {self.solver!r} has none "
+                              "(use solver: dopri5, or adjoint: false)")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"config.val_fraction: {self.val_fraction!r} must be in [0, 1)")
         if self.harmonic_order < 1:
@@ -148,7 +175,10 @@ class TwoBodyConfig(FamilyConfig):
     def metric_names(self) -> set[str]:
         """Every metric name a trial with this config reports (for validating a sweep's metric)."""
         names = {"step", "epoch", "phase", "total_steps", "lr", "train_loss", "val_loss", "val_accel_err", "steps_per_s",
-                 "nfe_per_step", "first_step_s", "best_val_accel_err", "best_step", "stopped_early"}
+                 "nfe_per_step", "first_step_s", "best_val_accel_err", "best_step", "stopped_early",
+                 "train_r_min_km", "train_r_max_km"}
+        terms = penalty_weights(self)
+        names |= {f"loss_{t}" for t in terms} | ({"loss_base"} if terms else set())
         for name in self.test_datasets:
             label = test_set_label(name)
             names |= {f"test/{label}/{m}" for m in TEST_METRICS if self.rollout or not m.startswith("rollout")}

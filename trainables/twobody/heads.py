@@ -16,6 +16,16 @@ reflections); with an invariant feature layer the whole field is equivariant:
 - ``radial_logmag``: a = -exp(m0) r_hat (1 output: always attractive, log-magnitude);
 - ``rt``: a = m0 r_hat + m1 t_hat, t_hat = the unit component of v normal to r (2 outputs).
   (``rtn``'s normal term flips sign under a reflection, so ``rtn`` is not in the set.)
+More 4D heads (magnitude m0, direction d):
+
+- ``mlp_4D_logmag_unit_softplus``: a = (softplus(m0) + eps) d/|d|;
+- ``mlp_4D_signed_unit``: a = m0 d/|d| (signed magnitude, unit direction);
+- ``mlp_4D_unit_scaled``: a = |m0| d/|d| / r^2 (the MLP learns the magnitude relative to the
+  inverse-square law; m0 = mu = 1 is exact gravity);
+- ``mlp_4D_activation``: a = act(m0) d/|d|, act the config's hidden activation.
+
+Options of every head (:class:`HeadModule`): ``magnitude_bound`` (a sigmoid-bounded magnitude
+for the 4D heads) and ``magnitude_rescale: scalar`` (one learned scale of the acceleration).
 ``planar_constraint`` (a flag, applied after any head) forces the z-acceleration to zero.
 """
 
@@ -26,7 +36,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from trainables.common.nn import lookup
+from torch import nn
+
+from trainables.common.nn import ACTIVATIONS, lookup
 
 EPS = 1e-8
 
@@ -79,6 +91,11 @@ def rt(m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return _with_velocity(m[..., 0:1] * r_hat + m[..., 1:2] * t_hat, y)
 
 
+def mlp_4d_unit_scaled(m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r2 = torch.sum(y[..., :3] * y[..., :3], dim=-1, keepdim=True)
+    return _with_velocity(torch.abs(m[..., :1]) * _unit(m[..., 1:4]) / (r2 + EPS**2), y)
+
+
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
@@ -103,6 +120,10 @@ HEADS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mlp_4D_logmag_unit_exp": _mag_dir(torch.exp, _unit),
     "mlp_4D_logmag_unit_tanh_exp": _mag_dir(torch.exp, _tanh_unit),
     "mlp_4D_logmag_unit_tanh_softplus": _mag_dir(_softplus_eps, _tanh_unit),
+    "mlp_4D_logmag_unit_softplus": _mag_dir(_softplus_eps, _unit),
+    "mlp_4D_signed_unit": _mag_dir(_identity, _unit),
+    "mlp_4D_unit_scaled": mlp_4d_unit_scaled,
+    "mlp_4D_activation": _mag_dir(_identity, _unit),  # the magnitude goes through the activation first (HeadModule)
     "rtn": rtn,
     "radial": radial,
     "radial_logmag": radial_logmag,
@@ -119,8 +140,48 @@ EQUIVARIANT_HEADS = frozenset({"radial", "radial_logmag", "rt"})
 """Heads that turn with the state (see the module docstring)."""
 
 
+MAGNITUDE_DIRECTION_HEADS = frozenset(n for n in HEADS if n.startswith("mlp_4D"))
+"""Heads whose first output is a magnitude and the next three a direction (``magnitude_bound`` applies)."""
+
+
 def get_head(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return lookup(HEADS, name, "head")  # type: ignore[return-value]
+
+
+class HeadModule(nn.Module):
+    """A head with its options, ``(m (..., HEAD_DIMS[name]), y (..., 6)) -> dy/dt (..., 6)``.
+
+    - ``mlp_4D_activation``: m0 goes through the hidden ``activation`` (a module: PReLU learns).
+    - ``magnitude_bound = B`` (4D heads): the magnitude is B * sigmoid(m0) in place of the head's own
+      link, and the direction a unit vector (the head's tanh squashing kept), so |a| lies in (0, B)
+      (canonical units; gravity at the Earth's surface is 1); for ``mlp_4D_unit_scaled`` the bounded
+      magnitude is still divided by r^2.
+    - ``magnitude_rescale = "scalar"``: the acceleration is multiplied by exp(s), one learned scalar
+      s (0 at the start): the MLP learns a shape, s its scale.
+    """
+
+    def __init__(self, name: str, activation: str, magnitude_bound: float | None, magnitude_rescale: str) -> None:
+        super().__init__()
+        self.name = name
+        self.fn = get_head(name)
+        self.bound = magnitude_bound
+        self.magnitude_act = lookup(ACTIVATIONS, activation, "activation")() if name == "mlp_4D_activation" else None
+        self.log_scale = nn.Parameter(torch.zeros(())) if magnitude_rescale == "scalar" else None
+
+    def forward(self, m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.magnitude_act is not None:
+            m = torch.cat([self.magnitude_act(m[..., :1]), m[..., 1:]], dim=-1)
+        if self.bound is not None and self.name == "mlp_4D_unit_scaled":
+            out = self.fn(torch.cat([self.bound * torch.sigmoid(m[..., :1]), m[..., 1:]], dim=-1), y)
+        elif self.bound is not None and self.name in MAGNITUDE_DIRECTION_HEADS:
+            mag = self.bound * torch.sigmoid(m[..., :1])
+            direction = _tanh_unit if "tanh" in self.name else _unit
+            out = _with_velocity(mag * direction(m[..., 1:4]), y)
+        else:
+            out = self.fn(m, y)
+        if self.log_scale is not None:
+            out = torch.cat([out[..., :3], out[..., 3:] * torch.exp(self.log_scale)], dim=-1)
+        return out
 
 
 def planar(dydt: torch.Tensor) -> torch.Tensor:

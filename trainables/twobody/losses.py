@@ -7,6 +7,10 @@ is the initial condition and is excluded. A "point" is one state 6-vector.
 - ``percent_error``: mean over points of |y_true - y_pred| / max(|y_true|, 1e-8) * 100.
 - ``percent_error_plus_nmse``: percent_error + w * 100 * sqrt(MSE / mean(y_true^2) + 1e-12),
   w = ``mse_weight``.
+- ``percent_error_with_attraction``: percent_error + the attraction penalty (:mod:`.penalties`).
+
+Physics penalty terms (attraction, sign flips, L1/L2 weights, energy drift) add to any loss with
+their ``w_<term>`` weights (:mod:`.penalties`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mean_squared_error": mean_squared_error,
     "percent_error": percent_error,
     "percent_error_plus_nmse": percent_error_plus_nmse,
+    "percent_error_with_attraction": percent_error,  # + the attraction term, weight 1 (.penalties.LOSS_TERMS)
 }
 
 

@@ -16,11 +16,11 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from trainables.common.errors import SolverError
 from trainables.common.nn import mlp
-from trainables.common.ode import IntegrationError, dopri5
+from trainables.common.ode import IntegrationError, adaptive_solver
 
 from .config import TwoBodyConfig
 from .features import FEATURES, feature_dim
-from .heads import HEAD_DIMS, get_head, planar
+from .heads import HEAD_DIMS, HeadModule, planar
 
 
 class VectorField(nn.Module):
@@ -30,10 +30,10 @@ class VectorField(nn.Module):
         super().__init__()
         self.feature = FEATURES[cfg.feature]
         self.harmonic_order = cfg.harmonic_order
-        self.head = get_head(cfg.head)
+        self.head = HeadModule(cfg.head, cfg.activation, cfg.magnitude_bound, cfg.magnitude_rescale)
         self.planar_constraint = cfg.planar_constraint
         self.net = mlp(feature_dim(cfg.feature, cfg.harmonic_order), HEAD_DIMS[cfg.head], cfg.width,
-                       cfg.depth, cfg.activation)
+                       cfg.depth, cfg.activation, cfg.final_activation)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         dydt = self.head(self.net(self.feature(y, self.harmonic_order)), y)
@@ -70,18 +70,19 @@ def integrate(field: VectorField, y0: torch.Tensor, dt: torch.Tensor, n_points: 
         n_points: samples per segment L (the grid s = 0..L-1).
     Returns:
         ``(states (B, L, 6), function evaluations)``.
-    ``solver: dopri5`` uses the lean batched Dormand-Prince of :mod:`trainables.common.ode`;
+    ``solver: dopri5`` and ``tsit5`` use the lean batched solvers of :mod:`trainables.common.ode`;
     ``torchdiffeq_dopri5``, ``rk4`` (fixed step 1/``rk4_substeps`` of a sample) and
-    ``adjoint: true`` use torchdiffeq.
+    ``adjoint: true`` (dopri5) use torchdiffeq.
 
     Raises:
         SolverError: step-size underflow, more than ``cfg.max_solver_steps`` steps, or a
             non-finite state.
     """
     f = ScaledField(field, dt)
-    if cfg.solver == "dopri5" and not cfg.adjoint:
+    if cfg.solver in ("dopri5", "tsit5") and not cfg.adjoint:
         try:
-            return dopri5(lambda y: f(None, y), y0, n_points, cfg.rtol, cfg.atol, cfg.max_solver_steps)
+            return adaptive_solver(cfg.solver)(lambda y: f(None, y), y0, n_points, cfg.rtol, cfg.atol,
+                                               cfg.max_solver_steps)
         except IntegrationError as err:
             raise SolverError(str(err)[:200], step) from None
     grid = torch.arange(n_points, dtype=y0.dtype, device=y0.device)

@@ -43,6 +43,7 @@ from .export import export_model
 from .field_map import write_field_map
 from .losses import get_loss
 from .metrics import point_errors
+from .penalties import penalties, penalty_weights
 from .model import VectorField, integrate
 
 
@@ -57,7 +58,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     data = TrainingData.load(cfg)
     field = VectorField(cfg).to(device=device, dtype=dtype)
     optimizer = torch.optim.Adam(field.parameters(), lr=cfg.lr)
-    loss_fn = get_loss(cfg.loss)
+    loss_fn, weights = get_loss(cfg.loss), penalty_weights(cfg)
     batches = torch.Generator().manual_seed(cfg.seed)
     phases = cfg.curriculum()
     segments = [data.phase_segments(cfg, ph.segment_length, ph.orbit_fraction, dtype, device) for ph in phases]
@@ -79,6 +80,11 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
             batch = SegmentBatch(augment(batch.states, cfg.augment, batches), batch.dt)
             pred, nfe = integrate(field, batch.states[:, 0], batch.dt, batch.states.shape[1], cfg, step)
             loss = loss_fn(pred, batch.states, cfg.mse_weight)
+            terms = {}
+            if weights:
+                extra, terms = penalties(field, pred, batch.states, weights)
+                terms["loss_base"] = float(loss.detach())
+                loss = loss + extra
             if not torch.isfinite(loss):
                 raise DivergedError(f"{cfg.loss} is {loss.item()}", step)
             optimizer.zero_grad(set_to_none=True)
@@ -87,7 +93,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
                 torch.nn.utils.clip_grad_norm_(field.parameters(), cfg.grad_clip)
             optimizer.step()
             step += 1
-            window.add(loss.item(), nfe)
+            window.add(loss.item(), nfe, terms)
             if step % cfg.report_every and step != ends[p]:
                 continue
             last = {"epoch": step * min(cfg.batch_size, len(train)) / len(train), "phase": p,
@@ -198,19 +204,23 @@ class _Window:
 
     def restart(self) -> None:
         self.losses: list[float] = []
+        self.terms: dict[str, list[float]] = {}
         self.nfe = 0
         self.t0 = time.perf_counter()
 
-    def add(self, loss: float, nfe: int) -> None:
+    def add(self, loss: float, nfe: int, terms: dict[str, float]) -> None:
         if self.first_step_s is None:
             self.first_step_s = time.perf_counter() - self._t_start
         self.losses.append(loss)
+        for key, value in terms.items():
+            self.terms.setdefault(key, []).append(value)
         self.nfe += nfe
 
     def flush(self) -> dict[str, float]:
         n = max(1, len(self.losses))
         out = {"train_loss": sum(self.losses) / n, "nfe_per_step": self.nfe / n,
                "steps_per_s": len(self.losses) / max(time.perf_counter() - self.t0, 1e-9)}
+        out.update({key: sum(values) / len(values) for key, values in self.terms.items()})
         if self.first_step_s is not None:
             out["first_step_s"] = self.first_step_s
         return out
