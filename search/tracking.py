@@ -488,9 +488,22 @@ class MlflowTracker(Callback):
                                                "dynsweep.family": self.family, **self.provenance})
             self.runs.set(trial_id, run.info.run_id)
             resolved = self._resolved(config)
-            self._log(run.info.run_id, params=flatten(resolved))
+            self._log(run.info.run_id, params=flatten({**self._derived(resolved), **resolved}))
             self.client.log_text(run.info.run_id, yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
         return self.runs[trial_id]
+
+    def _derived(self, resolved: dict[str, Any]) -> dict[str, Any]:
+        """The family's derived parameters of a resolved config (none when it has no such hook or
+        refuses the config: the trial then fails with that error)."""
+        from trainables.registry import entry, load
+
+        hook = entry(self.family).derived_params
+        if hook is None:
+            return {}
+        try:
+            return dict(load(hook)(resolved))
+        except ConfigError:
+            return {}
 
     def _resolved(self, config: dict[str, Any]) -> dict[str, Any]:
         """The trial's full config (family defaults + base + sampled), or the sampled values when the

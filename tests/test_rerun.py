@@ -208,3 +208,16 @@ def test_evaluate_refuses_what_it_cannot_do_before_any_work(
     assert not (tmp_path / "bad").exists()
     code = main(["evaluate", "0123456789abcdef0123456789abcdef", "--sweep", str(sweep["dir"])])
     assert code == 2 and "no run or trial with that id" in capsys.readouterr().err
+
+
+def test_derived_parameters_are_logged_and_plotted(sweep: dict[str, Any], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    params = _child(sweep).data.params
+    assert "segment_ratio" in params, sorted(params)
+    assert params["n_orbits"] == "1" and float(params["segment_ratio"]) == pytest.approx(18 / 360)
+    capsys.readouterr()
+    code = main(["plot", str(sweep["dir"]), "heatmap", "--x", "n_orbits", "--y", "head", "--metric",
+                 "test/complex_TBP_planar_1/accel_err_mean", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert list(tmp_path.glob("*.png"))

@@ -13,6 +13,7 @@ with a :class:`~trainables.common.reporter.LocalReporter` and checks what a swee
   the key;
 - every declared artefact exists and carries its format id and version in its footer;
 - the last checkpoint holds the run's full config;
+- a family's ``derived_params`` are numbers whose names are not config keys;
 - a family with an ``evaluate`` hook reproduces, from that checkpoint and config, exactly the last
   report's values of every metric the hook returns, and writes every declared artefact;
 - a family with ``exports_model`` wrote ``model.pt`` + ``model.json`` whose TorchScript reproduces the
@@ -162,6 +163,13 @@ def check_run(name: str, family: Family, workdir: Path) -> list[str]:
             problems.append(f"{name}: the checkpoint's config differs from the run's full config")
     except (KeyError, FileNotFoundError):
         problems.append(f"{name}: the checkpoint holds no config (use checkpoint.save_training)")
+    if family.derived_params:
+        derived = load(family.derived_params)(config.from_dict(base).to_dict())
+        fields = {f.name for f in dataclasses.fields(config)}
+        bad = sorted(k for k, v in derived.items() if k in fields or not isinstance(v, (int, float)))
+        if bad or not derived:
+            problems.append(f"{name}: hook derived_params: names clash with config keys or values are not numbers: "
+                            f"{', '.join(bad) or 'nothing returned'}")
     if family.evaluate:
         problems += _check_evaluate(name, family, first.checkpoint_path, final, workdir / "evaluated")
     second = run(dict(base), LocalReporter(workdir / "second", progress=False))

@@ -57,6 +57,9 @@ class Family:
             a final checkpoint evaluated as at the end of training under ``config`` (the saved config,
             possibly changed), plus the named ``datasets`` (``dynsweep evaluate``); the same
             metric names and artefacts as the last report for the config's own test data.
+        derived_params: ``derived_params(config) -> {name: number}`` for a resolved config mapping:
+            quantities computed from the config (and at most a dataset's footer) that the driver logs
+            as MLflow parameters beside the config, so analysis can table and plot them.
     """
 
     run: str
@@ -75,12 +78,13 @@ class Family:
     trial_length: str | None = None
     dataset_paths: str | None = None
     evaluate: str | None = None
+    derived_params: str | None = None
 
     def hooks(self) -> dict[str, str]:
         """The ``module:attribute`` hooks this record names (for the contract check)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name in ("run", "config", "datasets", "describe", "artifacts", "trial_length", "dataset_paths",
-                              "evaluate")
+                              "evaluate", "derived_params")
                 and getattr(self, f.name)}
 
     def all_plot_kinds(self) -> tuple[str, ...]:
@@ -94,6 +98,7 @@ FAMILIES: dict[str, Family] = {
     "twobody": Family(
         run="trainables.twobody.train:run", config="trainables.twobody.config:TwoBodyConfig",
         evaluate="trainables.twobody.train:evaluate_checkpoint",
+        derived_params="trainables.twobody.data:derived_params",
         smoke={"train_dataset": "complex_TBP_planar_1_train", "test_datasets": ["complex_TBP_planar_1_test"],
                "width": 8, "depth": 2, "segment_length": 10, "batch_size": 16, "steps": 6, "report_every": 3,
                },

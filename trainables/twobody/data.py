@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from .config import TwoBodyConfig
-from .constants import AU, DU, TU, VU
+from trainables.common.errors import ConfigError, DataError
+
+from .constants import AU, DU, SAMPLES_PER_ORBIT, TU, VU
 from .dataset import OrbitArrays, TwoBodyDataset, dataset_path, load_named, spec_from_name
 from .segments import Segments, segment, split_segments
 
@@ -67,6 +69,22 @@ def dataset_paths(config: dict) -> list[Path]:
     the same names :func:`dataset_hashes` opens, nothing generated or read."""
     cfg = TwoBodyConfig.from_dict(config)
     return [dataset_path(name, cfg.datasets_root) for name in dataset_names(cfg)]
+
+
+def derived_params(config: dict) -> dict[str, float]:
+    """The family's ``derived_params`` hook: ``n_orbits`` (training orbits: from a standard
+    dataset name, else the dataset's footer when it exists) and ``segment_ratio`` (segment length / samples per orbit), logged as
+    parameters so that tables and plots can use them (``plot heatmap --x n_orbits``)."""
+    cfg = TwoBodyConfig.from_dict(config)
+    out: dict[str, float] = {"segment_ratio": round(cfg.segment_length / SAMPLES_PER_ORBIT, 6)}
+    try:
+        out["n_orbits"] = spec_from_name(Path(cfg.train_dataset).name).orbits  # a standard name says it
+    except ConfigError:
+        try:
+            out["n_orbits"] = TwoBodyDataset(dataset_path(cfg.train_dataset, cfg.datasets_root)).n_orbits
+        except DataError:
+            pass  # not there (yet): the trial will say so
+    return out
 
 
 def auto_val_name(train_name: str) -> str:
