@@ -182,6 +182,21 @@ def test_dataset_generation_cli_refuses_to_overwrite_and_pool_matches_serial(tmp
         ensure_dataset(PendulumSpec(sims=3, t_end=1), tmp_path)
 
 
+def test_one_simulation_and_a_time_window_by_id(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    write_dataset(PendulumSpec(sims=5, t_end=1.0), path, workers=1)
+    ds = PendulumDataset(path)
+    sim = ds.simulation(3)
+    assert sim.height == 101 and set(sim["sim_id"].to_list()) == {3} and sim["t"].is_sorted()
+    win = ds.window(3, 0.25, 0.5)
+    assert win.height == 25 and win["t"].min() == pytest.approx(0.25) and win["t"].max() < 0.5
+    assert win.equals(sim.filter((sim["t"] >= 0.25) & (sim["t"] < 0.5)))
+    with pytest.raises(DataError, match=r"no simulation 7; its ids are 0..4 \(5 simulations\)"):
+        ds.simulation(7)
+    with pytest.raises(DataError, match="no sample with 5 <= t < 6 s"):
+        ds.window(3, 5.0, 6.0)
+
+
 def test_config_errors_name_the_key_and_allowed_values() -> None:
     with pytest.raises(ConfigError, match=r"config.rnn: 'transformer' is not allowed; allowed: lstm, gru, rnn"):
         PendulumConfig.from_dict({"rnn": "transformer"})

@@ -176,6 +176,42 @@ def test_hdf5_rollouts_convert_once_to_parquet_and_train(tmp_path: Path, dataset
     assert final["val_rmse"] < 0.3 and "val_rmse_metabolic/cot/MA/mean" in final
 
 
+def _rollouts(h5py, path: Path, n: int, failed: set[int], seed: int) -> None:  # type: ignore[no-untyped-def]
+    """A generated rollout file; the rollouts in ``failed`` say success = 0 (as attribute or dataset)."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        f["parameter_names"] = np.array([b"cadence", b"stride"])
+        for k in range(n):
+            g = f.create_group(f"param_{k}")
+            g["param_state"] = rng.uniform(0.5, 1.5, 2)
+            g.attrs["metabolic/cot/MA/mean"] = 1.0 + k
+            if k % 2:
+                g.attrs["success"] = k not in failed
+            else:
+                g["success"] = np.int8(k not in failed)
+
+
+def test_hdf5_success_flag_aliases_and_several_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    h5py = pytest.importorskip("h5py")
+    _rollouts(h5py, tmp_path / "a.h5", 10, {2, 3, 7}, 0)
+    _rollouts(h5py, tmp_path / "b.h5", 4, {0}, 1)
+    out = tmp_path / "all.parquet"
+    assert main(["data", "hdf5-to-parquet", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "--out", str(out),
+                 "--alias", "cot=metabolic/cot/MA/mean"]) == 0
+    assert "4 failed rollouts left out" in capsys.readouterr().out
+    df = pl.read_parquet(out)
+    assert df.columns == ["param_id", "file_index", "cadence", "stride", "cot"]      # success is not an output
+    kept = list(zip(df["file_index"].to_list(), df["param_id"].to_list()))
+    assert kept == [(0, k) for k in range(10) if k not in {2, 3, 7}] + [(1, k) for k in (1, 2, 3)]
+    assert df["cot"].to_list() == [1.0 + k for _, k in kept]
+    from trainables.common.parquet_store import read_dynsweep_metadata
+
+    assert read_dynsweep_metadata(out)["failed_rollouts"] == 4
+    assert main(["data", "hdf5-to-parquet", str(tmp_path / "a.h5"), "--out", str(tmp_path / "x.parquet"),
+                 "--alias", "cot=no/such/output"]) == 2
+    assert "alias for no/such/output: no such output" in capsys.readouterr().err
+
+
 def test_demo_is_deterministic_and_refuses_overwrite(tmp_path: Path) -> None:
     a = write_demo(DemoSpec(rows=100), tmp_path / "a.parquet")
     assert a == write_demo(DemoSpec(rows=100), tmp_path / "b.parquet")
@@ -206,3 +242,21 @@ def test_regression_sweep_end_to_end_with_mlflow(tmp_path: Path, datasets: Path,
     for r in runs:
         assert [m.step for m in client.get_metric_history(r.info.run_id, "val_mae")][:1] == [20]
         assert r.data.metrics["clean_rmse_val"] > 0
+
+
+def test_a_loss_schedule_switches_the_loss_at_its_step(tmp_path: Path, datasets: Path) -> None:
+    base = {"steps": 120, "report_every": 30, "widths": "16x16", "batch_size": 256, "lr": 3e-3}
+    plain = LocalReporter(tmp_path / "mse", progress=False)
+    run({**base, "loss": "mse"}, plain)
+    switched = LocalReporter(tmp_path / "switch", progress=False)
+    run({**base, "loss_schedule": [[0, "mse"], [60, "tukey"]]}, switched)
+    assert [r["loss_phase"] for r in switched.history] == [0.0, 0.0, 1.0, 1.0]
+    # the same 60 mse steps, then another objective
+    assert [r["train_loss"] for r in switched.history[:2]] == [r["train_loss"] for r in plain.history[:2]]
+    assert switched.history[2]["train_loss"] != plain.history[2]["train_loss"]
+    # val_loss measures the schedule's last loss from the start (tukey <= mse / 2 on any residual)
+    assert switched.history[0]["val_loss"] < plain.history[0]["val_loss"]
+    with pytest.raises(ConfigError, match="config.loss_schedule"):
+        RegressionConfig.from_dict({"loss_schedule": [[10, "mse"]]})
+    with pytest.raises(ConfigError, match="'l7' is not allowed"):
+        RegressionConfig.from_dict({"loss_schedule": [[0, "mse"], [5, "l7"]]})

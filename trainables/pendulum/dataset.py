@@ -220,6 +220,30 @@ class PendulumDataset:
         """``sim_id, rows`` for every simulation, sorted by ``sim_id`` (reads one column)."""
         return self.collect(self.scan().group_by("sim_id").agg(pl.len().alias("rows")).sort("sim_id"))
 
+    def simulation(self, sim_id: int) -> pl.DataFrame:
+        """Every row of simulation ``sim_id``, in time order (only its row groups are read).
+
+        Raises:
+            DataError: no simulation with that id (the message gives the ids there are).
+        """
+        return self.window(sim_id, -math.inf, math.inf)
+
+    def window(self, sim_id: int, t_start: float, t_end: float) -> pl.DataFrame:
+        """The rows of simulation ``sim_id`` with ``t_start <= t < t_end`` (s), in time order.
+
+        Raises:
+            DataError: no simulation with that id, or no sample in the window.
+        """
+        rows = self.collect(self.scan().filter((pl.col("sim_id") == sim_id) & (pl.col("t") >= t_start)
+                                               & (pl.col("t") < t_end)).sort("t"))
+        if rows.height == 0:
+            ids = self.sim_lengths()["sim_id"]
+            if sim_id not in set(ids.to_list()):
+                raise DataError(f"{self.path}: no simulation {sim_id}; its ids are {ids.min()}..{ids.max()} "
+                                f"({len(ids)} simulations)")
+            raise DataError(f"{self.path}: simulation {sim_id} has no sample with {t_start:g} <= t < {t_end:g} s")
+        return rows
+
     def collect(self, lf: pl.LazyFrame) -> pl.DataFrame:
         try:
             return lf.collect()

@@ -54,6 +54,7 @@ class RegressionConfig(FamilyConfig):
     skip: str = "auto"
     # loss and optimiser
     loss: str = "mse"
+    loss_schedule: list[tuple[int, str]] | None = None
     scale: float = 1.0
     w_recon: float = 1.0
     w_l1: float = 0.0
@@ -75,6 +76,14 @@ class RegressionConfig(FamilyConfig):
         require_at_least(self, ("batch_size", "steps", "report_every", "demo_rows", "plateau_patience"))
         require_positive(self, ("lr", "scale"))
         check_stopping(self.patience, self.min_lr, self.lr)
+        if self.loss_schedule is not None:
+            starts = [s for s, _ in self.loss_schedule]
+            if not starts or starts[0] != 0 or starts != sorted(set(starts)):
+                raise ConfigError(f"config.loss_schedule: {self.loss_schedule!r} must be [[0, loss], [step, loss], ...] "
+                                  "with increasing steps, the first at 0")
+            bad = [name for _, name in self.loss_schedule if name not in LOSSES]
+            if bad:
+                raise ConfigError(f"config.loss_schedule: {bad[0]!r} is not allowed; allowed: {', '.join(LOSSES)}")
         for key in ("w_recon", "w_l1", "w_l2", "w_grad", "noise"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 0")
@@ -98,6 +107,16 @@ class RegressionConfig(FamilyConfig):
                 if bad:
                     raise ConfigError(f"config.{key}: column(s) {', '.join(map(repr, bad))} not in the demo dataset; "
                                       f"its columns: {', '.join(sorted(check_demo))}")
+
+    def loss_at(self, step: int) -> str:
+        """The training loss at optimiser ``step`` (``loss_schedule``, else ``loss``)."""
+        if not self.loss_schedule:
+            return self.loss
+        return [name for start, name in self.loss_schedule if start <= step][-1]
+
+    def val_loss_name(self) -> str:
+        """The loss ``val_loss`` measures: the last of the schedule (comparable over the whole run)."""
+        return self.loss_schedule[-1][1] if self.loss_schedule else self.loss
 
     def hidden_widths(self) -> list[int]:
         """``widths`` as a list of ints (``"128x64"`` -> ``[128, 64]``)."""
@@ -124,7 +143,7 @@ class RegressionConfig(FamilyConfig):
     def metric_names(self) -> set[str]:
         names = {"step", "epoch", "total_steps", "lr", "train_loss", "recon", "l1", "l2", "grad_penalty",
                  "val_loss", "val_rmse", "val_mae", "best_val_loss", "best_step", "stopped_early", "steps_per_s",
-                 "rows_per_s"}
+                 "rows_per_s"} | ({"loss_phase"} if self.loss_schedule else set())
         names |= {f"val_rmse_{c}" for c in self.outputs}
         if self.clean():
             names |= {"clean_rmse_val", "clean_rmse_all"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cliargs import fraction, non_negative_float, non_negative_int, positive_int
 from trainables.common.commands import DataCommand, add_root
+from trainables.common.errors import ConfigError
 from trainables.common.progress import progress_printer
 
 
@@ -35,18 +36,25 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_h5(p: argparse.ArgumentParser) -> None:
-    p.add_argument("h5", type=Path, help="HDF5 file with parameter_names and param_<N> groups")
-    p.add_argument("--out", type=Path, default=None, help="Parquet file (default: beside it, .parquet)")
+    p.add_argument("h5", type=Path, nargs="+", help="HDF5 file(s) with parameter_names and param_<N> groups "
+                                                    "(several: the same parameters, one table)")
+    p.add_argument("--out", type=Path, default=None, help="Parquet file (default: beside the first, .parquet)")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME=OUTPUT",
+                   help="name an output column (e.g. cot=metabolic/cot/MA/mean); repeatable")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
 
 def _run_h5(args: argparse.Namespace) -> int:
     from .hdf5 import convert
 
-    out = args.out or args.h5.with_suffix(".parquet")
-    rows, params, outputs = convert(args.h5, out, overwrite=args.overwrite)
-    print(f"wrote {out}  ({rows} rollouts; parameters: {', '.join(params)}; {len(outputs)} outputs"
-          + (f", e.g. {', '.join(outputs[:3])}" if outputs else "") + ")")
+    bad = [a for a in args.alias if "=" not in a or not a.split("=", 1)[0] or not a.split("=", 1)[1]]
+    if bad:
+        raise ConfigError(f"--alias {bad[0]}: expected NAME=OUTPUT (e.g. cot=metabolic/cot/MA/mean)")
+    out = args.out or args.h5[0].with_suffix(".parquet")
+    done = convert(args.h5, out, overwrite=args.overwrite, aliases=dict(a.split("=", 1) for a in args.alias))
+    print(f"wrote {out}  ({done.rows} rollouts; {done.failed} failed rollouts left out; parameters: "
+          f"{', '.join(done.parameters)}; {len(done.outputs)} outputs"
+          + (f", e.g. {', '.join(done.outputs[:3])}" if done.outputs else "") + ")")
     return 0
 
 

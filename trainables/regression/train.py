@@ -2,7 +2,9 @@
 
 Every ``report_every`` steps (and at the last) it reports ``train_loss`` (the objective, mean
 since the last report) and its terms ``recon, l1, l2, grad_penalty``; on the validation rows
-``val_loss`` (the robust term, normalised units, drives ReduceLROnPlateau), ``val_rmse``,
+``val_loss`` (the robust term, normalised units, drives ReduceLROnPlateau; with a
+``loss_schedule``, a curriculum of losses by step, the schedule's last loss, and ``loss_phase``
+the index of the loss trained with), ``val_rmse``,
 ``val_mae`` and ``val_rmse_<output>`` (physical units); with clean-truth columns,
 ``clean_rmse_val`` and ``clean_rmse_all`` (prediction vs the clean truth on the validation rows
 and on all rows: how well the underlying function was recovered); with a checkpoint holding the
@@ -57,14 +59,14 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
     step, extra = checkpoint.restore_training(reporter.restore_dir(), state)
     best = BestModel.from_state(cfg.patience, extra.get("best"))
     reporter.tags({"dataset_sha256": table.content_hash, "rows_dropped": str(table.dropped)})
-    rho, weights = LOSSES[cfg.loss], list(model.parameters())
+    weights = list(model.parameters())
     train_idx = torch.as_tensor(train_rows, device=device)
     window, terms, t0, last = [], [], time.perf_counter(), {}
     while step < cfg.steps:
         idx = _batch(train_idx, step, cfg.batch_size, cfg.seed)
         x = xn[idx].requires_grad_(cfg.w_grad > 0)
-        loss, parts = objective(rho, cfg.scale, model(x), yn[idx], x, weights, cfg.w_recon, cfg.w_l1, cfg.w_l2,
-                                cfg.w_grad)
+        loss, parts = objective(LOSSES[cfg.loss_at(step)], cfg.scale, model(x), yn[idx], x, weights, cfg.w_recon,
+                                cfg.w_l1, cfg.w_l2, cfg.w_grad)
         if not torch.isfinite(loss):
             raise DivergedError(f"loss is {loss.item()}", step)
         optimizer.zero_grad(set_to_none=True)
@@ -87,6 +89,8 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
                 "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(window)),
                 **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}, **metrics,
                 **best.metrics("val_loss", best.stop and step < cfg.steps),
+                **({"loss_phase": float(sum(1 for s, _ in cfg.loss_schedule if s < step) - 1)}
+                   if cfg.loss_schedule else {}),
                 "steps_per_s": len(window) / elapsed,
                 "rows_per_s": len(window) * min(cfg.batch_size, len(train_rows)) / elapsed}
         if final:
@@ -149,7 +153,7 @@ def _evaluate(model: RegressionMLP, xn: torch.Tensor, yn: torch.Tensor, table: T
     pred_n = torch.cat([model(chunk) for chunk in xn.split(65_536)])
     model.train()
     val = torch.as_tensor(val_rows, device=xn.device)
-    out = {"val_loss": float(LOSSES[cfg.loss](pred_n[val] - yn[val], cfg.scale).mean())}
+    out = {"val_loss": float(LOSSES[cfg.val_loss_name()](pred_n[val] - yn[val], cfg.scale).mean())}
     pred = (pred_n * model.y_std + model.y_mean).double().cpu().numpy()  # physical units
     err = pred[val_rows] - table.y[val_rows]
     out["val_rmse"], out["val_mae"] = float(np.sqrt((err ** 2).mean())), float(np.abs(err).mean())
