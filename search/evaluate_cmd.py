@@ -141,9 +141,11 @@ def from_run(ident: str, args: argparse.Namespace, tmp: Path) -> Stored:
         try:
             ckpt = Path(found.client.download_artifacts(run_id, "checkpoint", str(tmp)))
         except (MlflowException, OSError) as err:
-            raise ConfigError(f"run {run_id}: no checkpoint artefact to evaluate "
-                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); was the sweep "
-                              "launched with checkpoints kept off the tracking store?") from None
+            policy = run.data.tags.get("dynsweep.artifacts")
+            why = (f"its sweep kept checkpoints off the tracking store (tracking.artifacts: {policy}); evaluate its "
+                   "checkpoint folder on disk (the sweep folder's tune/ trial folders)") if policy else \
+                (str(err).splitlines()[0] if str(err) else type(err).__name__)
+            raise ConfigError(f"run {run_id}: no checkpoint artefact to evaluate ({why})") from None
     stored = from_folder(ckpt, run.data.tags["dynsweep.family"])
     stored.original, stored.threads, stored.found = dict(run.data.metrics), _threads(run.data.tags), found
     stored.home = Path(args.storage) / "evaluate"

@@ -19,7 +19,8 @@ A spec::
     max_concurrent: 2
     retries: 1
     trial_time_limit_s: 3600
-    tracking: {uri: null, experiment: null}       # null: sqlite in the sweep folder; experiment = name
+    tracking: {uri: null, experiment: null, artifacts: all}   # null: sqlite in the sweep folder;
+                                                  # experiment = name; artifacts: all | model | none
     storage: runs
 
 Distributions (each a mapping with exactly one of these keys, plus an optional ``when``):
@@ -63,13 +64,14 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint")
 ALGORITHMS = ("optuna", "random", "grid")
 SCHEDULERS = ("asha", "fifo")
+ARTIFACT_POLICIES = ("all", "model", "none")
 TOP_KEYS = ("name", "family", "base", "space", "search", "scheduler", "resources", "max_concurrent", "retries",
             "trial_time_limit_s", "tracking", "storage", "reuse_actors")
 SECTION_KEYS = {
     "search": ("algorithm", "seed", "metric", "mode", "num_samples", "points_to_evaluate", "show"),
     "scheduler": ("type", "grace_period", "reduction_factor", "max_t", "time_attr"),
     "resources": ("cpu", "gpu"),
-    "tracking": ("uri", "experiment"),
+    "tracking": ("uri", "experiment", "artifacts"),
 }
 
 
@@ -126,6 +128,9 @@ class SweepSpec:
     trial_time_limit_s: float | None = None
     tracking_uri: str | None = None
     experiment: str | None = None
+    artifacts: str = "all"
+    """What a trial sends to the tracking store at its end: ``all`` (its final checkpoint folder with
+    the artefacts, and the model), ``model`` (the MLflow model only) or ``none``."""
     storage: str = "runs"
     reuse_actors: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -400,6 +405,10 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
     tracking = sections["tracking"]
     uri = _text(path, "tracking.uri", tracking.get("uri"), optional=True)
     experiment = _text(path, "tracking.experiment", tracking.get("experiment"), optional=True)
+    artifacts = tracking.get("artifacts", "all")
+    if artifacts not in ARTIFACT_POLICIES:
+        raise _err(path, "tracking.artifacts", f"{artifacts!r} is not allowed; allowed: {', '.join(ARTIFACT_POLICIES)} "
+                                               "(all: checkpoints, artefacts and the model; model: the model only; none)")
     storage = raw.get("storage")
     storage = "runs" if storage is None else str(storage) if type(storage) is int else storage  # --storage 2024
     storage = _text(path, "storage", storage)
@@ -420,7 +429,7 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         reduction_factor=float(factor), max_t=int(max_t), time_attr=time_attr, cpu=float(cpu), gpu=float(gpu),
         max_concurrent=int(max_concurrent), retries=int(retries),
         trial_time_limit_s=float(limit) if limit is not None else None,
-        tracking_uri=uri, experiment=experiment,
+        tracking_uri=uri, experiment=experiment, artifacts=artifacts,
         storage=storage, reuse_actors=reuse_actors, raw=raw, warnings=tuple(warnings))
 
 

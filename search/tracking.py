@@ -61,6 +61,10 @@ def default_tracking_uri(sweep_dir: Path) -> str:
     return f"sqlite:///{(sweep_dir / 'mlflow.db').resolve()}"
 
 
+ARTIFACTS_TAG = "dynsweep.artifacts"
+"""Set on a trial's run when the sweep kept its checkpoint off the tracking store (``model`` or ``none``)."""
+
+
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested params as flat ``a.b`` keys with string values (MLflow params)."""
     out: dict[str, str] = {}
@@ -237,6 +241,7 @@ class MlflowTracker(Callback):
         self._resolve = resolve
         self.provenance = run_tags(command or command_line())
         self.base = dict(sweep_params.get("base") or {})
+        self.artifacts = str((sweep_params.get("tracking") or {}).get("artifacts", "all"))
         self.outcomes: dict[str, str] = journal_outcomes(sweep_dir) if resume is not None else {}
         self._stop_seen: set[str] = set()  # trials a scheduler or stopper stopped at some result
         self.timed_out = timed_out if timed_out is not None else set()
@@ -633,9 +638,10 @@ class MlflowTracker(Callback):
             now = int(time.time() * 1000)
             self._log(run_id, metrics=[(before, last.value, now, last.step),
                                        (self.metric, math.nan, max(now, last.timestamp + 1), last.step)])
-        self._log(run_id, tags=tags)
-        if checkpoint and os.path.isdir(checkpoint):
-            self.client.log_artifacts(run_id, checkpoint, artifact_path="checkpoint")
+        self._log(run_id, tags=tags if self.artifacts == "all" else {**tags, ARTIFACTS_TAG: self.artifacts})
+        if checkpoint and os.path.isdir(checkpoint) and self.artifacts != "none":
+            if self.artifacts == "all":  # "model": big sweeps keep checkpoints and per-point files on disk only
+                self.client.log_artifacts(run_id, checkpoint, artifact_path="checkpoint")
             if os.path.isfile(os.path.join(checkpoint, "artifacts", "model.pt")):  # runs:/<run_id>/model
                 try:
                     from search.model_export import log_model
