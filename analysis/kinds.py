@@ -1,7 +1,7 @@
 """Names the analysis CLI offers, kept apart so that building the CLI imports no plotting code."""
 
 KINDS = ("curves", "box", "heatmap", "parallel",                         # every family
-         "errors", "loglog", "trajectory", "field",                      # twobody
+         "errors", "loglog", "trajectory", "field", "anomaly", "orbits",  # twobody
          "angles", "error-growth", "energy-drift",                       # pendulum
          "horizon", "energy", "dt-generalisation", "phase",              # worldmodels
          "pred-vs-true", "residuals", "by-loss",                         # regression

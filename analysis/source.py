@@ -260,8 +260,13 @@ def param_value(text: str | None) -> Any:
 
 
 def varying_params(runs: pl.DataFrame) -> list[str]:
-    """The ``params.*`` columns whose value is not the same in every run."""
-    return [c for c in runs.columns if c.startswith("params.") and runs[c].n_unique() > 1]
+    """The ``params.*`` columns whose value is not the same in every run, leaving out the parameters
+    a family derived from the config (tag ``dynsweep.derived_params``: they follow the swept ones)."""
+    derived: set[str] = set()
+    if "tags.dynsweep.derived_params" in runs.columns:
+        for names in runs["tags.dynsweep.derived_params"].drop_nulls().unique().to_list():
+            derived |= {f"params.{n}" for n in str(names).split(",") if n}
+    return [c for c in runs.columns if c.startswith("params.") and c not in derived and runs[c].n_unique() > 1]
 
 
 OUTCOME_WORDS = {"completed": "finished", "stopped_early": "stopped early", "failed": "failed",

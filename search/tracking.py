@@ -61,6 +61,9 @@ def default_tracking_uri(sweep_dir: Path) -> str:
     return f"sqlite:///{(sweep_dir / 'mlflow.db').resolve()}"
 
 
+DERIVED_TAG = "dynsweep.derived_params"
+"""The names of a run's parameters that the family derived from its config (not swept: analysis
+leaves them out of the varying parameters, and they can still be plotted by name)."""
 ARTIFACTS_TAG = "dynsweep.artifacts"
 """Set on a trial's run when the sweep kept its checkpoint off the tracking store (``model`` or ``none``)."""
 
@@ -493,7 +496,9 @@ class MlflowTracker(Callback):
                                                "dynsweep.family": self.family, **self.provenance})
             self.runs.set(trial_id, run.info.run_id)
             resolved = self._resolved(config)
-            self._log(run.info.run_id, params=flatten({**self._derived(resolved), **resolved}))
+            derived = self._derived(resolved)
+            self._log(run.info.run_id, params=flatten({**derived, **resolved}),
+                      tags={DERIVED_TAG: ",".join(sorted(derived))} if derived else None)
             self.client.log_text(run.info.run_id, yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
         return self.runs[trial_id]
 

@@ -172,7 +172,8 @@ def test_cost_counts_what_asha_saved(sweeps: dict[str, Any], capsys: pytest.Capt
     assert "full grid: not defined (continuous parameters)" in text
 
 
-@pytest.mark.parametrize("kind", ["heatmap", "box", "curves", "errors", "loglog", "trajectory", "field", "parallel"])
+@pytest.mark.parametrize("kind", ["heatmap", "box", "curves", "errors", "loglog", "trajectory", "field", "parallel",
+                                  "anomaly", "orbits"])
 def test_plots_are_real_images_logged_to_the_sweep(sweeps: dict[str, Any], kind: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from matplotlib.image import imread
@@ -255,3 +256,16 @@ def test_generic_plots_work_for_a_family_without_artefacts(sweeps: dict[str, Any
     err = capsys.readouterr().err
     assert "box needs a swept parameter to group by (--x); swept: " in err
     assert "segment_length" in err and "head" in err
+
+
+def test_derived_parameters_are_not_counted_as_swept() -> None:
+    import polars as pl
+
+    from analysis.source import varying_params
+
+    runs = pl.DataFrame({"params.segment_length": ["4", "10"], "params.segment_ratio": ["0.011", "0.028"],
+                         "params.n_orbits": ["1", "1"], "params.head": ["a", "b"],
+                         "tags.dynsweep.derived_params": ["n_orbits,segment_ratio", "n_orbits,segment_ratio"]})
+    assert varying_params(runs) == ["params.segment_length", "params.head"]
+    assert varying_params(runs.drop("tags.dynsweep.derived_params")) == [
+        "params.segment_length", "params.segment_ratio", "params.head"]

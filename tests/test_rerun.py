@@ -215,6 +215,7 @@ def test_derived_parameters_are_logged_and_plotted(sweep: dict[str, Any], tmp_pa
     params = _child(sweep).data.params
     assert "segment_ratio" in params, sorted(params)
     assert params["n_orbits"] == "1" and float(params["segment_ratio"]) == pytest.approx(18 / 360)
+    assert _child(sweep).data.tags["dynsweep.derived_params"] == "n_orbits,segment_ratio"
     capsys.readouterr()
     code = main(["plot", str(sweep["dir"]), "heatmap", "--x", "n_orbits", "--y", "head", "--metric",
                  "test/complex_TBP_planar_1/accel_err_mean", "--out", str(tmp_path)])

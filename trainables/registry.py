@@ -107,8 +107,8 @@ FAMILIES: dict[str, Family] = {
         describe="trainables.twobody.data_cli:describe",
         tags=("train_dataset_sha256", "val_dataset_sha256"),
         artifacts="trainables.twobody.artifacts:FORMATS",
-        plot_kinds=("errors", "loglog", "trajectory", "field"),
-        table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct"),
+        plot_kinds=("errors", "loglog", "trajectory", "field", "anomaly", "orbits"),
+        table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct", "test/*/sign_flips"),
         clock_metrics=("steps_per_s", "first_step_s"),
         exports_model=True, trial_length=STEPS),
     "pendulum": Family(

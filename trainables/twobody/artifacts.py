@@ -29,4 +29,18 @@ TRAINING_ORBITS = ArtifactFormat(
     "twobody.training_orbits", 1, "training_orbits.parquet",
     pa.schema([("orbit_id", pa.int32()), ("x_km", pa.float64()), ("y_km", pa.float64())]),
     "(x, y) km of up to 20 training orbits")
-FORMATS = (PER_POINT, ROLLOUT, FIELD_GRID, TRAINING_ORBITS)
+PER_ORBIT = ArtifactFormat(
+    "twobody.per_orbit", 1, "per_orbit_errors.parquet",
+    pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("e", pa.float64()), ("a_km", pa.float64()),
+               ("accel_err_mean", pa.float64()), ("accel_err_max", pa.float64()), ("sign_flips", pa.int32()),
+               ("outlier", pa.bool_())]),
+    "one row per test orbit: elements, mean and max acceleration error (%), sign flips of the learned radial "
+    "acceleration, whether it is a 1.5 x IQR outlier of its set")
+HEAD_OUTPUTS = ArtifactFormat(
+    "twobody.head_outputs", 1, "head_outputs.parquet",
+    pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("sample", pa.int32()),
+               ("true_anomaly_deg", pa.float64()), ("m0", pa.float64()), ("a_radial_km_s2", pa.float64()),
+               ("inward_angle_deg", pa.float64()), ("accel_err_pct", pa.float64())]),
+    "along the first 8 orbits of each test set: the MLP's first output m0 (the magnitude of a 4D head), the "
+    "learned radial acceleration (km/s^2, > 0 outward), its angle from straight inward (deg), the error (%)")
+FORMATS = (PER_POINT, ROLLOUT, FIELD_GRID, TRAINING_ORBITS, PER_ORBIT, HEAD_OUTPUTS)

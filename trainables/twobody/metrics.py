@@ -15,7 +15,12 @@ returns, under the prefix ``test/S/``:
 - ``rollout_pos_err_pct`` (mean over the orbit of |r_pred - r_true|/|r_true| * 100),
   ``rollout_pos_err_final_pct`` (after one full period), ``rollout_energy_drift``
   (|E(T) - E(0)| / |E(0)| of the predicted orbit), from each test orbit's first state,
-  averaged over orbits; ``rollout_failed`` = 1 when the solver failed (values then NaN);
+  averaged over orbits; ``rollout_accel_err_pct``: the acceleration error along the propagated
+  orbit (the learned field against gravity at the predicted positions, %; the reference code's
+  definition, beside ``accel_err_mean`` at the true states); ``rollout_failed`` = 1 when the
+  solver failed (values then NaN);
+- ``sign_flips``, ``sign_flips_periapsis_pct``, ``outlier_orbits``, ``orbit_err_vs_e``,
+  ``orbit_err_vs_a``: see :mod:`.diagnostics`;
 - ``invariance_gap`` (only for a rotated/mirrored/any set whose base set is tested too):
   ``accel_err_mean`` on this set / ``accel_err_mean`` on its base set (1 = rotation and
   reflection invariant; the sets hold the same orbits, turned).
@@ -30,7 +35,9 @@ import numpy as np
 TEST_METRICS: tuple[str, ...] = (
     "accel_err_mean", "accel_err_median", "accel_err_std", "accel_err_skew", "accel_err_pearson_sk1",
     "accel_err_pearson_sk2", "accel_err_bowley", "theta_deg", "radial_pct", "loglog_slope_in", "loglog_slope_out",
-    "rollout_pos_err_pct", "rollout_pos_err_final_pct", "rollout_energy_drift", "rollout_failed")
+    "sign_flips", "sign_flips_periapsis_pct", "outlier_orbits", "orbit_err_vs_e", "orbit_err_vs_a",
+    "rollout_pos_err_pct", "rollout_pos_err_final_pct", "rollout_energy_drift", "rollout_accel_err_pct",
+    "rollout_failed")
 """Metric names reported per test set as ``test/<set>/<name>`` (rollout ones only with rollout)."""
 
 
