@@ -265,6 +265,8 @@ def register(sub: Any) -> None:
     p.add_argument("--top", type=positive_int, default=6, help="without --runs: draw the best N runs (default 6)")
     p.add_argument("--x", default=None, help="heatmap: parameter on the x axis")
     p.add_argument("--y", default=None, help="heatmap: parameter on the y axis")
+    p.add_argument("--facet", default=None, help="heatmap: one panel per value of this parameter (columns)")
+    p.add_argument("--facet-row", default=None, help="heatmap: one panel per value of this parameter (rows)")
     p.add_argument("--test-set", default=None, help="box/trajectory: test set (default: the first)")
     p.add_argument("--curve-metric", default=None,
                    help="curves: metric against step (default: the sweep's metric; train_loss when that is a test/ metric)")

@@ -2,7 +2,8 @@
 
 - ``curves``: a metric (default the training loss) against step for the selected runs;
 - ``box``: the sweep metric of the completed runs, one box per value of a parameter (``--x``);
-- ``heatmap``: mean of the metric over two parameters (e.g. training orbits x segment length);
+- ``heatmap``: mean of the metric over two parameters (e.g. training orbits x segment length), in
+  panels by a third and a fourth (``--facet``, ``--facet-row``);
 - ``parallel``: parallel coordinates of the swept parameters, coloured by the metric.
 """
 
@@ -22,37 +23,65 @@ from .source import param_value, varying_params
 
 
 def heatmap(ctx: Context) -> Figure:
+    """Mean metric over two parameters (``--x``, ``--y``); ``--facet`` and ``--facet-row`` split it
+    into one panel per value of a third and a fourth parameter, on one colour scale."""
     params = varying_params(ctx.runs)
     x = f"params.{ctx.args.x}" if ctx.args.x else (params[0] if params else None)
     y = f"params.{ctx.args.y}" if ctx.args.y else (params[1] if len(params) > 1 else None)
     if x is None or y is None or x not in ctx.runs.columns or y not in ctx.runs.columns:
         raise AnalysisError(f"heatmap needs two swept parameters (--x, --y); swept: "
                           f"{', '.join(p.removeprefix('params.') for p in params) or 'none'}")
+    facets = [f"params.{f}" if f else None for f in (getattr(ctx.args, "facet_row", None),
+                                                       getattr(ctx.args, "facet", None))]
+    for f in facets:
+        if f is not None and f not in ctx.runs.columns:
+            raise AnalysisError(f"heatmap: no parameter {f.removeprefix('params.')!r} to facet by; parameters: "
+                                f"{', '.join(c.removeprefix('params.') for c in ctx.runs.columns if c.startswith('params.'))}")
     done = completed(ctx.runs, ctx.metric)
     xs = sorted(done[x].unique().to_list(), key=_order)
     ys = sorted(done[y].unique().to_list(), key=_order)
-    table = done.group_by([x, y]).agg(pl.col(f"metrics.{ctx.metric}").mean().alias("v"), pl.len().alias("n"))
-    grid = np.full((len(ys), len(xs)), np.nan)
-    counts = np.zeros_like(grid, dtype=int)
-    for xv, yv, v, n in table.iter_rows():
-        grid[ys.index(yv), xs.index(xv)] = v
-        counts[ys.index(yv), xs.index(xv)] = n
-    fig = Figure(figsize=(1.4 * len(xs) + 3, 0.8 * len(ys) + 2.5))
-    ax = fig.subplots()
-    image = ax.imshow(grid, cmap="viridis_r" if ctx.mode == "min" else "viridis", aspect="auto")
-    for i in range(len(ys)):
-        for j in range(len(xs)):
-            if not math.isnan(grid[i, j]):
-                shade = image.cmap(image.norm(grid[i, j]))
-                light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5
-                ax.text(j, i, f"{grid[i, j]:.3g}\n(n={counts[i, j]})", ha="center", va="center", fontsize=8,
-                        color="black" if light else "white")
-    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [str(v) for v in ys])
-    ax.set_xlabel(x.removeprefix("params."))
-    ax.set_ylabel(y.removeprefix("params."))
-    fig.colorbar(image, ax=ax, label=f"mean {ctx.metric}")
-    ax.set_title(f"{ctx.sweep.name}: {ctx.metric}")
+    rows = sorted(done[facets[0]].unique().to_list(), key=_order) if facets[0] else [None]
+    cols = sorted(done[facets[1]].unique().to_list(), key=_order) if facets[1] else [None]
+    keys = [k for k in (x, y, facets[0], facets[1]) if k is not None]
+    table = done.group_by(keys).agg(pl.col(f"metrics.{ctx.metric}").mean().alias("v"), pl.len().alias("n"))
+    grids = {(r, c): (np.full((len(ys), len(xs)), np.nan), np.zeros((len(ys), len(xs)), dtype=int))
+             for r in rows for c in cols}
+    for rec in table.iter_rows(named=True):
+        grid, counts = grids[(rec[facets[0]] if facets[0] else None, rec[facets[1]] if facets[1] else None)]
+        grid[ys.index(rec[y]), xs.index(rec[x])] = rec["v"]
+        counts[ys.index(rec[y]), xs.index(rec[x])] = rec["n"]
+    values = np.concatenate([g.reshape(-1) for g, _ in grids.values()])
+    finite = values[np.isfinite(values)]
+    from matplotlib.colors import Normalize
+
+    norm = Normalize(float(finite.min()), float(finite.max())) if finite.size else None
+    fig = Figure(figsize=(len(cols) * (1.4 * len(xs) + 1.5) + 1.5, len(rows) * (0.8 * len(ys) + 1.5) + 1))
+    axes = np.atleast_2d(fig.subplots(len(rows), len(cols), squeeze=False))
+    image = None
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax = axes[i, j]
+            grid, counts = grids[(r, c)]
+            image = ax.imshow(grid, cmap="viridis_r" if ctx.mode == "min" else "viridis", aspect="auto", norm=norm)
+            for yi in range(len(ys)):
+                for xi in range(len(xs)):
+                    if not math.isnan(grid[yi, xi]):
+                        shade = image.cmap(image.norm(grid[yi, xi]))
+                        light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5
+                        ax.text(xi, yi, f"{grid[yi, xi]:.3g}\n(n={counts[yi, xi]})", ha="center", va="center",
+                                fontsize=8 if len(rows) * len(cols) == 1 else 7, color="black" if light else "white")
+            ax.set_xticks(range(len(xs)), [str(v) for v in xs], fontsize=8)
+            ax.set_yticks(range(len(ys)), [str(v) for v in ys], fontsize=8)
+            if i == len(rows) - 1:
+                ax.set_xlabel(x.removeprefix("params."))
+            if j == 0:
+                ax.set_ylabel(y.removeprefix("params."))
+            where = [f"{f.removeprefix('params.')}={v}" for f, v in zip(facets, (r, c)) if f is not None]
+            if where:
+                ax.set_title(", ".join(where), fontsize=9)
+    assert image is not None
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"mean {ctx.metric}")
+    fig.suptitle(f"{ctx.sweep.name}: {ctx.metric}")
     return fig
 
 
@@ -179,6 +208,7 @@ def _order(value: Any) -> Any:
 PLOTS = {k.name: k for k in (
     PlotKind("curves", curves, help="a metric against step for the selected runs (--curve-metric)"),
     PlotKind("box", box, help="the metric of the completed runs by one parameter (--x)"),
-    PlotKind("heatmap", heatmap, help="mean metric over two parameters (--x, --y)"),
+    PlotKind("heatmap", heatmap, help="mean metric over two parameters (--x, --y), in panels by a third and "
+             "a fourth (--facet, --facet-row)", size=(1100, 760)),
     PlotKind("parallel", parallel, help="parallel coordinates of the swept parameters, coloured by the metric"),
 )}

@@ -269,3 +269,23 @@ def test_derived_parameters_are_not_counted_as_swept() -> None:
     assert varying_params(runs) == ["params.segment_length", "params.head"]
     assert varying_params(runs.drop("tags.dynsweep.derived_params")) == [
         "params.segment_length", "params.segment_ratio", "params.head"]
+
+
+def test_heatmap_facets_by_a_third_parameter(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from matplotlib.image import imread
+
+    from analysis.plots import ALL
+
+    tb = sweeps["tb"]
+    out = sweeps["root"] / "plots-facet"
+    assert main(["plot", str(tb["dir"]), "heatmap", "--x", "segment_length", "--y", "n_orbits", "--facet", "head",
+                 "--out", str(out)]) == 0
+    image = imread(out / "heatmap.png")
+    assert image.shape[:2] == (ALL["heatmap"].size[1], ALL["heatmap"].size[0]) and image[..., :3].std() > 0.05
+    keep = os.environ.get("DYNSWEEP_KEEP_PLOTS")
+    if keep:
+        (Path(keep) / "heatmap-facet.png").write_bytes((out / "heatmap.png").read_bytes())
+    capsys.readouterr()
+    assert main(["plot", str(tb["dir"]), "heatmap", "--x", "segment_length", "--y", "head", "--facet", "colour",
+                 "--out", str(out)]) == 2
+    assert "no parameter 'colour' to facet by" in capsys.readouterr().err
