@@ -171,3 +171,30 @@ def test_worldmodels_sweep_end_to_end_and_analyze_shows_dt_generalisation(tmp_pa
             else:
                 assert value is not None and value > 0
         assert row["rollout_mse_h10"] > 0 and row["energy_drift"] >= 0
+
+
+def test_pre_generated_dataset_by_name_horizon_curve_and_dt_factors(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import polars as pl
+
+    from search.cli import main as cli
+    from trainables.common.reporter import LocalReporter
+    from trainables.worldmodels.train import run as train
+
+    root = tmp_path / "data"
+    assert cli(["data", "worlds", "--env", "oscillator", "--seqs", "10", "--steps", "20", "--root", str(root)]) == 0
+    name = next(p.name for p in root.iterdir() if p.is_dir())
+    cfg = {"datasets_root": str(root), "dataset": name, "env": "oscillator", "model": "newtonian", "width": 16,
+           "steps": 20, "report_every": 10, "eval_horizons": [1, 5, 20], "dt_factors": [3.0]}
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    final = train(cfg, reporter)
+    assert reporter.tag_values["dataset"] == name and "test/dt_x3_mse" in final and "test/dt_x2_mse" not in final
+    curve = pl.read_parquet(reporter.artifact_dir() / "horizon_curve.parquet").filter(pl.col("state") == "all")
+    assert curve.height == 20 and curve["step"].to_list() == list(range(1, 21))
+    for h in (1, 5, 20):  # the curve at the chosen horizons is the reported metric
+        assert curve.filter(pl.col("step") == h)["mse"][0] == pytest.approx(final[f"test/rollout_mse_h{h}"], rel=1e-6)
+    assert final["test/rollout_mse_mean"] == pytest.approx(curve["mse"].mean(), rel=1e-6)
+    with pytest.raises(ConfigError, match="holds env 'oscillator', the config says env 'pendulum'"):
+        train({**cfg, "env": "pendulum"}, LocalReporter(tmp_path / "bad", progress=False))
+    with pytest.raises(ConfigError, match="is not a world-model dataset"):
+        train({**cfg, "dataset": "nothing_here"}, LocalReporter(tmp_path / "bad2", progress=False))

@@ -35,4 +35,9 @@ PHASE = ArtifactFormat(
                ("q_pred", pa.float64()), ("v_pred", pa.float64())]),
     "one row per sample, test sequence and coordinate pair (q_i, v_i) of the long free rollout: reference and "
     "predicted configuration and velocity")
-FORMATS = (ENERGY, PHASE)
+HORIZON_CURVE = ArtifactFormat(
+    "worldmodels.horizon_curve", 1, "horizon_curve.parquet",
+    pa.schema([("step", pa.int32()), ("t", pa.float64()), ("state", pa.string()), ("mse", pa.float64())]),
+    "the open-loop test rollout's normalised MSE at every horizon step (1 .. sequence length), mean over the "
+    "test sequences: one row per step and state dimension, plus state 'all' (the mean over dimensions)")
+FORMATS = (ENERGY, PHASE, HORIZON_CURVE)

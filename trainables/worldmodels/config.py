@@ -1,7 +1,8 @@
 """The world-model family's configuration (docs/domain.md, section 4), with defaults.
 
 Data: the dataset that ``env``, ``seqs``, ``seq_steps``, ``dt`` (None: the env's), ``data_seed``
-and ``hold`` describe, generated on first use. Model: ``model`` (see :mod:`.models`), ``width``,
+and ``hold`` describe, generated on first use; or ``dataset``, a pre-generated dataset folder
+(``dynsweep data worlds``) by name under the datasets folder or by path, whose env must be ``env``. Model: ``model`` (see :mod:`.models`), ``width``,
 ``depth``, ``activation``, ``method``/``substeps`` for the continuous ones, ``separable`` for
 ``port_hamiltonian``. Training: ``horizon`` 1 is single-step matching, more is multi-step
 shooting (open loop over ``horizon`` steps from a true state); ``curriculum`` grows the horizon
@@ -20,6 +21,7 @@ from trainables.common.nn import ACTIVATIONS
 from trainables.common.best import check_stopping
 from trainables.common.lr import LR_SCHEDULES
 from trainables.common.parquet_store import read_dynsweep_metadata
+from trainables.common.paths import default_root
 
 from .data import SPLITS, WorldSpec, dataset_path, ensure
 from .envs import canonical_env
@@ -35,6 +37,7 @@ class WorldConfig(FamilyConfig):
 
     seed: int = 0
     datasets_root: str | None = None
+    dataset: str | None = None
     env: str = "pendulum"
     seqs: int = 64
     seq_steps: int = 50
@@ -58,6 +61,7 @@ class WorldConfig(FamilyConfig):
     patience: int = 0
     report_every: int = 100
     eval_horizons: list[int] = field(default_factory=lambda: [1, 10, 50])
+    dt_factors: list[float] = field(default_factory=lambda: list(DT_FACTORS))
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -75,6 +79,8 @@ class WorldConfig(FamilyConfig):
         if self.method == "leapfrog" and self.model not in SPLIT_MODELS:
             raise ConfigError(f"config.method: leapfrog needs a model with a q/v split ({', '.join(SPLIT_MODELS)}), "
                               f"not {self.model!r}")
+        if any(not f > 0 for f in self.dt_factors):
+            raise ConfigError(f"config.dt_factors: {self.dt_factors!r} must be factors > 0 of the data's dt")
         if not self.eval_horizons or min(self.eval_horizons) < 1:
             raise ConfigError(f"config.eval_horizons: {self.eval_horizons!r} must be steps >= 1")
 
@@ -87,14 +93,15 @@ class WorldConfig(FamilyConfig):
         names = {"step", "epoch", "total_steps", "lr", "train_loss", "val_loss", "horizon_now", "steps_per_s",
                  "best_val_loss", "best_step", "stopped_early"}
         names |= {f"test/rollout_mse_h{h}" for h in self.eval_horizons}
-        names |= {"test/energy_drift", "test/energy_drift_true"} | {f"test/dt_x{f:g}_mse" for f in DT_FACTORS}
+        names |= {"test/energy_drift", "test/energy_drift_true"} | {f"test/dt_x{f:g}_mse" for f in self.dt_factors}
+        names |= {"test/rollout_mse_mean"}
         return names
 
 
 def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
     """``{split name: content hash}`` of the dataset a trial with ``config`` reads (generated if missing)."""
     cfg = WorldConfig.from_dict(config)
-    folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
+    folder = dataset_folder(cfg)
     return {f"{folder.name}/{s}": read_dynsweep_metadata(folder / f"{s}.parquet")["content_sha256"] for s in SPLITS}
 
 
@@ -102,4 +109,31 @@ def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
     """The dataset folder (train/val/test splits) a trial with ``config`` reads (the family's
     ``dataset_paths`` hook): the one :func:`dataset_hashes` opens, computed without generating it."""
     cfg = WorldConfig.from_dict(config)
-    return [dataset_path(cfg.data_spec(), cfg.datasets_root)]
+    return [named_folder(cfg) if cfg.dataset else dataset_path(cfg.data_spec(), cfg.datasets_root)]
+
+
+def named_folder(cfg: WorldConfig) -> Path:
+    """The folder ``cfg.dataset`` names: a path to a folder, else a name under the datasets folder."""
+    assert cfg.dataset is not None
+    path = Path(cfg.dataset)
+    return path if path.is_dir() else (Path(cfg.datasets_root) if cfg.datasets_root else default_root()) / cfg.dataset
+
+
+def dataset_folder(cfg: WorldConfig) -> Path:
+    """The dataset a trial reads: ``cfg.dataset`` (checked: three splits of ``cfg.env``), else the
+    one the data settings describe, generated on first use.
+
+    Raises:
+        ConfigError: the named dataset is missing or of another environment.
+    """
+    if cfg.dataset is None:
+        return ensure(cfg.data_spec(), cfg.datasets_root)[0]
+    folder = named_folder(cfg)
+    missing = [s for s in SPLITS if not (folder / f"{s}.parquet").is_file()]
+    if missing:
+        raise ConfigError(f"config.dataset: {folder} is not a world-model dataset (no {', '.join(missing)} split); "
+                          "make one with `dynsweep data worlds`")
+    env = (read_dynsweep_metadata(folder / "train.parquet").get("params") or {}).get("env")
+    if env != cfg.env:
+        raise ConfigError(f"config.dataset: {folder} holds env {env!r}, the config says env {cfg.env!r}")
+    return folder

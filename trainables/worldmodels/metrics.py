@@ -1,12 +1,14 @@
 """Test metrics of a world model (all errors normalised by the training states' std per dimension).
 
 - ``rollout_mse_h<H>``: open loop from each test sequence's first state under its true
-  actions; mean squared normalised error of the state H steps later (H capped by the data).
+  actions; mean squared normalised error of the state H steps later (H capped by the data);
+  ``rollout_mse_mean``: the same averaged over every horizon step of the sequence (the whole
+  curve is the ``worldmodels.horizon_curve`` artefact, per state dimension too).
 - ``energy_drift``: the model rolled out with no forcing (action 0) from the test starts for
   the sequence length; |E(s_T) - E(s_0)| with the env's true energy of the predicted states,
   mean over sequences, divided by the mean |E(s_0)|; ``energy_drift_true``: the same for the
   reference integrator (its tolerance).
-- ``dt_x<f>_mse`` for f in 0.5, 2, 4: no forcing, the same time span as 10 training steps
+- ``dt_x<f>_mse`` for f in ``dt_factors`` (default 0.5, 2, 4): no forcing, the same time span as 10 training steps
   (at least one step), the model integrated at dt * f against the reference at dt * f; the
   normalised MSE over the whole span. Discrete-time models (jump, lstm) cannot change dt: they
   report NaN and the tag ``dt_generalisation: not applicable (discrete-time model)``.
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from trainables.common.artifacts import write_artifact
 
-from .artifacts import ENERGY, LONG_FACTOR, LONG_SEQS, PHASE, PHASE_SEQS
+from .artifacts import ENERGY, HORIZON_CURVE, LONG_FACTOR, LONG_SEQS, PHASE, PHASE_SEQS
 from .config import DT_FACTORS
 from .data import Sequences
 from .envs import Env
@@ -38,7 +41,7 @@ def _mse(pred: np.ndarray, true: np.ndarray, std: np.ndarray) -> float:
 
 
 def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int],
-             artifact_dir: Path | None = None) -> dict[str, float]:
+             artifact_dir: Path | None = None, dt_factors: Sequence[float] = DT_FACTORS) -> dict[str, float]:
     model.eval()
     std = model.s_std.cpu().numpy()
     dev, dtype = model.s_std.device, model.s_std.dtype
@@ -50,6 +53,8 @@ def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int],
         roll = model.rollout(s0, torch.as_tensor(test.actions, device=dev), p, test.dt).cpu().numpy()
         for h in horizons:
             out[f"test/rollout_mse_h{h}"] = _mse(roll[:, h - 1], test.states[:, h], std) if h <= steps else math.nan
+        curve = (((roll - test.states[:, 1:]) / std) ** 2).mean(axis=0)               # (steps, d): every horizon
+        out["test/rollout_mse_mean"] = float(curve.mean())
         idle = np.zeros((len(s0), steps), dtype=np.int64)
         free = model.rollout(s0, torch.as_tensor(idle, device=dev), p, test.dt).cpu().numpy()
     params = test.param_dict()
@@ -59,7 +64,7 @@ def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int],
     truth = env.rollout(test.states[:, 0], idle, params, test.dt)
     out["test/energy_drift_true"] = float(np.abs(env.energy(truth[:, -1], params) - e0).mean() / scale)
     span = 10 * test.dt
-    for f in DT_FACTORS:
+    for f in dt_factors:
         key = f"test/dt_x{f:g}_mse"
         if not model.continuous:
             out[key] = math.nan
@@ -72,6 +77,12 @@ def evaluate(model: WorldModel, env: Env, test: Sequences, horizons: list[int],
         out[key] = _mse(pred, ref, std)
     if artifact_dir is not None:
         write_long_rollout(artifact_dir, model, env, test)
+        write_artifact(artifact_dir, HORIZON_CURVE, {
+            "step": np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(env.state_names) + 1),
+            "t": np.repeat(np.arange(1, steps + 1) * test.dt, len(env.state_names) + 1),
+            "state": np.tile(np.array(["all", *env.state_names], dtype=object), steps),
+            "mse": np.concatenate([curve.mean(axis=1, keepdims=True), curve], axis=1).reshape(-1)},
+            {"env": env.name, "dt": test.dt})
         export_model(model, model_kind(model), env, test.states[:8, 0], test.actions[:8, 0], test.params[:8],
                      test.param_names, test.dt, artifact_dir)
     model.train()

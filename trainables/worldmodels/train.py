@@ -13,6 +13,7 @@ best-on-validation model is then evaluated and the last report adds the test met
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -29,8 +30,8 @@ from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
-from .config import WorldConfig
-from .data import Sequences, dataset_path, ensure, load
+from .config import WorldConfig, dataset_folder, named_folder
+from .data import Sequences, load
 from .envs import ENVS
 from .metrics import evaluate
 from .models import WorldModel, build
@@ -43,7 +44,7 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     env = ENVS[cfg.env]
-    folder, _ = ensure(cfg.data_spec(), cfg.datasets_root)
+    folder = dataset_folder(cfg)
     train, val, test = (load(folder, split, env) for split in ("train", "val", "test"))
     model = _model(cfg, len(train.param_names))
     model.set_statistics(torch.as_tensor(train.states, dtype=torch.float32), torch.as_tensor(train.params,
@@ -85,7 +86,7 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
         final = best.stop or step == cfg.steps
         if final:
             best.restore(model)  # the best-on-validation model is the one evaluated (and checkpointed)
-            last.update(evaluate(model, env, test, cfg.eval_horizons, reporter.artifact_dir()))
+            last.update(evaluate(model, env, test, cfg.eval_horizons, reporter.artifact_dir(), cfg.dt_factors))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
             checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best.state())
             reporter.report(step, last, ckpt)
@@ -106,22 +107,22 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
     cfg = WorldConfig.from_dict(config)
     torch.manual_seed(cfg.seed)
     env = ENVS[cfg.env]
-    folder_data, _ = ensure(cfg.data_spec(), cfg.datasets_root)
+    folder_data = dataset_folder(cfg)
     train = load(folder_data, "train", env)
     model = _model(cfg, len(train.param_names)).to(pick_device(cfg.device))
     checkpoint.load_parts(folder, {"model": model})
-    out = evaluate(model, env, load(folder_data, "test", env), cfg.eval_horizons, artifact_dir)
+    out = evaluate(model, env, load(folder_data, "test", env), cfg.eval_horizons, artifact_dir, cfg.dt_factors)
     for name in datasets:
         if name in ("train", "val", "test"):
             seqs = load(folder_data, name, env)
         else:
-            other = Path(name) if Path(name).is_dir() else dataset_path(cfg.data_spec(), cfg.datasets_root).parent / name
+            other = named_folder(dataclasses.replace(cfg, dataset=name))
             if not (other / "test.parquet").is_file():
                 raise ConfigError(f"--datasets {name}: no world-model dataset at {other} (no test.parquet); "
                                   "give train, val, test or a dataset folder")
             seqs = load(other, "test", env)
         (artifact_dir / name).mkdir(parents=True, exist_ok=True)
-        metrics = evaluate(model, env, seqs, cfg.eval_horizons, artifact_dir / name)
+        metrics = evaluate(model, env, seqs, cfg.eval_horizons, artifact_dir / name, cfg.dt_factors)
         out.update({f"test/{name}/{k.removeprefix('test/')}": v for k, v in metrics.items()})
     return out
 
