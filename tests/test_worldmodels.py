@@ -198,3 +198,29 @@ def test_pre_generated_dataset_by_name_horizon_curve_and_dt_factors(tmp_path: Pa
         train({**cfg, "env": "pendulum"}, LocalReporter(tmp_path / "bad", progress=False))
     with pytest.raises(ConfigError, match="is not a world-model dataset"):
         train({**cfg, "dataset": "nothing_here"}, LocalReporter(tmp_path / "bad2", progress=False))
+
+
+def test_symplectic_euler_data_keeps_energy_bounded_and_is_a_first_order_scheme() -> None:
+    from trainables.worldmodels.envs import ENVS
+
+    env = ENVS["threebody"]
+    rng = np.random.default_rng(0)
+    p = env.draw_params(rng, 4)
+    s0 = env.initial(rng, 4, p)
+    idle = np.zeros((4, 200), dtype=np.int64)
+    e0 = env.energy(s0, p)
+    drift = {scheme: np.abs(env.energy(env.rollout(s0, idle, p, env.dt, 20, scheme)[:, -1], p) - e0).max()
+             for scheme in ("rk4", "symplectic_euler")}
+    assert drift["rk4"] < drift["symplectic_euler"] < 0.05 * np.abs(e0).max()   # first order, yet bounded
+    # first order: halving h halves the one-sample error against an RK4 reference
+    ref = env.step(s0, idle[:, 0], p, env.dt, 400)
+    errs = [np.abs(env.step(s0, idle[:, 0], p, env.dt, n, "symplectic_euler") - ref).max() for n in (20, 40)]
+    assert 1.7 < errs[0] / errs[1] < 2.3
+    from trainables.worldmodels.data import WorldSpec
+
+    assert WorldSpec(env="threebody", scheme="symplectic_euler").name.endswith("_symplectic_seed0")
+    assert "_symplectic" not in WorldSpec(env="threebody").name            # existing names keep their meaning
+    with pytest.raises(ConfigError, match="config.data_scheme"):
+        from trainables.worldmodels.config import WorldConfig
+
+        WorldConfig(data_scheme="leapfrog")

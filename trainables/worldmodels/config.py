@@ -1,7 +1,8 @@
 """The world-model family's configuration (docs/domain.md, section 4), with defaults.
 
 Data: the dataset that ``env``, ``seqs``, ``seq_steps``, ``dt`` (None: the env's), ``data_seed``
-and ``hold`` describe, generated on first use; or ``dataset``, a pre-generated dataset folder
+``hold`` and ``data_scheme`` (``rk4``, or ``symplectic_euler`` as the reference three-body code
+integrates) describe, generated on first use; or ``dataset``, a pre-generated dataset folder
 (``dynsweep data worlds``) by name under the datasets folder or by path, whose env must be ``env``. Model: ``model`` (see :mod:`.models`), ``width``,
 ``depth``, ``activation``, ``method``/``substeps`` for the continuous ones, ``separable`` for
 ``port_hamiltonian``. Training: ``horizon`` 1 is single-step matching, more is multi-step
@@ -24,7 +25,7 @@ from trainables.common.parquet_store import read_dynsweep_metadata
 from trainables.common.paths import default_root
 
 from .data import SPLITS, WorldSpec, dataset_path, ensure
-from .envs import canonical_env
+from .envs import SCHEMES, canonical_env
 from .models import METHODS, MODELS, SPLIT_MODELS
 
 DT_FACTORS = (0.5, 2.0, 4.0)
@@ -44,6 +45,7 @@ class WorldConfig(FamilyConfig):
     dt: float | None = None
     data_seed: int = 0
     hold: int = 5
+    data_scheme: str = "rk4"
     model: str = "newtonian"
     width: int = 64
     depth: int = 2
@@ -68,7 +70,7 @@ class WorldConfig(FamilyConfig):
         if isinstance(self.env, str):  # three_body, ThreeBody, ... -> threebody
             object.__setattr__(self, "env", canonical_env(self.env))
         require_choice(self, {"model": MODELS, "method": METHODS, "activation": ACTIVATIONS,
-                              "device": DEVICES, "lr_schedule": LR_SCHEDULES})
+                              "device": DEVICES, "lr_schedule": LR_SCHEDULES, "data_scheme": SCHEMES})
         require_at_least(self, ("seqs", "seq_steps", "hold", "width", "depth", "substeps", "horizon", "batch_size",
                                 "steps", "report_every"))
         if not self.lr > 0 or (self.dt is not None and not self.dt > 0):
@@ -86,7 +88,7 @@ class WorldConfig(FamilyConfig):
 
     def data_spec(self) -> WorldSpec:
         return WorldSpec(env=self.env, seqs=self.seqs, steps=self.seq_steps, dt=self.dt, seed=self.data_seed,
-                         hold=self.hold)
+                         hold=self.hold, scheme=self.data_scheme)
 
 
     def metric_names(self) -> set[str]:

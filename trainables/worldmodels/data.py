@@ -25,7 +25,7 @@ from trainables.common.errors import ConfigError, DataError, DatasetExistsError
 from trainables.common.parquet_store import BufferedParquetWriter, publish_folder, read_dynsweep_metadata
 from trainables.common.paths import default_root
 
-from .envs import ENVS, Env, random_actions
+from .envs import ENVS, SCHEMES, Env, random_actions
 
 SPLITS = ("train", "val", "test")
 
@@ -33,7 +33,8 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class WorldSpec:
     """env; seqs training sequences of ``steps`` actions (steps + 1 states) at ``dt`` (s; None:
-    the env's default); actions held ``hold`` samples; RK4 with ``substeps`` per sample."""
+    the env's default); actions held ``hold`` samples; ``scheme`` (RK4, or the symplectic Euler of the
+    reference three-body code) with ``substeps`` per sample."""
 
     env: str = "pendulum"
     seqs: int = 64
@@ -42,6 +43,7 @@ class WorldSpec:
     seed: int = 0
     hold: int = 5
     substeps: int = 20
+    scheme: str = "rk4"
 
     def __post_init__(self) -> None:
         if self.env not in ENVS:
@@ -50,6 +52,8 @@ class WorldSpec:
             raise ConfigError("seqs, steps, hold and substeps must be >= 1")
         if self.dt is not None and not self.dt > 0:
             raise ConfigError(f"dt={self.dt} must be > 0")
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"scheme={self.scheme!r} is not allowed; allowed: {', '.join(SCHEMES)}")
 
     @property
     def step_dt(self) -> float:
@@ -57,7 +61,8 @@ class WorldSpec:
 
     @property
     def name(self) -> str:
-        return f"worlds_{self.env}_{self.seqs}x{self.steps}_dt{self.step_dt:g}_h{self.hold}_seed{self.seed}"
+        scheme = "" if self.scheme == "rk4" else "_symplectic"
+        return f"worlds_{self.env}_{self.seqs}x{self.steps}_dt{self.step_dt:g}_h{self.hold}{scheme}_seed{self.seed}"
 
     def split_sizes(self) -> dict[str, int]:
         return {"train": self.seqs, "val": max(2, self.seqs // 5), "test": max(2, self.seqs // 5)}
@@ -75,7 +80,7 @@ def generate(spec: WorldSpec, split: str) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([spec.seed, SPLITS.index(split)])
     params = env.draw_params(rng, n)
     actions = random_actions(rng, n, spec.steps, env.n_actions, spec.hold)
-    states = env.rollout(env.initial(rng, n, params), actions, params, spec.step_dt, spec.substeps)
+    states = env.rollout(env.initial(rng, n, params), actions, params, spec.step_dt, spec.substeps, spec.scheme)
     if not np.isfinite(states).all():
         raise DataError(f"{spec.name}/{split}: a simulated state is not finite; use a smaller dt")
     t_len = spec.steps + 1
@@ -131,6 +136,8 @@ def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None,
         except DatasetExistsError:
             pass
     have = read_dynsweep_metadata(final / "train.parquet").get("params")
+    if isinstance(have, dict):
+        have = {"scheme": "rk4", **have}  # written before the scheme was a parameter: RK4
     if have != asdict(spec):
         raise DatasetExistsError(f"dataset {final} exists with other parameters {have}; refusing to replace it")
     return final, False

@@ -32,6 +32,9 @@ def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dt", type=positive_float, default=None, help="sample spacing, s (default: the env's)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--hold", type=positive_int, default=5, help="samples each random action is held")
+    p.add_argument("--scheme", choices=("rk4", "symplectic_euler"), default="rk4",
+                   help="integration of the simulated data: rk4 (default, the reference) or symplectic_euler "
+                        "(as the reference three-body code)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     add_root(p)
 
@@ -39,7 +42,8 @@ def _add(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from .data import WorldSpec, ensure, write
 
-    spec = WorldSpec(env=args.env, seqs=args.seqs, steps=args.steps, dt=args.dt, seed=args.seed, hold=args.hold)
+    spec = WorldSpec(env=args.env, seqs=args.seqs, steps=args.steps, dt=args.dt, seed=args.seed, hold=args.hold,
+                     scheme=args.scheme)
     show = progress_printer(f"data worlds {spec.name}", "sequences")
     if args.overwrite:
         folder, created = write(spec, args.root, overwrite=True, progress=show), True

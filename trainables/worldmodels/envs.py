@@ -31,6 +31,8 @@ from typing import Callable
 import numpy as np
 
 Params = dict[str, np.ndarray]
+SCHEMES = ("rk4", "symplectic_euler")
+"""Integration schemes of the simulated data (:meth:`Env.step`)."""
 DIRECTIONS = np.concatenate([[[0.0, 0.0]], np.stack([np.cos(np.arange(8) * np.pi / 4),
                                                      np.sin(np.arange(8) * np.pi / 4)], 1)])
 """Thrust direction of each of the 9 actions (action 0: none), ``(9, 2)``."""
@@ -64,9 +66,18 @@ class Env:
     def draw_params(self, rng: np.random.Generator, n: int) -> Params:
         return {k: rng.uniform(lo, hi, n) for k, (lo, hi) in self.param_ranges.items()}
 
-    def step(self, s: np.ndarray, a: np.ndarray, p: Params, dt: float, substeps: int = 20) -> np.ndarray:
-        """RK4 over ``dt`` (s) in ``substeps`` steps with actions ``a`` ``(n,)`` held; ``s`` ``(n, d)``."""
+    def step(self, s: np.ndarray, a: np.ndarray, p: Params, dt: float, substeps: int = 20,
+             scheme: str = "rk4") -> np.ndarray:
+        """One sample: ``dt`` (s) in ``substeps`` steps of ``scheme`` with actions ``a`` ``(n,)`` held;
+        ``s`` ``(n, d)``. ``rk4``: classical Runge-Kutta; ``symplectic_euler``: v += h a(q, v), then
+        q += h v (the reference three-body code's scheme: first order, bounded energy error)."""
         h = dt / substeps
+        if scheme == "symplectic_euler":
+            q = self.q_dim
+            for _ in range(substeps):
+                v = s[:, q:] + h * self.deriv(s, a, p)[:, q:]
+                s = np.concatenate([s[:, :q] + h * v, v], 1)
+            return s
         for _ in range(substeps):
             k1 = self.deriv(s, a, p)
             k2 = self.deriv(s + 0.5 * h * k1, a, p)
@@ -75,11 +86,12 @@ class Env:
             s = s + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         return s
 
-    def rollout(self, s0: np.ndarray, actions: np.ndarray, p: Params, dt: float, substeps: int = 20) -> np.ndarray:
+    def rollout(self, s0: np.ndarray, actions: np.ndarray, p: Params, dt: float, substeps: int = 20,
+                scheme: str = "rk4") -> np.ndarray:
         """States ``(n, T + 1, d)`` from ``s0`` ``(n, d)`` under ``actions`` ``(n, T)``."""
         out = [s0]
         for t in range(actions.shape[1]):
-            out.append(self.step(out[-1], actions[:, t], p, dt, substeps))
+            out.append(self.step(out[-1], actions[:, t], p, dt, substeps, scheme))
         return np.stack(out, 1)
 
 
