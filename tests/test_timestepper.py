@@ -101,3 +101,27 @@ def test_timestepper_sweep_end_to_end_with_mlflow(tmp_path: Path, capsys: pytest
     for r in runs:
         assert [m.step for m in client.get_metric_history(r.info.run_id, "acceptance_rate")] == [1, 2]
         assert r.data.metrics["test/steps_per_orbit"] > 0 and r.data.metrics["test/fixed_steps_per_orbit"] > 0
+
+
+def test_phase2_minibatches_with_and_without_replacement() -> None:
+    from trainables.timestepper.train import minibatches
+
+    rng = torch.Generator().manual_seed(0)
+    batches = minibatches(10, 4, rng, "without_replacement")
+    seen = torch.cat([next(batches) for _ in range(5)])                     # 20 draws = two whole passes
+    assert sorted(seen[:10].tolist()) == list(range(10)) and sorted(seen[10:].tolist()) == list(range(10))
+    assert len(next(minibatches(3, 8, rng, "without_replacement"))) == 3   # never a state twice in one batch
+    drawn = next(minibatches(10, 64, rng, "with_replacement"))
+    assert len(drawn) == 64 and len(set(drawn.tolist())) <= 10
+
+
+def test_without_a_retry_cap_training_goes_on_and_epochs_report_convergence(tmp_path: Path) -> None:
+    hard = {"e": 0.5, "dt_init": 0.05, "epochs": 1, "collect_steps": 40, "eval_orbits": 0.3, "phase2_max_iters": 50,
+            "max_retries": 1}
+    with pytest.raises(RetryCapError):
+        run(hard, LocalReporter(tmp_path / "capped", progress=False))
+    reporter = LocalReporter(tmp_path / "free", progress=False)
+    final = run({**hard, "max_retries": None, "phase2_sampling": "without_replacement"}, reporter)
+    assert final["retrain_iterations"] > 1 and final["accepted_steps"] == 40
+    assert final["converged"] in (0.0, 1.0) and final["epoch_s"] > 0
+    assert (final["converged"] == 1.0) == (final["phase2_iterations"] < 50)

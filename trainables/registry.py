@@ -158,7 +158,7 @@ FAMILIES: dict[str, Family] = {
         smoke={"width": 8, "epochs": 2, "collect_steps": 60, "phase2_max_iters": 20, "max_retries": 20,
                "eval_orbits": 0.5},
         artifacts="trainables.timestepper.artifacts:FORMATS",
-        plot_kinds=("dt-orbit", "pareto"),
+        plot_kinds=("dt-orbit", "pareto"), clock_metrics=("steps_per_s", "epoch_s"),
         table_columns=("test/energy_error", "test/steps_per_orbit", "test/steps_ratio_fixed", "test/steps_ratio_r32"),
         exports_model=True, trial_length="trainables.registry:length_in_epochs"),
     "dummy": Family(run="trainables.dummy.family:run", config="trainables.dummy.family:DummyConfig",

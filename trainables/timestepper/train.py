@@ -14,16 +14,18 @@ discarded. Then each epoch (one report, with a checkpoint) runs
 
 Network, optimiser, trajectory and history persist across epochs. Reports ``acceptance_rate``
 (accepted / attempted steps in the epoch), ``retrain_iterations``, ``phase2_iterations``,
+``converged`` (1: phase 2 ended with every accepted state in the band), ``epoch_s`` (wall time),
 ``accepted_steps``, ``band_loss``, ``mean_dt_train`` (periods); the last adds the test metrics.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -86,12 +88,13 @@ def run(config: Mapping[str, Any] | StepperConfig, reporter: Reporter) -> dict[s
     while epoch < cfg.epochs:
         t0 = time.perf_counter()
         q, v, attempts, retries, losses, dts = _collect(net, optimizer, history, buffer, q, v, m, e_scale, cfg, epoch)
-        phase2 = _generalise(net, optimizer, buffer, m, e_scale, cfg, rng, losses)
+        phase2, converged = _generalise(net, optimizer, buffer, m, e_scale, cfg, rng, losses)
         epoch += 1
         last = {"epoch": epoch, "total_steps": cfg.epochs, "acceptance_rate": cfg.collect_steps / attempts,
                 "retrain_iterations": retries, "phase2_iterations": phase2, "accepted_steps": len(buffer["q"]),
                 "band_loss": float(np.mean(losses)) if losses else 0.0,
                 "mean_dt_train": float(np.mean(dts)) / system.period,
+                "converged": float(converged), "epoch_s": time.perf_counter() - t0,
                 "steps_per_s": cfg.collect_steps / max(time.perf_counter() - t0, 1e-9)}
         if epoch == cfg.epochs:
             last.update(evaluate(net, system, cfg, reporter.artifact_dir()))
@@ -135,13 +138,13 @@ def _collect(net: StepNet, optimizer: torch.optim.Optimizer, history: History, b
     attempts, retries, losses, dts = 0, 0, [], []
     for _ in range(cfg.collect_steps):
         x = history.with_current(analytic(q, v, m))
-        for retry in range(cfg.max_retries + 1):
+        for retry in itertools.count():
             attempts += 1
             log_dt = net(x)
             q1, v1, err = step_error(q, v, m, log_dt, e_scale)
             if float(err.detach()) <= cfg.energy_threshold:
                 break
-            if retry == cfg.max_retries:
+            if cfg.max_retries is not None and retry == cfg.max_retries:
                 raise RetryCapError(f"step still has relative energy error {float(err.detach()):.2e} > "
                                     f"{cfg.energy_threshold:g} after {cfg.max_retries} retrainings", epoch)
             loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
@@ -159,17 +162,20 @@ def _collect(net: StepNet, optimizer: torch.optim.Optimizer, history: History, b
 
 
 def _generalise(net: StepNet, optimizer: torch.optim.Optimizer, buffer: dict[str, list[torch.Tensor]],
-                m: torch.Tensor, e_scale: float, cfg: StepperConfig, rng: torch.Generator, losses: list[float]) -> int:
+                m: torch.Tensor, e_scale: float, cfg: StepperConfig, rng: torch.Generator, losses: list[float]
+                ) -> tuple[int, bool]:
     """Phase 2: train on minibatches of the accepted states until every one's energy error lies in
-    the band [band_low, 1] x threshold (or ``phase2_max_iters``); returns the iterations."""
+    the band [band_low, 1] x threshold (or ``phase2_max_iters``); returns the iterations and whether
+    every state passed (converged)."""
     phase2 = 0
     states = {k: torch.stack(vals) for k, vals in buffer.items()}
+    batches = minibatches(len(states["q"]), cfg.batch_size, rng, cfg.phase2_sampling)
     while phase2 < cfg.phase2_max_iters:
         with torch.no_grad():
             _, _, errs = step_error(states["q"], states["v"], m, net(states["x"]), e_scale)
         if bool(((errs <= cfg.energy_threshold) & (errs >= cfg.band_low * cfg.energy_threshold)).all()):
-            break
-        idx = torch.randint(0, len(errs), (cfg.batch_size,), generator=rng)
+            return phase2, True
+        idx = next(batches)
         log_dt = net(states["x"][idx])
         err = step_error(states["q"][idx], states["v"][idx], m, log_dt, e_scale)[2]
         loss = band_loss(log_dt, err, cfg.energy_threshold, cfg.band_low)
@@ -178,7 +184,22 @@ def _generalise(net: StepNet, optimizer: torch.optim.Optimizer, buffer: dict[str
         optimizer.step()
         losses.append(loss.item())
         phase2 += 1
-    return phase2
+    return phase2, False
+
+
+def minibatches(n: int, batch_size: int, rng: torch.Generator, sampling: str) -> Iterator[torch.Tensor]:
+    """Indices of phase-2 minibatches of ``n`` states, for ever: ``batch_size`` drawn uniformly
+    (``with_replacement``), or consecutive slices of shuffled passes, so that every state comes once
+    before any comes twice (``without_replacement``; batches of ``min(batch_size, n)``)."""
+    if sampling == "with_replacement":
+        while True:
+            yield torch.randint(0, n, (batch_size,), generator=rng)
+    size, order = min(batch_size, n), torch.empty(0, dtype=torch.long)
+    while True:
+        while len(order) < size:
+            order = torch.cat([order, torch.randperm(n, generator=rng)])
+        yield order[:size]
+        order = order[size:]
 
 
 def evaluate(net: StepNet, system: System, cfg: StepperConfig, artifact_dir: Path | None = None) -> dict[str, float]:
