@@ -30,7 +30,7 @@ def test_reference_integrators_conserve_energy_without_forcing_and_actions_act(n
     env = ENVS[name]
     rng = np.random.default_rng(0)
     p = env.draw_params(rng, 8)
-    s0 = env.initial(rng, 8, p)
+    s0 = env.draw_initial(rng, 8, p)
     free = env.rollout(s0, np.zeros((8, 200), int), p, env.dt)
     e = np.stack([env.energy(free[:, k], p) for k in range(201)], 1)
     assert (np.abs(e - e[:, :1]).max(1) / np.abs(e[:, 0])).max() < TOLERANCE[name]
@@ -206,7 +206,7 @@ def test_symplectic_euler_data_keeps_energy_bounded_and_is_a_first_order_scheme(
     env = ENVS["threebody"]
     rng = np.random.default_rng(0)
     p = env.draw_params(rng, 4)
-    s0 = env.initial(rng, 4, p)
+    s0 = env.draw_initial(rng, 4, p)
     idle = np.zeros((4, 200), dtype=np.int64)
     e0 = env.energy(s0, p)
     drift = {scheme: np.abs(env.energy(env.rollout(s0, idle, p, env.dt, 20, scheme)[:, -1], p) - e0).max()
@@ -224,3 +224,28 @@ def test_symplectic_euler_data_keeps_energy_bounded_and_is_a_first_order_scheme(
         from trainables.worldmodels.config import WorldConfig
 
         WorldConfig(data_scheme="leapfrog")
+
+
+def test_parameter_and_initial_state_ranges_are_configurable(tmp_path: Path) -> None:
+    import polars as pl
+
+    from trainables.common.reporter import LocalReporter
+    from trainables.worldmodels.config import WorldConfig, dataset_folder
+    from trainables.worldmodels.train import run as train
+
+    base = {"datasets_root": str(tmp_path), "env": "pendulum", "seqs": 10, "seq_steps": 10}
+    narrow = {**base, "param_ranges": {"l": [1.0, 1.1]}, "initial_ranges": {"theta": [0.1, 0.2], "omega": [0, 0]}}
+    folder = dataset_folder(WorldConfig.from_dict(narrow))
+    assert folder != dataset_folder(WorldConfig.from_dict(base))            # another dataset, another name
+    df = pl.read_parquet(folder / "train.parquet")
+    first = df.filter(pl.col("step") == 0)
+    assert first["theta"].is_between(0.1, 0.2).all() and (first["omega"] == 0).all()
+    assert df["p_l"].is_between(1.0, 1.1).all() and df["p_m"].is_between(0.5, 1.5).all()
+    assert not df["p_m"].is_between(1.0, 1.1).all()                        # m keeps the env's range
+    assert dataset_folder(WorldConfig.from_dict(narrow)) == folder          # found again, not regenerated
+    final = train({**narrow, "steps": 4, "report_every": 2, "width": 8}, LocalReporter(tmp_path / "r", progress=False))
+    assert math.isfinite(final["test/rollout_mse_h1"])
+    with pytest.raises(ConfigError, match=r"config.param_ranges.g: not a range of env pendulum"):
+        WorldConfig.from_dict({**base, "param_ranges": {"g": [9, 10]}})
+    with pytest.raises(ConfigError, match=r"config.initial_ranges.theta: expected \[low, high\]"):
+        WorldConfig.from_dict({**base, "initial_ranges": {"theta": 2}})

@@ -1,8 +1,9 @@
 """The world-model family's configuration (docs/domain.md, section 4), with defaults.
 
 Data: the dataset that ``env``, ``seqs``, ``seq_steps``, ``dt`` (None: the env's), ``data_seed``
-``hold`` and ``data_scheme`` (``rk4``, or ``symplectic_euler`` as the reference three-body code
-integrates) describe, generated on first use; or ``dataset``, a pre-generated dataset folder
+``hold``, ``data_scheme`` (``rk4``, or ``symplectic_euler`` as the reference three-body code
+integrates), ``param_ranges`` and ``initial_ranges`` (``{name: [low, high]}`` overriding the env's
+ranges of physical parameters and initial states, see :mod:`.envs`) describe, generated on first use; or ``dataset``, a pre-generated dataset folder
 (``dynsweep data worlds``) by name under the datasets folder or by path, whose env must be ``env``. Model: ``model`` (see :mod:`.models`), ``width``,
 ``depth``, ``activation``, ``method``/``substeps`` for the continuous ones, ``separable`` for
 ``port_hamiltonian``. Training: ``horizon`` 1 is single-step matching, more is multi-step
@@ -46,6 +47,8 @@ class WorldConfig(FamilyConfig):
     data_seed: int = 0
     hold: int = 5
     data_scheme: str = "rk4"
+    param_ranges: dict[str, tuple[float, float]] | None = None
+    initial_ranges: dict[str, tuple[float, float]] | None = None
     model: str = "newtonian"
     width: int = 64
     depth: int = 2
@@ -76,6 +79,10 @@ class WorldConfig(FamilyConfig):
         if not self.lr > 0 or (self.dt is not None and not self.dt > 0):
             raise ConfigError("config.lr and config.dt must be > 0")
         check_stopping(self.patience, self.min_lr, self.lr)
+        try:
+            self.data_spec()  # the data settings, ranges included, checked now
+        except ConfigError as err:
+            raise ConfigError(f"config.{err}" if not str(err).startswith("config.") else str(err)) from None
         if self.horizon > self.seq_steps:
             raise ConfigError(f"config.horizon: {self.horizon} exceeds seq_steps={self.seq_steps}")
         if self.method == "leapfrog" and self.model not in SPLIT_MODELS:
@@ -88,7 +95,9 @@ class WorldConfig(FamilyConfig):
 
     def data_spec(self) -> WorldSpec:
         return WorldSpec(env=self.env, seqs=self.seqs, steps=self.seq_steps, dt=self.dt, seed=self.data_seed,
-                         hold=self.hold, scheme=self.data_scheme)
+                         hold=self.hold, scheme=self.data_scheme,
+                         param_ranges=_ranges(self.param_ranges, "param_ranges"),
+                         initial_ranges=_ranges(self.initial_ranges, "initial_ranges"))
 
 
     def metric_names(self) -> set[str]:
@@ -98,6 +107,21 @@ class WorldConfig(FamilyConfig):
         names |= {"test/energy_drift", "test/energy_drift_true"} | {f"test/dt_x{f:g}_mse" for f in self.dt_factors}
         names |= {"test/rollout_mse_mean"}
         return names
+
+
+def _ranges(given: Mapping[str, Any] | None, key: str) -> tuple[tuple[str, float, float], ...]:
+    """``{name: [low, high]}`` as sorted ``(name, low, high)`` triples (a ConfigError names a bad one)."""
+    if given is None:
+        return ()
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"config.{key}: expected a mapping of name: [low, high], got {given!r}")
+    out = []
+    for name, pair in sorted(given.items()):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+            raise ConfigError(f"config.{key}.{name}: expected [low, high], got {pair!r}")
+        out.append((str(name), float(pair[0]), float(pair[1])))
+    return tuple(out)
 
 
 def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:

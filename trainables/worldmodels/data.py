@@ -9,6 +9,8 @@ the next; -1 on the last sample), the state columns of the env and ``p_<name>`` 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -44,6 +46,8 @@ class WorldSpec:
     hold: int = 5
     substeps: int = 20
     scheme: str = "rk4"
+    param_ranges: tuple[tuple[str, float, float], ...] = ()
+    initial_ranges: tuple[tuple[str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.env not in ENVS:
@@ -54,6 +58,15 @@ class WorldSpec:
             raise ConfigError(f"dt={self.dt} must be > 0")
         if self.scheme not in SCHEMES:
             raise ConfigError(f"scheme={self.scheme!r} is not allowed; allowed: {', '.join(SCHEMES)}")
+        env = ENVS[self.env]
+        for key, given, known in (("param_ranges", self.param_ranges, env.param_ranges),
+                                  ("initial_ranges", self.initial_ranges, env.initial_ranges)):
+            for name, lo, hi in given:
+                if name not in known:
+                    raise ConfigError(f"{key}.{name}: not a range of env {self.env}; its {key}: "
+                                      f"{', '.join(f'{k} {v}' for k, v in known.items())}")
+                if not lo <= hi:
+                    raise ConfigError(f"{key}.{name}: [{lo}, {hi}] needs low <= high")
 
     @property
     def step_dt(self) -> float:
@@ -62,7 +75,12 @@ class WorldSpec:
     @property
     def name(self) -> str:
         scheme = "" if self.scheme == "rk4" else "_symplectic"
-        return f"worlds_{self.env}_{self.seqs}x{self.steps}_dt{self.step_dt:g}_h{self.hold}{scheme}_seed{self.seed}"
+        ranges = ""
+        if self.param_ranges or self.initial_ranges:  # other ranges: another dataset, named by their hash
+            text = json.dumps([list(self.param_ranges), list(self.initial_ranges)], sort_keys=True)
+            ranges = "_r" + hashlib.sha256(text.encode()).hexdigest()[:8]
+        return (f"worlds_{self.env}_{self.seqs}x{self.steps}_dt{self.step_dt:g}_h{self.hold}{scheme}{ranges}"
+                f"_seed{self.seed}")
 
     def split_sizes(self) -> dict[str, int]:
         return {"train": self.seqs, "val": max(2, self.seqs // 5), "test": max(2, self.seqs // 5)}
@@ -78,9 +96,10 @@ def generate(spec: WorldSpec, split: str) -> dict[str, np.ndarray]:
     """Columns of one split (a seeded, independent draw per split)."""
     env, n = ENVS[spec.env], spec.split_sizes()[split]
     rng = np.random.default_rng([spec.seed, SPLITS.index(split)])
-    params = env.draw_params(rng, n)
+    params = env.draw_params(rng, n, {k: (lo, hi) for k, lo, hi in spec.param_ranges})
     actions = random_actions(rng, n, spec.steps, env.n_actions, spec.hold)
-    states = env.rollout(env.initial(rng, n, params), actions, params, spec.step_dt, spec.substeps, spec.scheme)
+    initial = env.draw_initial(rng, n, params, {k: (lo, hi) for k, lo, hi in spec.initial_ranges})
+    states = env.rollout(initial, actions, params, spec.step_dt, spec.substeps, spec.scheme)
     if not np.isfinite(states).all():
         raise DataError(f"{spec.name}/{split}: a simulated state is not finite; use a smaller dt")
     t_len = spec.steps + 1
@@ -136,9 +155,9 @@ def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None,
         except DatasetExistsError:
             pass
     have = read_dynsweep_metadata(final / "train.parquet").get("params")
-    if isinstance(have, dict):
-        have = {"scheme": "rk4", **have}  # written before the scheme was a parameter: RK4
-    if have != asdict(spec):
+    if isinstance(have, dict):  # written before these were parameters: RK4, the env's ranges
+        have = {"scheme": "rk4", "param_ranges": [], "initial_ranges": [], **have}
+    if have != json.loads(json.dumps(asdict(spec))):
         raise DatasetExistsError(f"dataset {final} exists with other parameters {have}; refusing to replace it")
     return final, False
 

@@ -16,6 +16,11 @@ env            state                  actions  dynamics and energy
                                                E = sum m v^2 / 2 - sum m_i m_j / sqrt(r_ij^2 + eps^2)
 =============  =====================  =======  ==============================================
 
+Initial states are drawn uniformly within ``initial_ranges`` (oscillator x, v; pendulum theta,
+omega; spaceship radius r and the speed as a factor of the circular speed; three-body the
+triangle's radii and the speed factor); both these and ``param_ranges`` can be overridden per
+dataset (:class:`~.data.WorldSpec`).
+
 ``u`` is -1, 0, +1 for actions (0, 1, 2) -> (0, +1, -1); ``d_u`` for the 9-action envs is 0
 (action 0) or the unit vector at angle (u - 1) * 45 degrees. The reference integrator is
 classical RK4 with ``substeps`` steps per sample, actions held over a sample: energy without
@@ -51,7 +56,8 @@ class Env:
     param_ranges: dict[str, tuple[float, float]]
     deriv: Callable[[np.ndarray, np.ndarray, Params], np.ndarray]
     energy: Callable[[np.ndarray, Params], np.ndarray]
-    initial: Callable[[np.random.Generator, int, Params], np.ndarray]
+    initial: Callable[[np.random.Generator, int, Params, dict[str, tuple[float, float]]], np.ndarray]
+    initial_ranges: dict[str, tuple[float, float]]
     dt: float = 0.1
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -63,8 +69,15 @@ class Env:
     def q_dim(self) -> int:
         return self.dim // 2
 
-    def draw_params(self, rng: np.random.Generator, n: int) -> Params:
-        return {k: rng.uniform(lo, hi, n) for k, (lo, hi) in self.param_ranges.items()}
+    def draw_params(self, rng: np.random.Generator, n: int,
+                    ranges: dict[str, tuple[float, float]] | None = None) -> Params:
+        """Parameters of ``n`` sequences, uniform in ``param_ranges`` (``ranges`` overrides some)."""
+        return {k: rng.uniform(*(ranges or {}).get(k, lohi), n) for k, lohi in self.param_ranges.items()}
+
+    def draw_initial(self, rng: np.random.Generator, n: int, p: Params,
+                     ranges: dict[str, tuple[float, float]] | None = None) -> np.ndarray:
+        """Initial states of ``n`` sequences, drawn within ``initial_ranges`` (``ranges`` overrides some)."""
+        return self.initial(rng, n, p, {**self.initial_ranges, **(ranges or {})})
 
     def step(self, s: np.ndarray, a: np.ndarray, p: Params, dt: float, substeps: int = 20,
              scheme: str = "rk4") -> np.ndarray:
@@ -137,12 +150,12 @@ def _threebody_energy(s: np.ndarray, p: Params) -> np.ndarray:
     return kinetic + pot
 
 
-def _threebody_initial(rng: np.random.Generator, n: int, p: Params) -> np.ndarray:
+def _threebody_initial(rng: np.random.Generator, n: int, p: Params, r: dict[str, tuple[float, float]]) -> np.ndarray:
     """Three bodies near a rotating equilateral triangle of radius ~1 (centre of mass at rest)."""
     angle = rng.uniform(0, 2 * np.pi, (n, 1)) + np.array([0, 2 * np.pi / 3, 4 * np.pi / 3])
-    radius = rng.uniform(0.9, 1.1, (n, 3))
+    radius = rng.uniform(*r["radius"], (n, 3))
     q = np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)          # (n, 3, 2)
-    speed = np.sqrt(_masses(p).mean(1, keepdims=True) / np.sqrt(3)) * rng.uniform(0.9, 1.1, (n, 3))
+    speed = np.sqrt(_masses(p).mean(1, keepdims=True) / np.sqrt(3)) * rng.uniform(*r["speed_factor"], (n, 3))
     v = np.stack([-speed * np.sin(angle), speed * np.cos(angle)], -1)
     m = _masses(p)[..., None]
     q -= (m * q).sum(1, keepdims=True) / m.sum(1, keepdims=True)
@@ -150,26 +163,29 @@ def _threebody_initial(rng: np.random.Generator, n: int, p: Params) -> np.ndarra
     return np.concatenate([q.reshape(n, 6), v.reshape(n, 6)], 1)
 
 
-def _spaceship_initial(rng: np.random.Generator, n: int, p: Params) -> np.ndarray:
-    r, phi = rng.uniform(0.8, 1.5, n), rng.uniform(0, 2 * np.pi, n)
-    speed = np.sqrt(p["mu"] / r) * rng.uniform(0.9, 1.1, n)
+def _spaceship_initial(rng: np.random.Generator, n: int, p: Params, ranges: dict[str, tuple[float, float]]
+                       ) -> np.ndarray:
+    r, phi = rng.uniform(*ranges["r"], n), rng.uniform(0, 2 * np.pi, n)
+    speed = np.sqrt(p["mu"] / r) * rng.uniform(*ranges["speed_factor"], n)
     return np.stack([r * np.cos(phi), r * np.sin(phi), -speed * np.sin(phi), speed * np.cos(phi)], 1)
 
 
 ENVS: dict[str, Env] = {
     "oscillator": Env("oscillator", ("x", "v"), 3, {"k": (0.5, 2.0), "m": (0.5, 2.0)}, _oscillator_deriv,
                       lambda s, p: 0.5 * p["m"] * s[:, 1] ** 2 + 0.5 * p["k"] * s[:, 0] ** 2,
-                      lambda rng, n, p: rng.uniform(-1, 1, (n, 2))),
+                      lambda rng, n, p, r: np.stack([rng.uniform(*r["x"], n), rng.uniform(*r["v"], n)], 1),
+                      {"x": (-1.0, 1.0), "v": (-1.0, 1.0)}),
     "pendulum": Env("pendulum", ("theta", "omega"), 3, {"l": (0.5, 1.5), "m": (0.5, 1.5)}, _pendulum_deriv,
                     lambda s, p: 0.5 * p["m"] * p["l"] ** 2 * s[:, 1] ** 2
                     + p["m"] * 9.81 * p["l"] * (1 - np.cos(s[:, 0])),
-                    lambda rng, n, p: np.stack([rng.uniform(-2, 2, n), rng.uniform(-1, 1, n)], 1), dt=0.05),
+                    lambda rng, n, p, r: np.stack([rng.uniform(*r["theta"], n), rng.uniform(*r["omega"], n)], 1),
+                    {"theta": (-2.0, 2.0), "omega": (-1.0, 1.0)}, dt=0.05),
     "spaceship": Env("spaceship", ("qx", "qy", "vx", "vy"), 9, {"mu": (0.8, 1.2)}, _spaceship_deriv,
                      lambda s, p: 0.5 * np.sum(s[:, 2:] ** 2, 1) - p["mu"] / np.linalg.norm(s[:, :2], axis=1),
-                     _spaceship_initial),
+                     _spaceship_initial, {"r": (0.8, 1.5), "speed_factor": (0.9, 1.1)}),
     "threebody": Env("threebody", ("x1", "y1", "x2", "y2", "x3", "y3", "vx1", "vy1", "vx2", "vy2", "vx3", "vy3"), 9,
                      {"m1": (0.8, 1.2), "m2": (0.8, 1.2), "m3": (0.8, 1.2)}, _threebody_deriv, _threebody_energy,
-                     _threebody_initial, dt=0.05),
+                     _threebody_initial, {"radius": (0.9, 1.1), "speed_factor": (0.9, 1.1)}, dt=0.05),
 }
 """Environments by name."""
 
