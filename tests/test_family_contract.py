@@ -138,11 +138,26 @@ def test_trial_length_of_phases_and_epochs() -> None:
     from trainables.twobody.config import TwoBodyConfig
 
     phases = TwoBodyConfig.from_dict({"report_every": 4, "steps": 100, "phases": [{"steps": 5}, {"lr": 1e-4}]})
-    assert length_in_steps(phases) == {"training_iteration": 27, "step": 105}
+    assert length_in_steps(phases) == {"training_iteration": 28, "step": 105}  # 26 by 4, step 5, step 105
     epochs = TwoBodyConfig.from_dict({"phases": [{"steps": 5}, {"epochs": 2.0}]})
     assert length_in_steps(epochs) is None  # known only once the data is
     assert length_in_epochs(StepperConfig.from_dict({"epochs": 6, "report_every": 4})) == {
         "training_iteration": 2, "step": 6}
+
+
+def test_trial_length_counts_what_a_curriculum_really_reports(tmp_path: Path) -> None:
+    """A phase that ends between two reports is reported at its end (its best model goes on)."""
+    from trainables.common.reporter import LocalReporter
+    from trainables.registry import FAMILIES, length_in_steps
+    from trainables.twobody.config import TwoBodyConfig
+    from trainables.twobody.train import run
+
+    cfg = {**FAMILIES["twobody"].smoke, "datasets_root": str(tmp_path / "data"), "report_every": 4,
+           "phases": [{"steps": 5}, {"steps": 7}]}
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    run(cfg, reporter)
+    assert [r["step"] for r in reporter.history] == [4, 5, 8, 12]
+    assert length_in_steps(TwoBodyConfig.from_dict(cfg)) == {"training_iteration": 4, "step": 12}
 
 
 def test_local_training_shows_progress_lines_in_a_batch_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
