@@ -32,10 +32,11 @@ from typing import Any
 
 import yaml
 
-from cliargs import STORAGE_HELP, TRACKING_URI_HELP, positive_int
+from cliargs import positive_int
 from trainables.common.errors import ConfigError
 
 from .overrides import apply_overrides
+from .rerun import add_lookup_arguments
 
 EVALUATES = "dynsweep.evaluates"
 
@@ -49,10 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change a config value for the evaluation (e.g. solver=rk4, horizons=[10,50]); repeatable")
     p.add_argument("--family", default=None, help="the family of a bare checkpoint folder (default: from its config)")
-    p.add_argument("--sweep", default=None, metavar="SWEEP",
-                   help="the sweep holding the run: its folder, or its name under --storage")
-    p.add_argument("--storage", default="runs", help=STORAGE_HELP)
-    p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
+    add_lookup_arguments(p)
     p.add_argument("--run-dir", type=Path, default=None, help="where metrics and artefacts go (see the description)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch intra-op threads (default: the run's, so that CPU results are bit for bit)")

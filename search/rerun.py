@@ -50,13 +50,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change a config value for the re-run (as in `dynsweep train`); repeatable")
     p.add_argument("--store", dest="sweep", default=None, help=argparse.SUPPRESS)  # the old name of --sweep
+    add_lookup_arguments(p)
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="where checkpoints, metrics and artefacts go (default runs/rerun/<run id[:8]>-<time>)")
+
+
+def add_lookup_arguments(p: argparse.ArgumentParser) -> None:
+    """``--sweep``, ``--storage``, ``--tracking-uri``: where :func:`find_run` looks for a run."""
     p.add_argument("--sweep", dest="sweep", default=None, metavar="SWEEP",
                    help="the sweep holding the run: its folder, or its name under --storage (default: every "
                         "sweep under --storage)")
     p.add_argument("--storage", default="runs", help=STORAGE_HELP)
     p.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
-    p.add_argument("--run-dir", type=Path, default=None,
-                   help="where checkpoints, metrics and artefacts go (default runs/rerun/<run id[:8]>-<time>)")
 
 
 @dataclass

@@ -56,6 +56,33 @@ def _rms(x: torch.Tensor) -> float:
     return float(torch.sqrt(torch.mean(x * x)))
 
 
+def _try_step(func: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, k1: torch.Tensor, h: float,
+              rows: list[list[float]], err: list[float], rtol: float, atol: float
+              ) -> tuple[list[torch.Tensor], torch.Tensor, float]:
+    """One attempted step of an FSAL embedded pair from ``y`` (derivative ``k1``) of size ``h``:
+    the stages (the last is f at the new state), the new state and the RMS error ratio (<= 1: accept).
+
+    Raises:
+        IntegrationError: a non-finite error estimate (the state blew up).
+    """
+    ks = [k1]
+    for row in rows[:-1]:
+        ks.append(func(y + _combo(ks, row, h)))
+    y1 = y + _combo(ks, rows[-1], h)
+    ks.append(func(y1))
+    with torch.no_grad():
+        tol = atol + rtol * torch.maximum(y.abs(), y1.abs())
+        ratio = _rms(_combo(ks, err, h) / tol)
+    if not math.isfinite(ratio):
+        raise IntegrationError("non-finite values in state `y`")
+    return ks, y1, ratio
+
+
+def _factor(ratio: float) -> float:
+    """The step-size controller: safety 0.9, growth <= 10, shrink >= 0.2, no shrink on acceptance."""
+    return 10.0 if ratio == 0.0 else min(10.0, max(1.0 if ratio < 1.0 else 0.2, 0.9 * ratio ** -0.2))
+
+
 @torch.no_grad()
 def _initial_step(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, f0: torch.Tensor,
                   rtol: float, atol: float) -> float:
@@ -99,18 +126,9 @@ def dopri5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poi
             raise IntegrationError(f"max_num_steps exceeded ({attempts - 1}>={max_steps})")
         if s + h <= s:
             raise IntegrationError(f"underflow in dt {h}")
-        ks = [k1]
-        for row in _A[:-1]:
-            ks.append(func(y + _combo(ks, row, h)))
-        y1 = y + _combo(ks, _A[-1], h)
-        k7 = func(y1)
+        ks, y1, ratio = _try_step(func, y, k1, h, _A, _ERR, rtol, atol)
+        k7 = ks[-1]
         nfe += 6
-        ks.append(k7)
-        with torch.no_grad():
-            tol = atol + rtol * torch.maximum(y.abs(), y1.abs())
-            ratio = _rms(_combo(ks, _ERR, h) / tol)
-        if not math.isfinite(ratio):
-            raise IntegrationError("non-finite values in state `y`")
         if ratio <= 1.0:
             if s + h >= j:  # quartic dense output for the grid points this step passes
                 y_mid = y + _combo(ks, _MID, h)
@@ -123,8 +141,7 @@ def dopri5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poi
                     outputs.append(y + x * (d + x * (c + x * (b + x * a))))
                     j += 1
             s, y, k1 = s + h, y1, k7
-        factor = 10.0 if ratio == 0.0 else min(10.0, max(1.0 if ratio < 1.0 else 0.2, 0.9 * ratio ** -0.2))
-        h *= factor
+        h *= _factor(ratio)
     return torch.stack(outputs, dim=1), nfe
 
 
@@ -165,25 +182,14 @@ def tsit5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poin
         step = min(h, j - s)
         if s + step <= s:
             raise IntegrationError(f"underflow in dt {step}")
-        ks = [k1]
-        for row in _TS_A[:-1]:
-            ks.append(func(y + _combo(ks, row, step)))
-        y1 = y + _combo(ks, _TS_A[-1], step)
-        k7 = func(y1)
+        ks, y1, ratio = _try_step(func, y, k1, step, _TS_A, _TS_ERR, rtol, atol)
         nfe += 6
-        ks.append(k7)
-        with torch.no_grad():
-            tol = atol + rtol * torch.maximum(y.abs(), y1.abs())
-            ratio = _rms(_combo(ks, _TS_ERR, step) / tol)
-        if not math.isfinite(ratio):
-            raise IntegrationError("non-finite values in state `y`")
         if ratio <= 1.0:
-            s, y, k1 = (float(j), y1, k7) if step == j - s else (s + step, y1, k7)
+            s, y, k1 = (float(j), y1, ks[-1]) if step == j - s else (s + step, y1, ks[-1])
             if s == j:
                 outputs.append(y1)
                 j += 1
-        factor = 10.0 if ratio == 0.0 else min(10.0, max(1.0 if ratio < 1.0 else 0.2, 0.9 * ratio ** -0.2))
-        h = step * factor
+        h = step * _factor(ratio)
     return torch.stack(outputs, dim=1), nfe
 
 
