@@ -36,7 +36,7 @@ from cliargs import positive_int
 from trainables.common.errors import ConfigError
 
 from .overrides import apply_overrides
-from .rerun import add_lookup_arguments
+from .rerun import add_lookup_arguments, create_linked_run
 
 EVALUATES = "dynsweep.evaluates"
 
@@ -201,11 +201,11 @@ def run(args: argparse.Namespace) -> int:
 def track(stored: Stored, config: dict[str, Any], metrics: dict[str, float], artifacts: Path,
           args: argparse.Namespace, started: int, seconds: float) -> str:
     """The evaluation as an MLflow run nested under the original trial; returns its id."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, RunTag
 
     from .outcome import OUTCOME_TAG
     from .provenance import run_tags
-    from .tracking import MAX_BATCH, flatten
+    from .tracking import MAX_BATCH
 
     client, original = stored.found.client, stored.found.run
     orig_id, experiment = original.info.run_id, original.info.experiment_id
@@ -222,14 +222,9 @@ def track(stored: Stored, config: dict[str, Any], metrics: dict[str, float], art
         tags["dynsweep.evaluate_datasets"] = " ".join(args.datasets)
     if args.overrides:
         tags["dynsweep.evaluate_overrides"] = " ".join(args.overrides)
-    new = client.create_run(experiment, run_name=f"evaluation of {original.info.run_name}"[:250], start_time=started,
-                            tags={k: str(v)[:5000] for k, v in tags.items()})
-    new_id = new.info.run_id
+    new_id = create_linked_run(client, experiment, f"evaluation of {original.info.run_name}", started, tags,
+                               stored.family, config)
     try:
-        params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
-        for i in range(0, len(params), 100):
-            client.log_batch(new_id, params=params[i:i + 100])
-        client.log_text(new_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
         now, step = int(time.time() * 1000), int(original.data.metrics.get("step", 0) or 0)
         rows = [Metric(k, v, now, step) for k, v in metrics.items() if math.isfinite(v)]
         for i in range(0, len(rows), MAX_BATCH):

@@ -293,14 +293,37 @@ def _kept(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
+def create_linked_run(client: Any, experiment: str, name: str, started: int, tags: dict[str, str],
+                      family: str, config: dict[str, Any]) -> str:
+    """A new run in ``experiment`` with ``tags``, the params a trial of ``family`` with ``config``
+    gets (derived ones included) and its ``config.yaml``; its id. (``dynsweep rerun`` and
+    ``evaluate`` link it to the original run through the tags.)"""
+    from mlflow.entities import Param
+
+    from .tracking import params_and_tags
+
+    flat, derived = params_and_tags(family, config)
+    new_id = client.create_run(experiment, run_name=name[:250], start_time=started,
+                               tags={k: str(v)[:5000] for k, v in {**tags, **derived}.items()}).info.run_id
+    try:
+        params = [Param(k, v[:6000]) for k, v in flat.items()]
+        for i in range(0, len(params), 100):
+            client.log_batch(new_id, params=params[i:i + 100])
+        client.log_text(new_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
+    except BaseException:
+        client.set_terminated(new_id, "FAILED")
+        raise
+    return new_id
+
+
 def track(found: Found, family: str, config: dict[str, Any], reporter: Any, hashes: dict[str, str],
           threads: int, started: int, seconds: float, command: str, overrides: list[str]) -> str:
     """The re-run as a new MLflow run in the original's experiment; returns its id."""
-    from mlflow.entities import Dataset, DatasetInput, Metric, Param, RunTag
+    from mlflow.entities import Dataset, DatasetInput, Metric, RunTag
 
     from .outcome import OUTCOME_TAG
     from .provenance import run_tags
-    from .tracking import MAX_BATCH, flatten
+    from .tracking import MAX_BATCH
 
     client, original = found.client, found.run
     orig_id, experiment = original.info.run_id, original.info.experiment_id
@@ -315,14 +338,9 @@ def track(found: Found, family: str, config: dict[str, Any], reporter: Any, hash
         tags["dynsweep.rerun_of_trial"] = original.data.tags["trial_id"]
     if overrides:
         tags["dynsweep.rerun_overrides"] = " ".join(overrides)
-    new = client.create_run(experiment, run_name=f"rerun of {original.info.run_name}"[:250], start_time=started,
-                            tags={k: str(v)[:5000] for k, v in tags.items()})
-    new_id = new.info.run_id
+    new_id = create_linked_run(client, experiment, f"rerun of {original.info.run_name}", started, tags, family,
+                               config)
     try:
-        params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
-        for i in range(0, len(params), 100):
-            client.log_batch(new_id, params=params[i:i + 100])
-        client.log_text(new_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, int(row["step"])) for row in reporter.history
                    for k, v in row.items() if _kept(v)]

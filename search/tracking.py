@@ -80,6 +80,20 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def params_and_tags(family: str, config: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """A trial's MLflow params (the resolved config flattened, plus the family's derived parameters)
+    and the tag naming the derived ones (:data:`DERIVED_TAG`). A config the family's hook refuses
+    gets no derived parameters (the trial fails with that error)."""
+    from trainables.registry import entry, load
+
+    hook = entry(family).derived_params
+    derived: dict[str, Any] = {}
+    if hook is not None:
+        with contextlib.suppress(ConfigError):
+            derived = dict(load(hook)(config))
+    return flatten({**derived, **config}), ({DERIVED_TAG: ",".join(sorted(derived))} if derived else {})
+
+
 def family_tags(family: str) -> dict[str, str]:
     """What analysis needs to know of the family without importing it: the plot kinds that
     apply to it and the metric columns ``analyze`` shows (comma-separated)."""
@@ -496,24 +510,10 @@ class MlflowTracker(Callback):
                                                "dynsweep.family": self.family, **self.provenance})
             self.runs.set(trial_id, run.info.run_id)
             resolved = self._resolved(config)
-            derived = self._derived(resolved)
-            self._log(run.info.run_id, params=flatten({**derived, **resolved}),
-                      tags={DERIVED_TAG: ",".join(sorted(derived))} if derived else None)
+            params, tags = params_and_tags(self.family, resolved)
+            self._log(run.info.run_id, params=params, tags=tags)
             self.client.log_text(run.info.run_id, yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
         return self.runs[trial_id]
-
-    def _derived(self, resolved: dict[str, Any]) -> dict[str, Any]:
-        """The family's derived parameters of a resolved config (none when it has no such hook or
-        refuses the config: the trial then fails with that error)."""
-        from trainables.registry import entry, load
-
-        hook = entry(self.family).derived_params
-        if hook is None:
-            return {}
-        try:
-            return dict(load(hook)(resolved))
-        except ConfigError:
-            return {}
 
     def _resolved(self, config: dict[str, Any]) -> dict[str, Any]:
         """The trial's full config (family defaults + base + sampled), or the sampled values when the
