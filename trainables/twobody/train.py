@@ -101,7 +101,8 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
                     "val_loss": _val_loss(field, val, cfg, loss_fn, step),
                     "val_accel_err": _val_accel_err(field, data.val)}
             best.observe(last["val_accel_err"], step, field)
-            phase_over, final = step == ends[p] or best.stop, (step == ends[p] or best.stop) and p == len(phases) - 1
+            phase_over = step == ends[p] or best.stop
+            final = phase_over and p == len(phases) - 1
             last.update(best.metrics("val_accel_err", best.stop and step < ends[p]))
             if phase_over:  # the phase's best-on-validation model goes on (to the next phase, or to the tests)
                 best.restore(field)
