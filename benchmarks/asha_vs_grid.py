@@ -22,7 +22,8 @@ final 10-orbit test error: whether the metric ASHA ranks by predicts generalisat
 Writes ``<out>/asha_vs_grid.csv`` (one row per trial of every sweep) and
 ``<out>/asha_vs_grid.png`` (best 10-orbit test error found so far against trial-seconds spent,
 one curve per sweep). The last line reads ``asha/grid: error <x>x, trial-seconds <y>x`` (medians
-over the seeds).
+over the seeds; the optimiser steps' ratio beside it does not depend on what else the machine
+ran meanwhile).
 """
 
 from __future__ import annotations
@@ -203,21 +204,25 @@ def _report(names: list[str], rows: dict[str, list[dict[str, Any]]], walls: dict
             out: Path, metric: str) -> None:
     """Print the table, ratios and rank correlations; write the CSV and the PNG to ``out``."""
     grid_best = _best(rows["grid"], full, metric)
-    print(f"\nsweep               trials  trial-s  wall-s  best config (by {metric})"
+    print(f"\nsweep               trials  trial-s  steps   wall-s  best config (by {metric})"
           "                          test 1 / 10 / 100 orbits (%)")
-    ratios_err, ratios_s = [], []
+    ratios_err, ratios_s, ratios_steps = [], [], []
     grid_s = sum(r["seconds"] for r in rows["grid"])
+    grid_steps = sum(r["steps"] for r in rows["grid"])
     for name in names:
         best = _best(rows[name], full, metric)
         spent = sum(r["seconds"] for r in rows[name])
+        steps = sum(r["steps"] for r in rows[name])
         cfg = f"{best['feature']} + {best['head']} + seg {best['segment_length']}"
         errs = " / ".join(f"{best[t]:.2f}" for t in TESTS)
-        print(f"{name:<19} {len(rows[name]):>6}  {spent:>7.0f}  {walls[name]:>6.0f}  {cfg:<48} {errs}")
+        print(f"{name:<19} {len(rows[name]):>6}  {spent:>7.0f}  {steps:>6}  {walls[name]:>6.0f}  {cfg:<48} {errs}")
         if name != "grid":
             ratios_err.append(best[TESTS[1]] / grid_best[TESTS[1]])
             ratios_s.append(spent / grid_s)
-    for name, e, s in zip(names[1:], ratios_err, ratios_s):
-        print(f"{name}: best 10-orbit error {e:.3f}x the grid's, trial-seconds {s:.3f}x the grid's")
+            ratios_steps.append(steps / grid_steps)
+    for name, e, s, n in zip(names[1:], ratios_err, ratios_s, ratios_steps):
+        print(f"{name}: best 10-orbit error {e:.3f}x the grid's, trial-seconds {s:.3f}x the grid's "
+              f"(optimiser steps {n:.3f}x: independent of the machine's load)")
 
     # does a validation metric at each ASHA rung predict the final 10-orbit test error?
     rungs = sorted({max(1, full // 10) * 3**k for k in range(8) if max(1, full // 10) * 3**k < full} | {full})
@@ -249,7 +254,7 @@ def _report(names: list[str], rows: dict[str, list[dict[str, Any]]], walls: dict
     print(f"\nwrote {csv_path} and {png_path}")
     if ratios_err:
         print(f"asha/grid: error {statistics.median(ratios_err):.3f}x, "
-              f"trial-seconds {statistics.median(ratios_s):.3f}x")
+              f"trial-seconds {statistics.median(ratios_s):.3f}x, steps {statistics.median(ratios_steps):.3f}x")
 
 
 if __name__ == "__main__":
