@@ -259,13 +259,19 @@ def param_value(text: str | None) -> Any:
         return text
 
 
-def varying_params(runs: pl.DataFrame) -> list[str]:
-    """The ``params.*`` columns whose value is not the same in every run, leaving out the parameters
-    a family derived from the config (tag ``dynsweep.derived_params``: they follow the swept ones)."""
+def derived_params(runs: pl.DataFrame) -> set[str]:
+    """The ``params.*`` columns a family derived from the config (tag ``dynsweep.derived_params``):
+    they follow the swept parameters, so tables of what varies leave them out."""
     derived: set[str] = set()
     if "tags.dynsweep.derived_params" in runs.columns:
         for names in runs["tags.dynsweep.derived_params"].drop_nulls().unique().to_list():
             derived |= {f"params.{n}" for n in str(names).split(",") if n}
+    return derived
+
+
+def varying_params(runs: pl.DataFrame) -> list[str]:
+    """The ``params.*`` columns whose value is not the same in every run (derived ones left out)."""
+    derived = derived_params(runs)
     return [c for c in runs.columns if c.startswith("params.") and c not in derived and runs[c].n_unique() > 1]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from .source import varying_params
+from .source import derived_params, varying_params
 
 GENERALISATION = {"mean": "accel_err_mean", "theta_deg": "theta_deg", "radial_pct": "radial_pct",
                   "skewness": "accel_err_skew", "pearson_sk1": "accel_err_pearson_sk1",
@@ -131,11 +131,12 @@ def _reported(column: pl.Series) -> bool:
 
 
 def diff(runs: pl.DataFrame, parent_tags: dict[str, str] | None = None) -> pl.DataFrame:
-    """Rows: the parameters, dataset hashes, code commit, versions and device that differ between ``runs``
-    (N-way); columns: one per run (its short id / trial)."""
+    """Rows: the parameters (not those derived from the config), dataset hashes, code commit, versions
+    and device that differ between ``runs`` (N-way); columns: one per run (its short id / trial)."""
     keys = [c for c in runs.columns if c.startswith(("params.", "tags.dynsweep.version.")) or c.endswith("_sha256")
             or c in ("tags.mlflow.source.git.commit", "tags.device")]
-    differing = [k for k in keys if runs[k].n_unique() > 1]
+    derived = derived_params(runs)
+    differing = [k for k in keys if k not in derived and runs[k].n_unique() > 1]
     names = [f"{r[:8]}" + (f" ({t})" if t else "") for r, t in
              zip(runs["run_id"], runs["tags.trial_id"] if "tags.trial_id" in runs.columns else [None] * len(runs))]
     data: dict[str, list[Any]] = {"key": [k.split(".", 1)[1] for k in differing]}
