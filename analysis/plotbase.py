@@ -105,11 +105,14 @@ class Context:
 
 
 def evaluated_mask(runs: pl.DataFrame) -> pl.Expr:
-    """Runs that reached their final evaluation: any ``test/`` metric, or a last ``step`` equal to
-    the run's ``total_steps`` (families whose final metrics have no ``test/`` prefix)."""
+    """Runs that reached their final evaluation: any ``test/`` metric, a last ``step`` equal to the
+    run's ``total_steps`` (families whose final metrics have no ``test/`` prefix), or a run that its
+    family's patience rule ended (``stopped_early`` = 1)."""
     conds = [pl.col(c).is_not_null() for c in runs.columns if c.startswith("metrics.test/")]
     if {"metrics.step", "metrics.total_steps"} <= set(runs.columns):
         conds.append(pl.col("metrics.step") >= pl.col("metrics.total_steps"))
+    if "metrics.stopped_early" in runs.columns:  # patience ended training: the best model was evaluated
+        conds.append(pl.col("metrics.stopped_early") == 1.0)
     return pl.any_horizontal(conds) if conds else pl.lit(False)
 
 

@@ -8,11 +8,13 @@ checkpoint, changed by ``--set`` (another solver or tolerance, other horizons, m
 orbits) and validated before any work; ``--datasets`` adds data to test on, by the family's names
 (``train``, ``val``, other test sets: see the family's ``evaluate`` hook).
 
-The family's own final evaluation then runs on the stored model (``evaluate`` hook of the
+The family's own final evaluation then runs on the stored model (its best-on-validation weights
+when the checkpoint carries them: a trial that ASHA stopped saved its latest weights besides) (``evaluate`` hook of the
 registry): the same metric names and artefacts as the run's last report, so with no change the
-values equal the run's own, bit for bit on CPU (torch's threads are set to the run's). The result
-goes to ``--run-dir`` (``metrics.json``, ``config.yaml``, ``artifacts/``; by default
-``<run folder>/evaluations/<time>``, or ``<storage>/evaluate/<run id>-<time>`` for a tracked run)
+values equal the run's own, bit for bit on CPU (for a tracked run torch's threads are set to the
+run's; give ``--threads`` for a folder trained with other than torch's default). The result goes to
+``--run-dir`` (``metrics.json``, ``config.yaml``, ``artifacts/``; by default
+``<run folder>/evaluations/<time>``, or ``<storage>/evaluate/<run id[:8]>-<time>`` for a tracked run)
 and, for a tracked run, to MLflow as an evaluation run nested under the original trial (tags
 ``dynsweep.kind = evaluation``, ``dynsweep.evaluates = <run id>``): not a new training run.
 """

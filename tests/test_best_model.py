@@ -50,6 +50,23 @@ def test_without_validation_the_latest_model_is_kept() -> None:
     assert best.best_step == 15 and not best.stop
 
 
+def test_a_nan_after_a_finite_value_never_becomes_the_best() -> None:
+    model = torch.nn.Linear(1, 1)
+    best = BestModel(patience=3)
+    assert best.observe(0.5, 10, model)
+    assert not best.observe(math.nan, 20, model)            # a diverging validation: no improvement
+    assert best.observe(0.4, 30, model)                     # and a later finite value still counts
+    assert (best.best_val, best.best_step, best.bad_reports) == (0.4, 30, 0)
+
+
+def test_older_checkpoints_resume() -> None:
+    assert BestModel.from_state(2, 0.37).best_val == 0.37  # regression kept a plain value
+    weights = {"weight": torch.ones(1, 1), "bias": torch.zeros(1)}
+    old_pendulum = {"best_val": 0.2, "best_step": 40, "bad_reports": 1, "best_model": weights, "stream": None}
+    best = BestModel.from_state(10, old_pendulum)
+    assert (best.best_val, best.best_step, best.bad_reports) == (0.2, 40, 1) and best.weights is weights
+
+
 def test_cosine_schedule_ends_at_min_lr() -> None:
     assert scheduled_lr("cosine", 1e-2, 1e-4, 0.0) == pytest.approx(1e-2)
     assert scheduled_lr("cosine", 1e-2, 1e-4, 0.5) == pytest.approx((1e-2 + 1e-4) / 2)
@@ -103,8 +120,27 @@ def test_early_stopping_stops_where_the_rule_says_and_the_best_model_is_checkpoi
     assert last[f"best_{metric}"] == pytest.approx(best_val)
     assert final == {k: v for k, v in last.items() if k != "step"}
 
-    # the final checkpoint holds the best model (the one the last report's test metrics describe)
+    # the final checkpoint holds the best model (the one the last report's test metrics describe), and
+    # says training is over (a resume from it trains no further)
     saved = checkpoint.load(reporter.checkpoint_path)
-    assert saved["step"] == stop_at
+    assert saved["step"] == config["steps"]
     for name, tensor in saved["best"]["weights"].items():
         assert torch.equal(saved["model"][name], tensor), name
+    again = LocalReporter(tmp_path / "again", resume_from=reporter.checkpoint_path, progress=False)
+    family_run(family)(config, again)
+    assert again.history == []
+
+
+def test_evaluate_uses_the_best_weights_of_a_checkpoint_saved_mid_training(tmp_path: Path) -> None:
+    """A trial ASHA stopped (or one interrupted) saved its latest weights as ``model``; evaluation
+    uses the best-on-validation ones it carries."""
+    from trainables.common.best import load_evaluated
+
+    model, other = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    best = BestModel(patience=0)
+    best.observe(0.1, 5, model)
+    with torch.no_grad():
+        model.weight.add_(1.0)                               # trained on, got worse
+    checkpoint.save_training(tmp_path, 9, {"model": model}, {}, best=best.state())
+    load_evaluated(tmp_path, other)
+    assert torch.equal(other.weight, best.weights["weight"]) and not torch.equal(other.weight, model.weight)

@@ -210,6 +210,9 @@ def test_hdf5_success_flag_aliases_and_several_files(tmp_path: Path, capsys: pyt
     assert main(["data", "hdf5-to-parquet", str(tmp_path / "a.h5"), "--out", str(tmp_path / "x.parquet"),
                  "--alias", "cot=no/such/output"]) == 2
     assert "alias for no/such/output: no such output" in capsys.readouterr().err
+    assert main(["data", "hdf5-to-parquet", str(tmp_path / "a.h5"), "--out", str(tmp_path / "y.parquet"),
+                 "--alias", "stride=metabolic/cot/MA/mean"]) == 2
+    assert "alias stride is already a column name" in capsys.readouterr().err
 
 
 def test_demo_is_deterministic_and_refuses_overwrite(tmp_path: Path) -> None:

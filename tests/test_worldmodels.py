@@ -249,3 +249,14 @@ def test_parameter_and_initial_state_ranges_are_configurable(tmp_path: Path) -> 
         WorldConfig.from_dict({**base, "param_ranges": {"g": [9, 10]}})
     with pytest.raises(ConfigError, match=r"config.initial_ranges.theta: expected \[low, high\]"):
         WorldConfig.from_dict({**base, "initial_ranges": {"theta": 2}})
+
+
+def test_default_initial_states_are_the_draws_they_always_were() -> None:
+    """Configurable ranges must not change the datasets that existing names stand for."""
+    from trainables.worldmodels.envs import ENVS
+
+    env = ENVS["oscillator"]
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    p = env.draw_params(a, 5)
+    b.uniform(0.5, 2.0, 5), b.uniform(0.5, 2.0, 5)       # the parameter draws, as before
+    assert np.array_equal(env.draw_initial(a, 5, p), b.uniform(-1, 1, (5, 2)))

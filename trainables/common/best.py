@@ -9,17 +9,20 @@ evaluates those: the final ``test/`` metrics describe the best-on-validation mod
 checkpoint holds it. A run without validation data (the value is NaN) keeps the latest model.
 
 The state (:meth:`BestModel.state`) goes into every checkpoint as the extra ``best``, so a
-resumed run keeps the same best model and patience count as an uninterrupted one.
+resumed run keeps the same best model and patience count as an uninterrupted one. A run without
+validation data keeps its latest model, and patience never stops it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import checkpoint
 from .errors import ConfigError
 
 
@@ -42,14 +45,26 @@ class BestModel:
     weights: dict[str, torch.Tensor] | None = None
 
     def observe(self, value: float, step: int, model: torch.nn.Module) -> bool:
-        """Record the validation ``value`` at ``step``; returns whether it is the best so far (a NaN
-        value, no validation data, counts as best: the latest model is kept)."""
-        if math.isnan(value) or value < self.best_val:
-            self.best_val, self.best_step, self.bad_reports = value, step, 0
-            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        """Record the validation ``value`` at ``step``; returns whether it is the best so far.
+
+        NaN means "no validation value": before any finite value (a run without validation data)
+        the latest model is kept and patience does not count; after one, a NaN is a report without
+        improvement (it never replaces a finite best)."""
+        if math.isnan(value):
+            if math.isinf(self.best_val):
+                self.best_step, self.weights = step, self._copy(model)
+                return True
+            self.bad_reports += 1
+            return False
+        if value < self.best_val:
+            self.best_val, self.best_step, self.bad_reports, self.weights = value, step, 0, self._copy(model)
             return True
         self.bad_reports += 1
         return False
+
+    @staticmethod
+    def _copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @property
     def stop(self) -> bool:
@@ -75,12 +90,34 @@ class BestModel:
                 "weights": self.weights}
 
     @classmethod
-    def from_state(cls, patience: int, state: dict[str, Any] | None) -> "BestModel":
-        """The tracker a checkpoint saved (``state``), or a fresh one when ``state`` is None."""
-        if not state:
+    def from_state(cls, patience: int, state: Any) -> "BestModel":
+        """The tracker a checkpoint saved (``state``), or a fresh one when ``state`` is None. Older
+        checkpoints are read too: a plain best value (regression) and the pendulum's ``best_model``
+        layout (its extras passed whole)."""
+        if state is None or (isinstance(state, dict) and not state):
             return cls(patience)
-        return cls(patience, float(state["best_val"]), int(state["best_step"]), int(state["bad_reports"]),
-                   state.get("weights"))
+        if isinstance(state, (int, float)):
+            return cls(patience, float(state))
+        weights = state.get("weights", state.get("best_model"))
+        return cls(patience, float(state.get("best_val", math.inf)), int(state.get("best_step", 0)),
+                   int(state.get("bad_reports", 0)), weights)
+
+
+
+def load_evaluated(folder: str | Path, model: torch.nn.Module, name: str = "model") -> None:
+    """Load into ``model`` the weights a checkpoint's evaluation uses (``dynsweep evaluate``): the
+    best-on-validation model the checkpoint carries (a trial that ASHA stopped, or that was
+    interrupted, saved its latest weights as ``name``), else ``name`` (at the end of training the
+    two are the same).
+
+    Raises:
+        CheckpointError: no such part, or it does not fit ``model``.
+    """
+    state = checkpoint.load(folder)
+    best = state.get("best")
+    if isinstance(best, dict) and best.get("weights") is not None:
+        state = {**state, name: best["weights"]}
+    checkpoint.apply_parts(state, {name: model}, Path(folder) / checkpoint.CHECKPOINT_FILE)
 
 
 def check_stopping(patience: int, min_lr: float, lr: float) -> None:

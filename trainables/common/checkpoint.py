@@ -98,7 +98,16 @@ def load_parts(folder: str | Path, parts: Mapping[str, Any]) -> dict[str, Any]:
         CheckpointError: a part missing, or not fitting the object built from the saved config.
     """
     state = load(folder)
-    path = Path(folder) / CHECKPOINT_FILE
+    apply_parts(state, parts, Path(folder) / CHECKPOINT_FILE)
+    return state
+
+
+def apply_parts(state: dict[str, Any], parts: Mapping[str, Any], path: Path) -> None:
+    """Load ``state[name]`` into each of ``parts`` (``path``: the file, for the errors).
+
+    Raises:
+        CheckpointError: a part missing, or not fitting the object built from the saved config.
+    """
     for name, part in parts.items():
         if name not in state:
             raise CheckpointError(f"{path}: not a checkpoint of this family (no {name} in it)")
@@ -107,7 +116,6 @@ def load_parts(folder: str | Path, parts: Mapping[str, Any]) -> dict[str, Any]:
         except (RuntimeError, ValueError, KeyError, TypeError) as err:
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"{path}: its {name!r} does not fit the config it was saved with ({first})") from None
-    return state
 
 
 def restore_training(folder: str | Path | None, parts: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:

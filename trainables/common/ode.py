@@ -189,7 +189,8 @@ def tsit5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poin
             if s == j:
                 outputs.append(y1)
                 j += 1
-        h = step * _factor(ratio)
+        # a step shortened to land on an output point does not shrink the next one
+        h = max(h, step * _factor(ratio)) if step < h and ratio <= 1.0 else step * _factor(ratio)
     return torch.stack(outputs, dim=1), nfe
 
 

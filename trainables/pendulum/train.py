@@ -22,7 +22,7 @@ import polars as pl
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.best import BestModel
+from trainables.common.best import BestModel, load_evaluated
 from trainables.common.errors import ConfigError, DivergedError
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
@@ -53,7 +53,7 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
                                                          patience=cfg.plateau_patience, min_lr=cfg.min_lr)
     parts = {"model": model, "optimizer": optimizer, "plateau": plateau}
     step, extras = checkpoint.restore_training(reporter.restore_dir(), parts)
-    best = BestModel.from_state(cfg.patience, extras.get("best"))
+    best = BestModel.from_state(cfg.patience, extras.get("best", extras if "best_model" in extras else None))
     reporter.tags({"dataset_sha256": ds.content_hash})
     if step == 0:
         model.set_normaliser(stream.fit_normaliser())  # training simulations only
@@ -89,7 +89,8 @@ def run(config: Mapping[str, Any] | PendulumConfig, reporter: Reporter) -> dict[
             best.restore(model)  # the best-on-validation model is the one evaluated
             last.update(evaluate(model, ds, test_sims, cfg, use_params, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, parts, cfg.to_dict(), best=best.state(), stream=stream.state())
+            checkpoint.save_training(ckpt, cfg.steps if stop else step, parts, cfg.to_dict(),  # stopped: finished
+                                     best=best.state(), stream=stream.state())
             reporter.report(step, last, ckpt)
         losses, windows, t0 = [], 0, time.perf_counter()
         if stop:
@@ -113,7 +114,7 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
                                                            cfg.test_fraction, cfg.seed)))
     use_params = _params_vary(ds)
     model = _model(cfg, use_params).to(pick_device(cfg.device))
-    checkpoint.load_parts(folder, {"model": model})
+    load_evaluated(folder, model)  # the best-on-validation weights
     out = evaluate(model, ds, splits["test"], cfg, use_params, artifact_dir)
     for name in datasets:
         if name in splits:

@@ -129,6 +129,12 @@ def convert(h5_paths: str | Path | Sequence[str | Path], out_path: str | Path, o
     assert params is not None
     outputs = sorted({k for r in rows for k in r} - set(params) - {"param_id", "file_index"})
     renames = {old: new for new, old in (aliases or {}).items()}
+    if len(renames) != len(aliases or {}):
+        raise DataError(f"{paths[0]}: two aliases name the same output: {aliases}")
+    taken = (set(outputs) - set(renames)) | set(params) | {"param_id", "file_index"}
+    clashes = sorted(new for new in renames.values() if new in taken)
+    if clashes:
+        raise DataError(f"{paths[0]}: alias {', '.join(clashes)} is already a column name")
     unknown = sorted(set(renames) - set(outputs))
     if unknown:
         raise DataError(f"{paths[0]}: alias for {', '.join(unknown)}: no such output; outputs: {', '.join(outputs)}")

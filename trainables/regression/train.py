@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.best import BestModel
+from trainables.common.best import BestModel, load_evaluated
 from trainables.common.errors import DivergedError
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
@@ -96,7 +96,8 @@ def run(config: Mapping[str, Any] | RegressionConfig, reporter: Reporter) -> dic
         if final:
             write_predictions(reporter.artifact_dir(), model, xn, table, train_rows, val_rows, cfg)
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best.state())
+            checkpoint.save_training(ckpt, cfg.steps if final else step, state, cfg.to_dict(),  # final: finished
+                                     best=best.state())
             reporter.report(step, last, ckpt)
         window, terms, t0 = [], [], time.perf_counter()
         if final:
@@ -108,8 +109,8 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
                         artifact_dir: Path) -> dict[str, float]:
     """The family's ``evaluate`` hook (``dynsweep evaluate``): the model of checkpoint ``folder``
     evaluated as at the end of training (the validation metrics, predictions and exported model;
-    the same names as the run's last report); each of ``datasets`` adds ``test/<name>/rmse``,
-    ``mae``, ``rmse_<output>`` (and ``clean_rmse`` with clean-truth columns): ``train`` (the run's
+    the same names as the run's last report); each of ``datasets`` adds ``test/<name>/loss``,
+    ``rmse``, ``mae``, ``rmse_<output>`` (and ``clean_rmse`` with clean-truth columns): ``train`` (the run's
     training rows) or another table with the same columns (a path, or a name under the datasets
     folder; every row)."""
     cfg = RegressionConfig.from_dict(config)
@@ -117,7 +118,7 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
     table = load_table(resolve(cfg.dataset, cfg.demo(), cfg.datasets_root), cfg.inputs, cfg.outputs, cfg.clean())
     train_rows, val_rows = split_rows(len(table.x), cfg.val_fraction, cfg.seed, cfg.validate_on_train)
     model = _model(cfg).to(pick_device(cfg.device))
-    checkpoint.load_parts(folder, {"model": model})
+    load_evaluated(folder, model)  # the best-on-validation weights
     xn, yn = _normalised(model, table)
     out = _evaluate(model, xn, yn, table, val_rows, cfg)
     write_predictions(artifact_dir, model, xn, table, train_rows, val_rows, cfg)

@@ -184,7 +184,9 @@ def _generalise(net: StepNet, optimizer: torch.optim.Optimizer, buffer: dict[str
         optimizer.step()
         losses.append(loss.item())
         phase2 += 1
-    return phase2, False
+    with torch.no_grad():  # the last update may have brought every state into the band
+        _, _, errs = step_error(states["q"], states["v"], m, net(states["x"]), e_scale)
+    return phase2, bool(((errs <= cfg.energy_threshold) & (errs >= cfg.band_low * cfg.energy_threshold)).all())
 
 
 def minibatches(n: int, batch_size: int, rng: torch.Generator, sampling: str) -> Iterator[torch.Tensor]:

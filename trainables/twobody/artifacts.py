@@ -41,6 +41,7 @@ HEAD_OUTPUTS = ArtifactFormat(
     pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("sample", pa.int32()),
                ("true_anomaly_deg", pa.float64()), ("m0", pa.float64()), ("a_radial_km_s2", pa.float64()),
                ("inward_angle_deg", pa.float64()), ("accel_err_pct", pa.float64())]),
-    "along the first 8 orbits of each test set: the MLP's first output m0 (the magnitude of a 4D head), the "
+    "along the first 8 orbits of each test set: the MLP's raw first output m0 (before the head's link: the "
+    "magnitude of a 4D head), the "
     "learned radial acceleration (km/s^2, > 0 outward), its angle from straight inward (deg), the error (%)")
 FORMATS = (PER_POINT, ROLLOUT, FIELD_GRID, TRAINING_ORBITS, PER_ORBIT, HEAD_OUTPUTS)

@@ -125,10 +125,11 @@ class TwoBodyConfig(FamilyConfig):
         if self.magnitude_rescale not in MAGNITUDE_RESCALES:
             raise ConfigError(f"config.magnitude_rescale: {self.magnitude_rescale!r} is not allowed; allowed: "
                               f"{', '.join(MAGNITUDE_RESCALES)}")
-        if self.magnitude_bound is not None and (not self.magnitude_bound > 0 or
-                                                 self.head not in MAGNITUDE_DIRECTION_HEADS):
+        if self.magnitude_bound is not None and (not self.magnitude_bound > 0 or self.head == "mlp_4D_activation"
+                                                 or self.head not in MAGNITUDE_DIRECTION_HEADS):
             raise ConfigError(f"config.magnitude_bound: {self.magnitude_bound!r} needs a value > 0 and a magnitude/"
-                              f"direction head (mlp_4D_...), not head {self.head!r}")
+                              f"direction head (mlp_4D_..., not mlp_4D_activation, whose link is the activation), "
+                              f"not head {self.head!r}")
         for term in PENALTY_TERMS:
             if not getattr(self, f"w_{term}") >= 0:
                 raise ConfigError(f"config.w_{term}: {getattr(self, f'w_{term}')!r} must be >= 0")
@@ -138,9 +139,12 @@ class TwoBodyConfig(FamilyConfig):
         for key, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"config.{key}: {value!r} must be > 0")
-        if self.adjoint and self.solver not in ("dopri5", "torchdiffeq_dopri5"):
-            raise ConfigError(f"config.adjoint: the adjoint integrates with dopri5; solver {self.solver!r} has none "
-                              "(use solver: dopri5, or adjoint: false)")
+        if self.adjoint and self.solver == "tsit5":
+            raise ConfigError("config.adjoint: the adjoint runs through torchdiffeq, which has no tsit5; use solver "
+                              "dopri5, torchdiffeq_dopri5 or rk4 with the adjoint, or adjoint: false")
+        if self.min_lr > 0 and self.lr_schedule == "constant":
+            raise ConfigError(f"config.min_lr: {self.min_lr!r} has no effect with lr_schedule: constant; "
+                              "use lr_schedule: cosine (decays to min_lr), or leave min_lr at 0")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"config.val_fraction: {self.val_fraction!r} must be in [0, 1)")
         if self.harmonic_order < 1:

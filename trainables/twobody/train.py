@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.best import BestModel
+from trainables.common.best import BestModel, load_evaluated
 from trainables.common.errors import ConfigError, DivergedError
 from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
@@ -113,9 +113,10 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
                 last.update(evaluate(field, cfg, data.r_range_km, None))
                 field.train()
             reported = step
-            if phase_over and not final:
-                best.reset()
-                step = ends[p]  # the checkpoint resumes at the next phase (patience may end a phase early)
+            if phase_over:  # the checkpoint resumes at the next phase or at the end (patience may end either early)
+                step = ends[p]
+                if not final:
+                    best.reset()
             with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
                 checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best.state())
                 reporter.report(reported, last, ckpt)
@@ -154,7 +155,7 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
     cfg = cfg.with_(test_datasets=list(dict.fromkeys([*cfg.test_datasets, *extra])))
     torch.manual_seed(cfg.seed)
     field = VectorField(cfg).to(device=pick_device(cfg.device), dtype=getattr(torch, cfg.dtype))
-    checkpoint.load_parts(folder, {"model": field})
+    load_evaluated(folder, field)  # the best-on-validation weights
     return final_evaluation(field, cfg, TrainingData.load(cfg), artifact_dir)
 
 

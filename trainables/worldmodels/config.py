@@ -79,6 +79,9 @@ class WorldConfig(FamilyConfig):
         if not self.lr > 0 or (self.dt is not None and not self.dt > 0):
             raise ConfigError("config.lr and config.dt must be > 0")
         check_stopping(self.patience, self.min_lr, self.lr)
+        if self.min_lr > 0 and self.lr_schedule == "constant":
+            raise ConfigError(f"config.min_lr: {self.min_lr!r} has no effect with lr_schedule: constant; "
+                              "use lr_schedule: cosine (decays to min_lr), or leave min_lr at 0")
         try:
             self.data_spec()  # the data settings, ranges included, checked now
         except ConfigError as err:

@@ -173,7 +173,7 @@ def _spaceship_initial(rng: np.random.Generator, n: int, p: Params, ranges: dict
 ENVS: dict[str, Env] = {
     "oscillator": Env("oscillator", ("x", "v"), 3, {"k": (0.5, 2.0), "m": (0.5, 2.0)}, _oscillator_deriv,
                       lambda s, p: 0.5 * p["m"] * s[:, 1] ** 2 + 0.5 * p["k"] * s[:, 0] ** 2,
-                      lambda rng, n, p, r: np.stack([rng.uniform(*r["x"], n), rng.uniform(*r["v"], n)], 1),
+                      lambda rng, n, p, r: rng.uniform([r["x"][0], r["v"][0]], [r["x"][1], r["v"][1]], (n, 2)),
                       {"x": (-1.0, 1.0), "v": (-1.0, 1.0)}),
     "pendulum": Env("pendulum", ("theta", "omega"), 3, {"l": (0.5, 1.5), "m": (0.5, 1.5)}, _pendulum_deriv,
                     lambda s, p: 0.5 * p["m"] * p["l"] ** 2 * s[:, 1] ** 2

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.best import BestModel
+from trainables.common.best import BestModel, load_evaluated
 from trainables.common.errors import ConfigError, DivergedError
 from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
-from .config import WorldConfig, dataset_folder, named_folder
+from .config import WorldConfig, dataset_folder
 from .data import Sequences, load
 from .envs import ENVS
 from .metrics import evaluate
@@ -88,7 +88,8 @@ def run(config: Mapping[str, Any] | WorldConfig, reporter: Reporter) -> dict[str
             best.restore(model)  # the best-on-validation model is the one evaluated (and checkpointed)
             last.update(evaluate(model, env, test, cfg.eval_horizons, reporter.artifact_dir(), cfg.dt_factors))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
-            checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=best.state())
+            checkpoint.save_training(ckpt, cfg.steps if final else step, state, cfg.to_dict(),  # final: finished
+                                     best=best.state())
             reporter.report(step, last, ckpt)
         losses, t0 = [], time.perf_counter()
         if final:
@@ -110,16 +111,17 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
     folder_data = dataset_folder(cfg)
     train = load(folder_data, "train", env)
     model = _model(cfg, len(train.param_names)).to(pick_device(cfg.device))
-    checkpoint.load_parts(folder, {"model": model})
+    load_evaluated(folder, model)  # the best-on-validation weights
     out = evaluate(model, env, load(folder_data, "test", env), cfg.eval_horizons, artifact_dir, cfg.dt_factors)
     for name in datasets:
         if name in ("train", "val", "test"):
             seqs = load(folder_data, name, env)
         else:
-            other = named_folder(dataclasses.replace(cfg, dataset=name))
-            if not (other / "test.parquet").is_file():
-                raise ConfigError(f"--datasets {name}: no world-model dataset at {other} (no test.parquet); "
-                                  "give train, val, test or a dataset folder")
+            try:  # a dataset folder of the same env (checked)
+                other = dataset_folder(dataclasses.replace(cfg, dataset=name))
+            except ConfigError as err:
+                raise ConfigError(f"--datasets {name}: {str(err).removeprefix('config.dataset: ')}; give train, val, "
+                                  "test or a dataset folder of the same environment") from None
             seqs = load(other, "test", env)
         (artifact_dir / name).mkdir(parents=True, exist_ok=True)
         metrics = evaluate(model, env, seqs, cfg.eval_horizons, artifact_dir / name, cfg.dt_factors)
