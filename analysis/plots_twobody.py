@@ -133,7 +133,7 @@ def anomaly(ctx: Context) -> Figure:
         ax_m0.plot(nu, orbit["m0"], color=color, lw=1)
         a_r = orbit["a_radial_km_s2"].to_numpy()
         ax_r.plot(nu, a_r, color=color, lw=1, label=f"orbit {orbit['orbit_id'][0]}")
-        flip = (a_r > 0) != np.roll(a_r > 0, 1)
+        flip = orbit["sign_flip"].to_numpy()
         ax_r.scatter(nu[flip], a_r[flip], color=color, marker="x", s=40, zorder=3)
     ax_err.set(ylabel="acceleration error (%)", yscale="log")
     ax_m0.set(ylabel="head output m0")

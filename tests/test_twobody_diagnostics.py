@@ -57,5 +57,8 @@ def test_a_real_evaluation_writes_the_breakdowns(tmp_path: Path) -> None:
     assert -1 <= final[prefix + "orbit_err_vs_e"] <= 1 and final[prefix + "rollout_accel_err_pct"] > 0
     heads = pl.read_parquet(reporter.artifact_dir() / "head_outputs.parquet")
     assert heads["orbit_id"].n_unique() == 8 and heads["inward_angle_deg"].is_between(0, 180).all()
+    flips = heads.group_by("orbit_id").agg(pl.col("sign_flip").sum()).sort("orbit_id")
+    per = orbits.filter(pl.col("orbit_id").is_in(flips["orbit_id"].to_list())).sort("orbit_id")
+    assert flips["sign_flip"].to_list() == per["sign_flips"].to_list()
     outward = (heads["a_radial_km_s2"] > 0).to_numpy()
     assert np.array_equal(outward, (heads["inward_angle_deg"] > 90).to_numpy())

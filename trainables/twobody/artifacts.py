@@ -40,8 +40,9 @@ HEAD_OUTPUTS = ArtifactFormat(
     "twobody.head_outputs", 1, "head_outputs.parquet",
     pa.schema([("dataset", pa.string()), ("orbit_id", pa.int32()), ("sample", pa.int32()),
                ("true_anomaly_deg", pa.float64()), ("m0", pa.float64()), ("a_radial_km_s2", pa.float64()),
-               ("inward_angle_deg", pa.float64()), ("accel_err_pct", pa.float64())]),
+               ("inward_angle_deg", pa.float64()), ("accel_err_pct", pa.float64()), ("sign_flip", pa.bool_())]),
     "along the first 8 orbits of each test set: the MLP's raw first output m0 (before the head's link: the "
     "magnitude of a 4D head), the "
-    "learned radial acceleration (km/s^2, > 0 outward), its angle from straight inward (deg), the error (%)")
+    "learned radial acceleration (km/s^2, > 0 outward), its angle from straight inward (deg), the error (%), "
+    "whether the radial acceleration changed sign since the previous sample (cyclically)")
 FORMATS = (PER_POINT, ROLLOUT, FIELD_GRID, TRAINING_ORBITS, PER_ORBIT, HEAD_OUTPUTS)

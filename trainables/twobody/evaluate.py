@@ -17,7 +17,7 @@ from .config import TwoBodyConfig
 from .constants import AU, MU_EARTH
 from .data import STATE_SCALE, to_canonical
 from .dataset import OrbitArrays, load_named
-from .diagnostics import HEAD_ORBITS, inward_angle_deg, orbit_diagnostics, radial_component
+from .diagnostics import HEAD_ORBITS, inward_angle_deg, orbit_diagnostics, radial_component, sign_flips
 from .metrics import field_metrics, invariance_gaps, rollout_metrics, test_set_label, true_anomaly_deg
 from .model import VectorField, integrate
 
@@ -100,6 +100,7 @@ def _add_head_outputs(out: dict[str, list[np.ndarray]], field: VectorField, labe
     out["a_radial_km_s2"].append(radial_component(a_pred[:n], pos).reshape(-1))
     out["inward_angle_deg"].append(inward_angle_deg(a_pred[:n], pos).reshape(-1))
     out["accel_err_pct"].append(err[:n].reshape(-1))
+    out["sign_flip"].append(sign_flips(radial_component(a_pred[:n], pos)).reshape(-1))
 
 
 def _add_rollout(out: dict[str, list[np.ndarray]], label: str, orbits: OrbitArrays, pred: np.ndarray) -> None:
