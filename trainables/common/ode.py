@@ -78,6 +78,14 @@ def _try_step(func: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, k1:
     return ks, y1, ratio
 
 
+def _check_step(attempts: int, max_steps: int, s: float, h: float) -> None:
+    """Refuse attempt number ``attempts`` beyond ``max_steps``, or a step ``h`` too small to move ``s``."""
+    if attempts > max_steps:
+        raise IntegrationError(f"max_num_steps exceeded ({attempts - 1}>={max_steps})")
+    if s + h <= s:
+        raise IntegrationError(f"underflow in dt {h}")
+
+
 def _factor(ratio: float) -> float:
     """The step-size controller: safety 0.9, growth <= 10, shrink >= 0.2, no shrink on acceptance."""
     return 10.0 if ratio == 0.0 else min(10.0, max(1.0 if ratio < 1.0 else 0.2, 0.9 * ratio ** -0.2))
@@ -122,10 +130,7 @@ def dopri5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poi
     y, s, outputs, j, attempts = y0, 0.0, [y0], 1, 0
     while j < n_points:
         attempts += 1
-        if attempts > max_steps:
-            raise IntegrationError(f"max_num_steps exceeded ({attempts - 1}>={max_steps})")
-        if s + h <= s:
-            raise IntegrationError(f"underflow in dt {h}")
+        _check_step(attempts, max_steps, s, h)
         ks, y1, ratio = _try_step(func, y, k1, h, _A, _ERR, rtol, atol)
         k7 = ks[-1]
         nfe += 6
@@ -177,11 +182,8 @@ def tsit5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poin
     y, s, outputs, j, attempts = y0, 0.0, [y0], 1, 0
     while j < n_points:
         attempts += 1
-        if attempts > max_steps:
-            raise IntegrationError(f"max_num_steps exceeded ({attempts - 1}>={max_steps})")
         step = min(h, j - s)
-        if s + step <= s:
-            raise IntegrationError(f"underflow in dt {step}")
+        _check_step(attempts, max_steps, s, step)
         ks, y1, ratio = _try_step(func, y, k1, step, _TS_A, _TS_ERR, rtol, atol)
         nfe += 6
         if ratio <= 1.0:

@@ -24,6 +24,7 @@ import torch
 from trainables.common import checkpoint
 from trainables.common.best import BestModel, load_evaluated
 from trainables.common.errors import ConfigError, DivergedError
+from trainables.common.metric_names import under_dataset
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
@@ -127,7 +128,7 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
                               "the model's inputs say otherwise; evaluate on a dataset like the training one")
         (artifact_dir / name).mkdir(parents=True, exist_ok=True)
         metrics = evaluate(model, other, sims, cfg, use_params, artifact_dir / name)
-        out.update({f"test/{name}/{k.removeprefix('test/')}": v for k, v in metrics.items()})
+        out.update(under_dataset(metrics, name))
     return out
 
 

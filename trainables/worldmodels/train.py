@@ -27,6 +27,7 @@ from trainables.common import checkpoint
 from trainables.common.best import BestModel, load_evaluated
 from trainables.common.errors import ConfigError, DivergedError
 from trainables.common.lr import scheduled_lr
+from trainables.common.metric_names import under_dataset
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
@@ -125,7 +126,7 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
             seqs = load(other, "test", env)
         (artifact_dir / name).mkdir(parents=True, exist_ok=True)
         metrics = evaluate(model, env, seqs, cfg.eval_horizons, artifact_dir / name, cfg.dt_factors)
-        out.update({f"test/{name}/{k.removeprefix('test/')}": v for k, v in metrics.items()})
+        out.update(under_dataset(metrics, name))
     return out
 
 
