@@ -71,18 +71,32 @@ def _spec(name: str, storage: Path, steps: int, grid: bool, seed: int, samples: 
     return spec
 
 
-def _launch(spec: dict[str, Any], folder: Path) -> float:
-    """Run one sweep as a user would (``dynsweep launch``); returns its wall time (s)."""
+def _launch(spec: dict[str, Any], folder: Path, storage: Path) -> float:
+    """Run one sweep as a user would (``dynsweep launch``), or continue it (``dynsweep resume``) when
+    ``storage`` already holds an unfinished one; a finished one is kept as it is. Returns its wall
+    time (s), summed over every run of this benchmark that worked on it (``<storage>/walls.json``)."""
     import yaml
 
-    path = folder / f"{spec['name']}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    sweep, walls_path = storage / spec["name"], storage / "walls.json"
+    walls = json.loads(walls_path.read_text()) if walls_path.exists() else {}
+    state = json.loads((sweep / "sweep.json").read_text()).get("state") if (sweep / "sweep.json").exists() else None
+    if state == "finished":
+        print(f"  {spec['name']}: already finished in {sweep}, kept", flush=True)
+        return float(walls.get(spec["name"], float("nan")))
+    if state is None:
+        path = folder / f"{spec['name']}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        cmd = ["launch", str(path)]
+    else:
+        print(f"  {spec['name']}: {state} in {sweep}, resuming it", flush=True)
+        cmd = ["resume", str(sweep)]
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "search.cli", "launch", str(path), "--num-cpus", "2",
-                          "--progress-every", "60"], cwd=ROOT, text=True, capture_output=True)
-    wall = time.perf_counter() - t0
+    out = subprocess.run([sys.executable, "-m", "search.cli", *cmd, "--num-cpus", "2", "--progress-every", "60"],
+                         cwd=ROOT, text=True, capture_output=True)
+    wall = time.perf_counter() - t0 + float(walls.get(spec["name"], 0.0))
     if out.returncode != 0:
         raise SystemExit(f"{spec['name']} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    walls_path.write_text(json.dumps({**walls, spec["name"]: wall}))
     print(f"  {spec['name']}: {wall:.0f} s wall", flush=True)
     return wall
 
@@ -170,7 +184,9 @@ def main() -> None:
     ap.add_argument("--metric", choices=["val_accel_err", "val_loss"], default="val_accel_err",
                     help="what ASHA and Optuna rank by, and how the best trial is picked (default val_accel_err)")
     ap.add_argument("--storage", type=Path, default=None, metavar="DIR",
-                    help="keep the sweeps under DIR (default: a temporary folder, removed at the end)")
+                    help="keep the sweeps under DIR (default: a temporary folder, removed at the end); run again "
+                         "with the same DIR to continue a benchmark that was killed: finished sweeps are kept, "
+                         "an unfinished one is resumed")
     ap.add_argument("--report-only", type=Path, default=None, metavar="STORAGE",
                     help="no new sweeps: report the grid and tpe_asha_seed* sweeps already under STORAGE")
     args = ap.parse_args()
@@ -178,7 +194,9 @@ def main() -> None:
         names = ["grid"] + sorted(p.name for p in args.report_only.glob("tpe_asha_seed*")
                                   if (p / "summary.csv").exists())
         rows = {n: _trials(args.report_only / n) for n in names}
-        walls = {n: float("nan") for n in names}
+        saved = args.report_only / "walls.json"
+        saved_walls = json.loads(saved.read_text()) if saved.exists() else {}
+        walls = {n: float(saved_walls.get(n, float("nan"))) for n in names}
         args.out.mkdir(parents=True, exist_ok=True)
         _report(names, rows, walls, args.steps, args.out, args.metric)
         return
@@ -194,7 +212,7 @@ def main() -> None:
         print(f"{len(names)} sweeps, {args.steps} steps per full trial, storage {storage}", flush=True)
         for name, seed in zip(names, [0, *args.seeds]):
             spec = _spec(name, storage, args.steps, name == "grid", seed, args.samples, space, args.metric)
-            walls[name] = _launch(spec, Path(tmp))
+            walls[name] = _launch(spec, Path(tmp), storage)
             rows[name] = _trials(storage / name)
 
     _report(names, rows, walls, args.steps, args.out, args.metric)
