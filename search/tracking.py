@@ -330,6 +330,10 @@ class MlflowTracker(Callback):
                 self.runs.remove(trial_id)
         self._replay({t: r for t, r in journal.items() if t in known}, known, rebuild_curves=True)
         self._closed.update(t for t in journal if t in resume.completed)
+        for trial_id, record in journal.items():  # failures of the dead driver, for the summary
+            tags = (record.end or {}).get("tags") or {}
+            if trial_id in known and "failure_class" in tags:
+                self.failures.setdefault(trial_id, (tags["failure_class"], tags.get("failure_message", "")))
 
     def _replay(self, journal: dict[str, Any], known: dict[str, str] | None, rebuild_curves: bool) -> None:
         """Bring MLflow up to the journal: every trial's run (created if missing), every journaled
@@ -748,14 +752,26 @@ def _output_file(trial: Any) -> str | None:
     """The trial's ``output.log`` (:mod:`search.trial_output`), if its folder is known."""
     from .trial_output import OUTPUT_FILE
 
-    try:
-        folder = trial.path
-    except Exception:  # noqa: BLE001 - a trial that never got a folder
-        return None
+    folder = _trial_folder(trial)
     return os.path.join(folder, OUTPUT_FILE) if folder else None
 
 
 def failure_of(trial: Any) -> tuple[str, str]:
-    """``(failure class, first line of the message)`` of an errored trial."""
-    path = trial.error_file
+    """``(failure class, first line of the message)`` of an errored trial (also after Ray has shut
+    down: a sweep's summary is written then, and a resumed sweep's trials that failed before it
+    are known only from the error file Tune left in their folders)."""
+    try:
+        path = trial.error_file
+    except Exception:  # noqa: BLE001 - Tune asks Ray for a session folder it no longer has
+        name = getattr(getattr(trial, "run_metadata", None), "error_filename", None)
+        folder = _trial_folder(trial)
+        path = os.path.join(folder, name) if folder and name else None
     return classify_error_text(Path(path).read_text(errors="replace") if path and os.path.exists(path) else "")
+
+
+def _trial_folder(trial: Any) -> str | None:
+    """The trial's folder in the sweep's storage, or None when it never got one."""
+    try:
+        return str(trial.path) if trial.path else None
+    except Exception:  # noqa: BLE001 - a trial that never got a folder
+        return None
