@@ -1,7 +1,8 @@
 """Plot kinds for every family, drawn from metrics and parameters only (no artefacts):
 
 - ``curves``: a metric (default the training loss) against step for the selected runs;
-- ``box``: the sweep metric of the completed runs, one box per value of a parameter (``--x``);
+- ``box``: the sweep metric of the completed runs, one box per value of a parameter (``--x``); runs
+  that trained seed replicates add each replicate's value (the box spans them);
 - ``heatmap``: mean of the metric over two parameters (e.g. training orbits x segment length), in
   panels by a third and a fourth (``--facet``, ``--facet-row``);
 - ``parallel``: parallel coordinates of the swept parameters, coloured by the metric.
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -96,14 +98,25 @@ def box(ctx: Context) -> Figure:
     done = completed(ctx.runs, ctx.metric)
     column = f"metrics.{ctx.metric}"
     levels = sorted(done[by].unique().to_list(), key=_order)
-    data = [done.filter(pl.col(by) == v)[column].drop_nans().drop_nulls().to_numpy() for v in levels]
+    means = [done.filter(pl.col(by) == v)[column].drop_nans().drop_nulls().to_numpy() for v in levels]
+    replicate_cols = [c for c in done.columns if re.fullmatch(re.escape(column) + r"_r\d+", c)]
+    # runs that trained seed replicates: the box spans every replicate, each run's mean is a dot
+    spread = [np.concatenate([done.filter(pl.col(by) == v)[c].drop_nans().drop_nulls().to_numpy()
+                              for c in replicate_cols]) for v in levels] if replicate_cols else means
+    data = [s if len(s) else m for s, m in zip(spread, means)]
     fig = Figure(figsize=(max(5.5, 1.2 * len(levels) + 2.5), 4.8))
     ax = fig.subplots()
     ax.boxplot(data, whis=(5, 95), showfliers=False)
-    for i, values in enumerate(data, start=1):
-        jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(values))
-        ax.scatter(i + jitter, values, s=14, alpha=0.7, color="tab:blue", zorder=3)
-    ax.set_xticks(range(1, len(levels) + 1), [f"{v}\n(n={len(d)})" for v, d in zip(levels, data)], fontsize=8)
+    for i, (values, reps) in enumerate(zip(means, spread), start=1):
+        rng = np.random.default_rng(i)
+        if replicate_cols:
+            ax.scatter(i + rng.uniform(-0.2, 0.2, len(reps)), reps, s=9, marker="x", alpha=0.6, color="0.45",
+                       zorder=2, label="one seed replicate" if i == 1 else None)
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.7, color="tab:blue", zorder=3,
+                   label="a run (mean over its replicates)" if replicate_cols and i == 1 else None)
+    if replicate_cols:
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xticks(range(1, len(levels) + 1), [f"{v}\n(n={len(d)})" for v, d in zip(levels, means)], fontsize=8)
     if all(len(d) and (d > 0).all() for d in data) and max(d.max() for d in data if len(d)) / \
             max(min(d.min() for d in data if len(d)), 1e-300) > 20:
         ax.set_yscale("log")

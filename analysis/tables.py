@@ -69,6 +69,7 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None, metric: str | No
     metric_name = str(metric).removeprefix("test/")
     if has_metric:
         cols.append(pl.col(f"metrics.{metric}").alias(metric_name))
+        cols += _spread(runs, str(metric), metric_name)
     shown = {metric_name}
     flat: list[str] = []
     if test_sets(runs):
@@ -76,6 +77,7 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None, metric: str | No
             for name, key in GENERALISATION.items():
                 column = f"metrics.test/{s}/{key}"
                 cols.append((pl.col(column) if column in runs.columns else pl.lit(None, pl.Float64)).alias(f"{s}/{name}"))
+                cols += _spread(runs, f"test/{s}/{key}", f"{s}/{name}")
     else:
         names = declared_columns(runs, declared) if declared else [f"test/{m}" for m in flat_test_metrics(runs)]
         for n in names:
@@ -122,6 +124,13 @@ def generalisation(runs: pl.DataFrame, sort: str | None = None, metric: str | No
         elif c in flat and HIGHER_PATTERN.search(c):
             best[c] = values.max()
     return table, best
+
+
+def _spread(runs: pl.DataFrame, metric: str, alias: str) -> list[pl.Expr]:
+    """The column ``<alias> ±std`` when runs trained seed replicates (they report ``<metric>_std``
+    beside the mean over their replicates), else nothing."""
+    column = f"metrics.{metric}_std"
+    return [pl.col(column).alias(f"{alias} ±std")] if column in runs.columns else []
 
 
 def _reported(column: pl.Series) -> bool:

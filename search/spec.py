@@ -22,6 +22,8 @@ A spec::
     tracking: {uri: null, experiment: null, artifacts: all}   # null: sqlite in the sweep folder;
                                                   # experiment = name; artifacts: all | model | none
     storage: runs
+    replicates: 1                                 # seeds per trial, trained as one vectorised model
+                                                  # (families that support it; ranked by their mean)
 
 Distributions (each a mapping with exactly one of these keys, plus an optional ``when``):
 ``choice: [v, ...]``, ``grid: [v, ...]``, ``uniform: [low, high]``, ``loguniform: [low, high]``,
@@ -52,7 +54,7 @@ from typing import Any
 
 from trainables.common.config import FamilyConfig, _convert, suggest
 from trainables.common.errors import ConfigError, DynsweepError
-from trainables.registry import FAMILIES, family_config, family_trial_length
+from trainables.registry import FAMILIES, check_replicates_supported, family_config, family_trial_length
 
 from .datasets_check import check_datasets, datasets_root, strings_in
 from .examples_cmd import resolve_spec
@@ -66,7 +68,7 @@ ALGORITHMS = ("optuna", "random", "grid")
 SCHEDULERS = ("asha", "fifo")
 ARTIFACT_POLICIES = ("all", "model", "none")
 TOP_KEYS = ("name", "family", "base", "space", "search", "scheduler", "resources", "max_concurrent", "retries",
-            "trial_time_limit_s", "tracking", "storage", "reuse_actors")
+            "trial_time_limit_s", "tracking", "storage", "reuse_actors", "replicates")
 SECTION_KEYS = {
     "search": ("algorithm", "seed", "metric", "mode", "num_samples", "points_to_evaluate", "show"),
     "scheduler": ("type", "grace_period", "reduction_factor", "max_t", "time_attr"),
@@ -282,6 +284,7 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         if not isinstance(value, dict):
             raise _err(path, key, f"expected a mapping, got {value!r}"[:300])
     params = tuple(parse_param(path, str(name), value) for name, value in space.items())
+    base = _with_replicates(path, family, base, raw.get("replicates"))
 
     config_cls = family_config(family)
     try:
@@ -431,6 +434,26 @@ def validate(raw: dict[str, Any], path: str = "<spec>") -> SweepSpec:
         trial_time_limit_s=float(limit) if limit is not None else None,
         tracking_uri=uri, experiment=experiment, artifacts=artifacts,
         storage=storage, reuse_actors=reuse_actors, raw=raw, warnings=tuple(warnings))
+
+
+def _with_replicates(path: str, family: str, base: dict[str, Any], replicates: Any) -> dict[str, Any]:
+    """``base`` with the top-level ``replicates`` (seeds per trial) as the config key every trial gets.
+
+    Raises:
+        ConfigError: not an integer >= 1, a family that does not train replicates, or a different
+            ``base.replicates``.
+    """
+    if replicates is None:
+        return base
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
+        raise _err(path, "replicates", f"{replicates!r} must be an integer >= 1 (seeds trained together in one trial)"[:300])
+    try:
+        check_replicates_supported(family, replicates)
+    except ConfigError as err:
+        raise _err(path, "replicates", str(err)) from None
+    if "replicates" in base and base["replicates"] != replicates:
+        raise _err(path, "replicates", f"{replicates} differs from base.replicates={base['replicates']!r}; give one")
+    return {**base, "replicates": replicates} if replicates > 1 or "replicates" in base else base
 
 
 def _check_name(path: str, family: str, param: Param, known_keys: set[str]) -> None:

@@ -12,7 +12,7 @@ import yaml
 
 from cliargs import existing_or_creatable_dir, positive_int
 from trainables.common.errors import ConfigError
-from trainables.registry import family_config, family_run
+from trainables.registry import check_replicates_supported, family_config, family_run
 
 from .overrides import apply_overrides
 
@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where checkpoints, metrics and artefacts go (default runs/train/<family>-<time>)")
     p.add_argument("--resume", type=Path, default=None, help="a checkpoint folder to continue from")
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--replicates", type=positive_int, default=None, metavar="N",
+                   help="train seeds seed..seed+N-1 as one vectorised model (families that support it, e.g. "
+                        "twobody); reports their mean, std, min, max and each one")
 
 
 def load_config(path: Path | None, family: str | None, overrides: list[str]) -> tuple[str, dict[str, Any]]:
@@ -39,6 +42,8 @@ def load_config(path: Path | None, family: str | None, overrides: list[str]) -> 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = dict(loaded.get("base", {})) if "base" in loaded else {k: v for k, v in loaded.items() if k != "family"}
+        if "base" in loaded and loaded.get("replicates") is not None:  # a sweep file's seeds per trial
+            data["replicates"] = loaded["replicates"]
         family = family or loaded.get("family")
     if family is None:
         raise ConfigError("say which family to train: a YAML with `family:` or --family NAME")
@@ -49,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from trainables.common.reporter import LocalReporter
 
     family, data = load_config(args.config, args.family, args.overrides)
+    if args.replicates is not None:
+        data = {**data, "replicates": args.replicates}
+    if isinstance(data.get("replicates"), int):  # a wrong type is the config's to refuse
+        check_replicates_supported(family, data["replicates"])
     cfg = family_config(family).from_dict(data, where=str(args.config or "config"))
     if args.resume is not None:
         check_resume(args.resume)

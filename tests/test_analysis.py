@@ -28,7 +28,8 @@ TEST_SET = "complex_TBP_planar_1"
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Three small real sweeps: two-body (2 x 2 grid), dummy failures (3 x 2 grid), dummy ASHA."""
+    """Four small real sweeps: two-body (2 x 2 grid), dummy failures (3 x 2 grid), dummy ASHA, two-body
+    with 3 seed replicates per trial (2 trials)."""
     root = tmp_path_factory.mktemp("analysis")
     old = os.environ.get("DYNSWEEP_DATASETS")
     os.environ["DYNSWEEP_DATASETS"] = str(root / "datasets")
@@ -55,6 +56,13 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                      "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 8,
                                    "time_attr": "step"},
                      "resources": {"cpu": 1}, "max_concurrent": 2, "reuse_actors": True},
+            "reps": {"name": "reps", "family": "twobody", "storage": str(root / "runs"), "replicates": 3,
+                     "base": {"steps": 6, "report_every": 3, "train_dataset": f"{TEST_SET}_train", "width": 16,
+                              "test_datasets": [f"{TEST_SET}_test"], "batch_size": 16, "segment_length": 10,
+                              "rollout": False},
+                     "space": {"head": {"grid": ["mlp_4D_signed", "rtn"]}},
+                     "search": {"algorithm": "grid", "metric": "val_accel_err", "mode": "min"},
+                     "resources": {"cpu": 1}, "max_concurrent": 2},
         }
         out: dict[str, Any] = {"root": root}
         for key, raw in specs.items():
@@ -256,6 +264,36 @@ def test_generic_plots_work_for_a_family_without_artefacts(sweeps: dict[str, Any
     err = capsys.readouterr().err
     assert "box needs a swept parameter to group by (--x); swept: " in err
     assert "segment_length" in err and "head" in err
+
+
+def test_a_replicated_sweep_ranks_by_the_mean_and_shows_the_spread(sweeps: dict[str, Any],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Each trial trained 3 seeds as one model: the sweep metric is their mean, MLflow holds each
+    replicate's value, analyze shows mean and std, the box plot every replicate."""
+    from mlflow.tracking import MlflowClient
+
+    reps = sweeps["reps"]
+    results = reps["summary"]["results"]
+    assert len(results) == 2
+    for res in results.values():
+        values = [res[f"val_accel_err_r{i}"] for i in range(3)]
+        assert len(set(values)) == 3 and res["val_accel_err"] == pytest.approx(float(np.mean(values)), rel=1e-12)
+        assert res["val_accel_err_std"] == pytest.approx(float(np.std(values)), rel=1e-9)
+        assert res["replicates_live"] == 3.0
+    table = _json(capsys, ["analyze", str(reps["dir"])])
+    for row in table["rows"]:
+        res = results[row["trial"]]
+        assert row["val_accel_err"] == pytest.approx(res["val_accel_err"], rel=1e-9)
+        assert row["val_accel_err ±std"] == pytest.approx(res["val_accel_err_std"], rel=1e-9)
+        assert row[f"{TEST_SET}/mean ±std"] == pytest.approx(res[f"test/{TEST_SET}/accel_err_mean_std"], rel=1e-9)
+    client = MlflowClient(f"sqlite:///{reps['dir'] / 'mlflow.db'}")
+    runs = [r for r in client.search_runs([client.get_experiment_by_name("reps").experiment_id])
+            if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == 2 and all(r.data.params["replicates"] == "3" for r in runs)
+    assert all({f"val_accel_err_r{i}" for i in range(3)} <= set(r.data.metrics) for r in runs)
+    out = sweeps["root"] / "reps-plots"
+    assert main(["plot", str(reps["dir"]), "box", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "box.png").stat().st_size > 10_000
 
 
 def test_derived_parameters_are_not_counted_as_swept() -> None:

@@ -17,7 +17,9 @@ with a :class:`~trainables.common.reporter.LocalReporter` and checks what a swee
 - a family with an ``evaluate`` hook reproduces, from that checkpoint and config, exactly the last
   report's values of every metric the hook returns, and writes every declared artefact;
 - a family with ``exports_model`` wrote ``model.pt`` + ``model.json`` whose TorchScript reproduces the
-  recorded example outputs.
+  recorded example outputs;
+- a family with ``replicates`` trains its smoke config with ``replicates: 2``: every declared name
+  reported, each mean the mean of its ``_r<i>`` values, resume and ``evaluate`` reproducing it.
 
 ``python -m trainables.contract NAME --workdir DIR`` runs both in a fresh interpreter and also
 checks that the family did not import Ray or MLflow; it prints one problem a line and exits 1
@@ -190,6 +192,39 @@ def check_run(name: str, family: Family, workdir: Path) -> list[str]:
     if diff:
         problems.append(f"{name}: a run resumed from its checkpoint ended with other final metrics than an "
                         f"uninterrupted one: {', '.join(diff[:8])}")
+    if family.replicates:
+        problems += _check_replicates(name, family, {**base, "replicates": 2}, workdir / "replicates")
+    return problems
+
+
+def _check_replicates(name: str, family: Family, base: dict[str, Any], workdir: Path) -> list[str]:
+    """A family that trains seed replicates: the smoke config with ``replicates: 2`` reports every
+    declared name, each mean is the mean of its per-replicate values, a resumed run and the
+    ``evaluate`` hook reproduce the final metrics."""
+    import statistics
+
+    config, run, clock = load(family.config), load(family.run), family.clock_metrics
+    first = LocalReporter(workdir / "first", progress=False)
+    final = run(dict(base), first)
+    reported = set().union(*(row.keys() for row in first.history)) if first.history else set()
+    problems = [f"{name}: replicates: declared but never reported: {m}"
+                for m in sorted(config.from_dict(base).metric_names() - reported)[:8]]
+    for key in (k.removesuffix("_r0") for k in final if k.endswith("_r0")):
+        values = [final[f"{key}_r{i}"] for i in range(2) if not math.isnan(final[f"{key}_r{i}"])]
+        if values and not math.isclose(final[key], statistics.fmean(values), rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"{name}: replicates: {key}={final[key]!r} is not the mean of its replicates {values}")
+    cut = _StopAfterCheckpoint(workdir / "resumed", progress=False)
+    try:
+        run(dict(base), cut)
+    except _Interrupted:
+        resumed = run(dict(base), LocalReporter(workdir / "resumed-2", resume_from=cut.checkpoint_path,
+                                                progress=False))
+        diff = _same(_comparable(final, clock), _comparable(resumed, clock))
+        if diff:
+            problems.append(f"{name}: replicates: a resumed run ended with other final metrics: {', '.join(diff[:8])}")
+    if family.evaluate:
+        problems += [p.replace(f"{name}: ", f"{name}: replicates: ", 1)
+                     for p in _check_evaluate(name, family, first.checkpoint_path, final, workdir / "evaluated")]
     return problems
 
 

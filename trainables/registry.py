@@ -105,11 +105,12 @@ FAMILIES: dict[str, Family] = {
         datasets="trainables.twobody.data:dataset_hashes",
         dataset_paths="trainables.twobody.data:dataset_paths", data_cli="trainables.twobody.data_cli",
         describe="trainables.twobody.data_cli:describe",
-        tags=("train_dataset_sha256", "val_dataset_sha256"),
+        tags=("train_dataset_sha256", "val_dataset_sha256", "replicates_dropped"),
         artifacts="trainables.twobody.artifacts:FORMATS",
         plot_kinds=("errors", "loglog", "trajectory", "field", "anomaly", "orbits"),
         table_columns=("test/*/accel_err_mean", "test/*/theta_deg", "test/*/radial_pct", "test/*/sign_flips"),
-        clock_metrics=("steps_per_s", "first_step_s"),
+        clock_metrics=("steps_per_s", "first_step_s", "replicate_steps_per_s"),
+        replicates=True,
         exports_model=True, trial_length=STEPS),
     "pendulum": Family(
         run="trainables.pendulum.train:run", config="trainables.pendulum.config:PendulumConfig",
@@ -197,6 +198,20 @@ def family_evaluate(name: str) -> Callable[..., dict[str, float]]:
     if not fam.evaluate:
         raise ConfigError(f"family {name!r} cannot evaluate a stored model (its registry record has no evaluate hook)")
     return load(fam.evaluate)
+
+
+def check_replicates_supported(name: str, replicates: int) -> None:
+    """Refuse ``replicates > 1`` for a family that does not train seed replicates in one trial.
+
+    Raises:
+        ConfigError: naming the family and the families that do.
+    """
+    if replicates > 1 and not entry(name).replicates:
+        from trainables.common.errors import ConfigError
+
+        able = sorted(n for n, fam in FAMILIES.items() if fam.replicates)
+        raise ConfigError(f"family {name!r} does not train seed replicates in one trial; families that do: "
+                          f"{', '.join(able) or 'none'} (use replicates: 1, or trials that differ in seed)")
 
 
 def family_config(name: str) -> Any:

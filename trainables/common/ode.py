@@ -56,8 +56,21 @@ def _rms(x: torch.Tensor) -> float:
     return float(torch.sqrt(torch.mean(x * x)))
 
 
+def worst_rms(x: torch.Tensor) -> float:
+    """The error norm of replicates integrated together, ``x (N, ..., D)``: the RMS of each
+    replicate on its own, and the largest finite one, so no replicate is integrated less
+    accurately than it would be alone. A replicate whose values are not finite (it diverged)
+    is left out; NaN when none is finite."""
+    per = torch.sqrt(torch.mean((x * x).reshape(x.shape[0], -1), dim=1))
+    finite = per[torch.isfinite(per)]
+    return float(finite.max()) if finite.numel() else math.nan
+
+
+Norm = Callable[[torch.Tensor], float]
+
+
 def _try_step(func: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, k1: torch.Tensor, h: float,
-              rows: list[list[float]], err: list[float], rtol: float, atol: float
+              rows: list[list[float]], err: list[float], rtol: float, atol: float, norm: Norm = _rms
               ) -> tuple[list[torch.Tensor], torch.Tensor, float]:
     """One attempted step of an FSAL embedded pair from ``y`` (derivative ``k1``) of size ``h``:
     the stages (the last is f at the new state), the new state and the RMS error ratio (<= 1: accept).
@@ -72,7 +85,7 @@ def _try_step(func: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, k1:
     ks.append(func(y1))
     with torch.no_grad():
         tol = atol + rtol * torch.maximum(y.abs(), y1.abs())
-        ratio = _rms(_combo(ks, err, h) / tol)
+        ratio = norm(_combo(ks, err, h) / tol)
     if not math.isfinite(ratio):
         raise IntegrationError("non-finite values in state `y`")
     return ks, y1, ratio
@@ -93,15 +106,15 @@ def _factor(ratio: float) -> float:
 
 @torch.no_grad()
 def _initial_step(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, f0: torch.Tensor,
-                  rtol: float, atol: float) -> float:
+                  rtol: float, atol: float, norm: Norm = _rms) -> float:
     """Hairer, Norsett & Wanner, Solving ODEs I, sec. II.4 (as torchdiffeq), for order 5."""
     scale = atol + y0.abs() * rtol
-    d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+    d0, d1 = norm(y0 / scale), norm(f0 / scale)
     if not (math.isfinite(d0) and math.isfinite(d1)):
         raise IntegrationError("non-finite values in state `y` or its derivative")
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     f1 = func(y0 + h0 * f0)
-    d2 = _rms((f1 - f0) / scale) / h0
+    d2 = norm((f1 - f0) / scale) / h0
     if not math.isfinite(d2):
         raise IntegrationError("non-finite values in state `y` or its derivative")
     h1 = max(1e-6, h0 * 1e-3) if d1 <= 1e-15 and d2 <= 1e-15 else (0.01 / max(d1, d2)) ** (1 / 5)
@@ -109,29 +122,30 @@ def _initial_step(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor
 
 
 def dopri5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_points: int, rtol: float,
-           atol: float, max_steps: int = 10_000) -> tuple[torch.Tensor, int]:
+           atol: float, max_steps: int = 10_000, norm: Norm = _rms) -> tuple[torch.Tensor, int]:
     """Integrate dy/ds = func(y) (autonomous) and return y at s = 0, 1, ..., n_points - 1.
 
     Args:
         func: the right-hand side, ``(B, D) -> (B, D)``; one error norm over the whole batch
             (the step size is shared, as in torchdiffeq).
-        y0: initial states ``(B, D)``.
+        y0: initial states ``(B, D)`` (or ``(N, B, D)``: N replicates, with ``norm=worst_rms``).
         n_points: number of output points (unit spacing).
         rtol, atol: tolerances; max_steps: bound on attempted steps.
+        norm: the error norm (the RMS over everything; :func:`worst_rms` for replicates).
     Returns:
-        ``(ys (B, n_points, D), function evaluations)``.
+        ``(ys (B, n_points, D), function evaluations)`` (``(N, B, n_points, D)`` for replicates).
     Raises:
         IntegrationError: more than ``max_steps`` steps, step-size underflow, or a non-finite
             error estimate (the state blew up).
     """
     k1 = func(y0)
     nfe = 2
-    h = _initial_step(func, y0, k1, rtol, atol)
+    h = _initial_step(func, y0, k1, rtol, atol, norm)
     y, s, outputs, j, attempts = y0, 0.0, [y0], 1, 0
     while j < n_points:
         attempts += 1
         _check_step(attempts, max_steps, s, h)
-        ks, y1, ratio = _try_step(func, y, k1, h, _A, _ERR, rtol, atol)
+        ks, y1, ratio = _try_step(func, y, k1, h, _A, _ERR, rtol, atol, norm)
         k7 = ks[-1]
         nfe += 6
         if ratio <= 1.0:
@@ -147,7 +161,7 @@ def dopri5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poi
                     j += 1
             s, y, k1 = s + h, y1, k7
         h *= _factor(ratio)
-    return torch.stack(outputs, dim=1), nfe
+    return torch.stack(outputs, dim=-2), nfe
 
 
 # Tsitouras (2011) 5(4): c, the stage rows (the last row = the 5th-order solution, FSAL) and the
@@ -166,25 +180,25 @@ _TS_ERR: list[float] = [0.001780011052226, 0.000816434459657, -0.007880878010262
 
 
 def tsit5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_points: int, rtol: float,
-          atol: float, max_steps: int = 10_000) -> tuple[torch.Tensor, int]:
+          atol: float, max_steps: int = 10_000, norm: Norm = _rms) -> tuple[torch.Tensor, int]:
     """Tsitouras 5(4) (the default of the reference JAX + Diffrax stack), same interface, error
     norm and step-size controller as :func:`dopri5`. Steps are shortened to land on each output
     point, so every output is a solver state (no interpolation).
 
     Returns:
-        ``(ys (B, n_points, D), function evaluations)``.
+        ``(ys (B, n_points, D), function evaluations)`` (``(N, B, n_points, D)`` for replicates).
     Raises:
         IntegrationError: as :func:`dopri5`.
     """
     k1 = func(y0)
     nfe = 2
-    h = _initial_step(func, y0, k1, rtol, atol)
+    h = _initial_step(func, y0, k1, rtol, atol, norm)
     y, s, outputs, j, attempts = y0, 0.0, [y0], 1, 0
     while j < n_points:
         attempts += 1
         step = min(h, j - s)
         _check_step(attempts, max_steps, s, step)
-        ks, y1, ratio = _try_step(func, y, k1, step, _TS_A, _TS_ERR, rtol, atol)
+        ks, y1, ratio = _try_step(func, y, k1, step, _TS_A, _TS_ERR, rtol, atol, norm)
         nfe += 6
         if ratio <= 1.0:
             s, y, k1 = (float(j), y1, ks[-1]) if step == j - s else (s + step, y1, ks[-1])
@@ -193,7 +207,7 @@ def tsit5(func: Callable[[torch.Tensor], torch.Tensor], y0: torch.Tensor, n_poin
                 j += 1
         # a step shortened to land on an output point does not shrink the next one
         h = max(h, step * _factor(ratio)) if step < h and ratio <= 1.0 else step * _factor(ratio)
-    return torch.stack(outputs, dim=1), nfe
+    return torch.stack(outputs, dim=-2), nfe
 
 
 def adaptive_solver(name: str) -> Callable[..., tuple[torch.Tensor, int]]:

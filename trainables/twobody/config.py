@@ -25,6 +25,7 @@ from trainables.common.config import FamilyConfig
 from trainables.common.errors import ConfigError
 from trainables.common.lr import LR_SCHEDULES
 from trainables.common.nn import ACTIVATIONS
+from trainables.common.replicates import check_replicates, replicate_metric_names
 
 from .augment import AUGMENTS
 from .constants import SAMPLES_PER_ORBIT
@@ -58,6 +59,7 @@ class TwoBodyConfig(FamilyConfig):
     """All settings of one two-body trial (see the module docstring for the defaults)."""
 
     seed: int = 0
+    replicates: int = 1
     # data
     datasets_root: str | None = None
     train_dataset: str = "complex_TBP_planar_10_train"
@@ -160,6 +162,25 @@ class TwoBodyConfig(FamilyConfig):
             check_segments(SAMPLES_PER_ORBIT, int(ph.segment_length or 0),  # zero segments: refused now
                            ph.orbit_fraction or (0.0, 1.0), where=where)
         check_stopping(self.patience, self.min_lr, min(ph.lr or 0.0 for ph in self.curriculum()))
+        check_replicates(self.replicates)
+        if self.replicates > 1:
+            self._check_replicable()
+
+    def _check_replicable(self) -> None:
+        """Refuse what replicates trained as one model do not support, naming the key."""
+        penalty_key = "loss" if self.loss == "percent_error_with_attraction" else next(
+            (f"w_{t}" for t in penalty_weights(self)), None)
+        refused = [("patience", self.patience > 0, "each replicate would stop at its own step"),
+                   ("adjoint", self.adjoint, "the adjoint's error norm is not per replicate"),
+                   ("solver", self.solver == "torchdiffeq_dopri5", "torchdiffeq's error norm is not per replicate; "
+                    "use dopri5, tsit5 or rk4"),
+                   ("eval_every_reports", self.eval_every_reports > 0, "intermediate test evaluations are not "
+                    "aggregated"),
+                   (penalty_key, penalty_key is not None, "physics penalties are not computed per replicate")]
+        for key, bad, why in refused:
+            if bad:
+                raise ConfigError(f"config.{key}: {getattr(self, str(key))!r} is not supported with replicates: "
+                                  f"{self.replicates} ({why}); use replicates: 1 or change {key}")
 
     def curriculum(self) -> list[Phase]:
         """The phases with every ``None`` filled from the top-level values."""
@@ -187,10 +208,21 @@ class TwoBodyConfig(FamilyConfig):
             label = test_set_label(name)
             names |= {f"test/{label}/{m}" for m in TEST_METRICS if self.rollout or not m.startswith("rollout")}
         names |= {f"test/{test_set_label(n)}/invariance_gap" for n in invariance_pairs(self.test_datasets)}
+        if self.replicates > 1:
+            common = {"step", "epoch", "phase", "total_steps", "lr", "steps_per_s", "nfe_per_step", "first_step_s",
+                      "train_r_min_km", "train_r_max_km"}
+            names = replicate_metric_names(names - common, self.replicates, replicate_spread) | common | {
+                "replicate_steps_per_s", "best_replicate"}
         return names
 
     def with_(self, **changes: Any) -> "TwoBodyConfig":
         return replace(self, **changes)
+
+
+def replicate_spread(key: str) -> bool:
+    """The metrics a replicated trial reports per replicate and with std/min/max (the training and
+    validation values and each test set's mean acceleration error); the others as means only."""
+    return "/" not in key or key.endswith("/accel_err_mean")
 
 
 def phase_steps(phase: Phase, n_segments: int, batch_size: int) -> int:

@@ -16,7 +16,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from trainables.common.errors import SolverError
 from trainables.common.nn import mlp
-from trainables.common.ode import IntegrationError, adaptive_solver
+from trainables.common.ode import IntegrationError, adaptive_solver, worst_rms
 
 from .config import TwoBodyConfig
 from .features import FEATURES, feature_dim
@@ -45,7 +45,8 @@ class VectorField(nn.Module):
 
 
 class ScaledField(nn.Module):
-    """dy/ds = dt_b f(y) for a batch ``y (B, 6)`` with per-segment time steps ``dt (B,)``.
+    """dy/ds = dt_b f(y) for a batch ``y (B, 6)`` with per-segment time steps ``dt (B,)`` (or
+    ``y (N, B, 6)``, ``dt (N, B)``: N replicates).
 
     Counts its evaluations in ``nfe`` (reset by :func:`integrate`).
     """
@@ -53,7 +54,7 @@ class ScaledField(nn.Module):
     def __init__(self, field: VectorField, dt: torch.Tensor) -> None:
         super().__init__()
         self.field = field
-        self.dt = dt[:, None]
+        self.dt = dt[..., None]
         self.nfe = 0
 
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -61,15 +62,19 @@ class ScaledField(nn.Module):
         return self.dt * self.field(y)
 
 
-def integrate(field: VectorField, y0: torch.Tensor, dt: torch.Tensor, n_points: int, cfg: TwoBodyConfig,
+def integrate(field: nn.Module, y0: torch.Tensor, dt: torch.Tensor, n_points: int, cfg: TwoBodyConfig,
               step: int | None = None) -> tuple[torch.Tensor, int]:
     """Integrate a batch of segments in one solver call.
 
     Args:
-        y0: initial states ``(B, 6)``; dt: sample spacing of each segment ``(B,)`` TU;
+        field: a :class:`VectorField`, or N of them as one
+            (:class:`~trainables.common.replicates.Replicated`).
+        y0: initial states ``(B, 6)``, or ``(N, B, 6)`` for N replicates (each with its own
+            error norm: the shared step meets the tolerance for every replicate);
+        dt: sample spacing of each segment ``(B,)`` (``(N, B)``) TU;
         n_points: samples per segment L (the grid s = 0..L-1).
     Returns:
-        ``(states (B, L, 6), function evaluations)``.
+        ``(states (B, L, 6), function evaluations)`` (``(N, B, L, 6)`` for replicates).
     ``solver: dopri5`` and ``tsit5`` use the lean batched solvers of :mod:`trainables.common.ode`;
     ``torchdiffeq_dopri5``, ``rk4`` (fixed step 1/``rk4_substeps`` of a sample) and
     ``adjoint: true`` (dopri5) use torchdiffeq.
@@ -81,8 +86,9 @@ def integrate(field: VectorField, y0: torch.Tensor, dt: torch.Tensor, n_points: 
     f = ScaledField(field, dt)
     if cfg.solver in ("dopri5", "tsit5") and not cfg.adjoint:
         try:
+            norm = {"norm": worst_rms} if y0.dim() == 3 else {}
             return adaptive_solver(cfg.solver)(lambda y: f(None, y), y0, n_points, cfg.rtol, cfg.atol,
-                                               cfg.max_solver_steps)
+                                               cfg.max_solver_steps, **norm)
         except IntegrationError as err:
             raise SolverError(str(err)[:200], step) from None
     grid = torch.arange(n_points, dtype=y0.dtype, device=y0.device)
@@ -96,4 +102,4 @@ def integrate(field: VectorField, y0: torch.Tensor, dt: torch.Tensor, n_points: 
         ys = solve(f, y0, grid, **kwargs)
     except AssertionError as err:  # torchdiffeq signals solver failures with assertions
         raise SolverError(str(err).split(":")[0][:200], step) from None
-    return ys.transpose(0, 1), f.nfe
+    return ys.movedim(0, -2), f.nfe

@@ -52,6 +52,10 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     """Train one two-body neural ODE; returns the last report's metrics."""
     window = _Window()  # times the first step from here: data loading and model set-up included
     cfg = TwoBodyConfig.from_dict(config)
+    if cfg.replicates > 1:
+        from .train_replicates import run_replicates  # imports this module
+
+        return run_replicates(cfg, reporter, window)
     device = pick_device(cfg.device)
     dtype = getattr(torch, cfg.dtype)
     torch.manual_seed(cfg.seed)
@@ -153,6 +157,10 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
                           "not on a validation dataset")
     extra = [named.get(d) or d for d in datasets]
     cfg = cfg.with_(test_datasets=list(dict.fromkeys([*cfg.test_datasets, *extra])))
+    if cfg.replicates > 1:
+        from .train_replicates import evaluate_replicates
+
+        return evaluate_replicates(folder, cfg, artifact_dir)
     torch.manual_seed(cfg.seed)
     field = VectorField(cfg).to(device=pick_device(cfg.device), dtype=getattr(torch, cfg.dtype))
     load_evaluated(folder, field)  # the best-on-validation weights

@@ -1,0 +1,221 @@
+"""Seed replicates of one two-body config trained together (``replicates: N > 1``).
+
+Replicate ``i`` is the trial ``seed + i`` would train alone: its own initial weights (drawn after
+``torch.manual_seed(seed + i)``), its own batches and augmentation (a generator seeded
+``seed + i``), its own optimiser state (Adam over the stacked weights is element-wise) and its own
+best-on-validation model. All N run as one vectorised model
+(:class:`~trainables.common.replicates.Replicated`): one solver call integrates the N batches
+``(N, B, 6)`` with a shared step whose error norm is the worst replicate's (no replicate is
+integrated less accurately than alone), one backward pass and one optimiser step serve all.
+
+A replicate whose loss stops being finite is dropped: its gradients are zeroed, it leaves the
+means, a line on stderr and the tag ``replicates_dropped`` say which and when; the trial fails
+only when every replicate has diverged. Reports carry the mean over the live replicates under
+each metric's name (what a sweep ranks), with ``_std``, ``_min``, ``_max`` and ``_r<i>`` for the
+headline metrics (:func:`.config.replicate_spread`), ``replicates_live``, ``best_replicate``
+(the live replicate with the lowest best validation error: its artefacts are the trial's) and
+``replicate_steps_per_s``. A checkpoint holds every replicate, its generator, best model and
+state, so a resumed trial continues bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from trainables.common import checkpoint
+from trainables.common.best import BestModel
+from trainables.common.errors import ConfigError, DivergedError
+from trainables.common.lr import scheduled_lr
+from trainables.common.nn import pick_device
+from trainables.common.replicates import Replicated, aggregate, replicate_seeds
+from trainables.common.reporter import Reporter
+
+from .augment import augment
+from .config import TwoBodyConfig, phase_steps, replicate_spread
+from .data import SegmentBatch, TrainingData
+from .evaluate import evaluate
+from .losses import get_loss
+from .model import VectorField, integrate
+from .train import _cumulative, _sample, _val_accel_err, _val_loss, final_evaluation
+
+
+def init_members(members: Sequence[TwoBodyConfig], device: torch.device, dtype: torch.dtype) -> list[VectorField]:
+    """Each replicate's model as its single-seed trial initialises it."""
+    fields = []
+    for m in members:
+        torch.manual_seed(m.seed)
+        fields.append(VectorField(m).to(device=device, dtype=dtype))
+    return fields
+
+
+def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[str, float]:
+    """Train ``cfg.replicates`` seeds of ``cfg`` as one model; returns the last report's metrics."""
+    device, dtype, n = pick_device(cfg.device), getattr(torch, cfg.dtype), cfg.replicates
+    members = [cfg.with_(seed=s, replicates=1) for s in replicate_seeds(cfg.seed, n)]
+    data = TrainingData.load(cfg)
+    views = init_members(members, device, dtype)  # one plain model per replicate: validation, best, tests
+    field = Replicated(views)
+    optimizer = torch.optim.Adam(field.parameters(), lr=cfg.lr)
+    loss_fn = get_loss(cfg.loss)
+    rngs = [torch.Generator().manual_seed(m.seed) for m in members]
+    phases = cfg.curriculum()
+    segments = [_member_segments(data, members, ph.segment_length, ph.orbit_fraction, dtype, device) for ph in phases]
+    ends = _cumulative([phase_steps(ph, len(segs[0][0]), cfg.batch_size) for ph, segs in zip(phases, segments)])
+    state = {"model": field, "optimizer": optimizer, **{f"batch_rng_{i}": g for i, g in enumerate(rngs)}}
+    step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
+    bests = [BestModel.from_state(0, b) for b in extras.get("best") or [None] * n]
+    dropped: dict[int, int] = {int(i): int(s) for i, s in (extras.get("dropped") or {}).items()}  # replicate: step
+    reporter.tags({"train_dataset_sha256": data.train_dataset.content_hash,
+                   "val_dataset_sha256": data.val_dataset.content_hash if data.val_dataset else ""})
+
+    last: dict[str, float] = {}
+    losses_since: list[list[float]] = [[] for _ in range(n)]
+    for p, (phase, segs) in enumerate(zip(phases, segments)):
+        start = ends[p - 1] if p else 0
+        while step < ends[p]:
+            lr = scheduled_lr(cfg.lr_schedule, phase.lr, cfg.min_lr, (step - start) / (ends[p] - start))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = _batches([tr for tr, _ in segs], cfg, rngs)
+            pred, nfe = integrate(field, batch.states[:, :, 0], batch.dt, batch.states.shape[2], cfg, step)
+            losses = [loss_fn(pred[i], batch.states[i], cfg.mse_weight) for i in range(n)]
+            live = _drop_diverged(losses, dropped, members, step, reporter)
+            optimizer.zero_grad(set_to_none=True)
+            sum(loss for loss, ok in zip(losses, live) if ok).backward()
+            field.zero_grad_of([i for i, ok in enumerate(live) if not ok])
+            if cfg.grad_clip:
+                field.clip_grad_norm(cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            for i, loss in enumerate(losses):
+                losses_since[i].append(loss.item())
+            window.add(sum(losses_since[i][-1] for i in range(n) if live[i]) / sum(live), nfe, {})
+            if step % cfg.report_every and step != ends[p]:
+                continue
+            per: list[dict[str, float]] = []
+            for i, view in enumerate(views):
+                if not live[i]:
+                    per.append({})
+                    continue
+                view.load_state_dict(field.member_state(i))
+                per.append({"train_loss": sum(losses_since[i]) / max(1, len(losses_since[i])),
+                            "val_loss": _val_loss(view, segs[i][1], members[i], loss_fn, step),
+                            "val_accel_err": _val_accel_err(view, data.val)})
+                bests[i].observe(per[i]["val_accel_err"], step, view)
+                per[i].update(bests[i].metrics("val_accel_err", False))
+            phase_over = step == ends[p]
+            final = phase_over and p == len(phases) - 1
+            if phase_over:  # each replicate's best-on-validation model goes on
+                for i, view in enumerate(views):
+                    if live[i]:
+                        bests[i].restore(view)
+                        field.load_member(i, view.state_dict())
+            best = min((i for i in range(n) if live[i]), key=lambda i: bests[i].best_val)
+            flushed = window.flush()
+            last = {"epoch": step * min(cfg.batch_size, len(segs[0][0])) / len(segs[0][0]), "phase": p,
+                    "total_steps": ends[-1], "lr": lr, **flushed, "best_replicate": float(best),
+                    "replicate_steps_per_s": flushed["steps_per_s"] * sum(live)}
+            if final:
+                for i, m in enumerate(final_metrics(views, members, data, reporter.artifact_dir(), live, best)):
+                    per[i].update(m)
+                last.update({"train_r_min_km": data.r_range_km[0], "train_r_max_km": data.r_range_km[1]})
+            last.update(aggregate(per, live, replicate_spread))
+            if phase_over and not final:
+                for b in bests:
+                    b.reset()
+            with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
+                checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=[b.state() for b in bests],
+                                         dropped=dropped)
+                reporter.report(step, last, ckpt)
+            window.restart()
+            losses_since = [[] for _ in range(n)]
+            if final:
+                return last
+    return last
+
+
+def evaluate_replicates(folder: Path, cfg: TwoBodyConfig, artifact_dir: Path) -> dict[str, float]:
+    """``dynsweep evaluate`` of a replicated checkpoint: each live replicate's best-on-validation
+    model (the latest weights where it kept none) evaluated as at the end of training under
+    ``cfg``, aggregated as the last report was."""
+    saved = checkpoint.load(folder)
+    members = [cfg.with_(seed=s, replicates=1) for s in replicate_seeds(cfg.seed, cfg.replicates)]
+    device, dtype = pick_device(cfg.device), getattr(torch, cfg.dtype)
+    views = init_members(members, device, dtype)
+    field = Replicated(views)
+    checkpoint.apply_parts(saved, {"model": field}, Path(folder) / checkpoint.CHECKPOINT_FILE)
+    bests = [BestModel.from_state(0, b) for b in saved.get("best") or [None] * cfg.replicates]
+    dropped = {int(i) for i in (saved.get("dropped") or {})}
+    live = [i not in dropped for i in range(cfg.replicates)]
+    for i, view in enumerate(views):
+        view.load_state_dict(bests[i].weights if bests[i].weights is not None else field.member_state(i))
+    best = min((i for i in range(cfg.replicates) if live[i]), key=lambda i: bests[i].best_val)
+    data = TrainingData.load(cfg)
+    per = final_metrics(views, members, data, artifact_dir, live, best)
+    return {**aggregate(per, live, replicate_spread), "train_r_min_km": data.r_range_km[0],
+            "train_r_max_km": data.r_range_km[1]}
+
+
+def final_metrics(views: Sequence[VectorField], members: Sequence[TwoBodyConfig], data: TrainingData,
+                  artifact_dir: Path, live: Sequence[bool], best: int) -> list[dict[str, float]]:
+    """Each live replicate's end-of-training test metrics (empty for a dropped one); the artefacts
+    (field map, exported model, per-orbit errors) are those of replicate ``best``. ``dynsweep
+    evaluate`` calls the same function on a stored checkpoint."""
+    out: list[dict[str, float]] = []
+    for i, (view, m) in enumerate(zip(views, members)):
+        if not live[i]:
+            out.append({})
+        elif i == best:
+            out.append({k: v for k, v in final_evaluation(view, m, data, artifact_dir).items()
+                        if not k.startswith("train_r_")})  # the same for every replicate: reported once
+        else:
+            view.eval()
+            out.append(evaluate(view, m, data.r_range_km, None))
+            view.train()
+    return out
+
+
+def _member_segments(data: TrainingData, members: Sequence[TwoBodyConfig], segment_length: int,
+                     fraction: tuple[float, float], dtype: torch.dtype, device: torch.device
+                     ) -> list[tuple[SegmentBatch, SegmentBatch | None]]:
+    """Each replicate's training and validation segments: its own split when it validates on a
+    share of its training orbits (the split follows the seed), else one set shared by all."""
+    if members[0].val_fraction == 0.0:
+        return [data.phase_segments(members[0], segment_length, fraction, dtype, device)] * len(members)
+    segs = [data.phase_segments(m, segment_length, fraction, dtype, device) for m in members]
+    if len({len(tr) for tr, _ in segs}) > 1:
+        raise ConfigError("config.replicates: the seeds' training splits differ in size; use val_dataset instead "
+                          "of val_fraction with replicates")
+    return segs
+
+
+def _batches(train: Sequence[SegmentBatch], cfg: TwoBodyConfig, rngs: Sequence[torch.Generator]) -> SegmentBatch:
+    """Each replicate's batch (its own sample and augmentation), stacked: states ``(N, B, L, 6)``, dt ``(N, B)``."""
+    picked = [_sample(tr, cfg.batch_size, g) for tr, g in zip(train, rngs)]
+    states = [augment(b.states, cfg.augment, g) for b, g in zip(picked, rngs)]
+    return SegmentBatch(torch.stack(states), torch.stack([b.dt for b in picked]))
+
+
+def _drop_diverged(losses: Sequence[torch.Tensor], dropped: dict[int, int], members: Sequence[TwoBodyConfig],
+                   step: int, reporter: Reporter) -> list[bool]:
+    """Record in ``dropped`` (replicate: step) the live replicates whose loss is not finite, say so
+    on stderr and in the tag ``replicates_dropped`` (``<replicate>@<step>`` for every dropped one);
+    returns which replicates are live. Every replicate diverged: :class:`DivergedError`."""
+    values = [float(loss.detach()) for loss in losses]
+    new = [i for i, v in enumerate(values) if i not in dropped and not math.isfinite(v)]
+    dropped.update({i: step for i in new})
+    live = [i not in dropped for i in range(len(losses))]
+    if new and not any(live):
+        raise DivergedError(f"every replicate diverged ({members[0].loss} is {values[new[0]]})", step)
+    for i in new:
+        print(f"dynsweep: replicate {i} (seed {members[i].seed}) diverged at step {step} ({members[i].loss} is "
+              f"{values[i]}); dropped, the means are over the {sum(live)} live replicates", file=sys.stderr, flush=True)
+    if new:
+        reporter.tags({"replicates_dropped": " ".join(f"{i}@{s}" for i, s in sorted(dropped.items()))})
+    return live
