@@ -43,8 +43,9 @@ def test_mlflow_outage_mid_sweep_and_past_its_end_loses_and_duplicates_nothing(t
     spec.write_text(yaml.safe_dump({
         "name": "outage", "family": "dummy", "storage": str(tmp_path / "runs"),
         # trials run until the test creates stop_file: the sweep outlasts the reconnection however
-        # slow the machine is, and ends when the test says so
-        "base": {"steps": 100_000, "sleep_s": 0.1, "stop_file": str(tmp_path / "stop")},
+        # slow the machine is, and ends when the test says so (a result every 0.3 s per trial: enough
+        # to have gaps, few enough that replaying them stays quick)
+        "base": {"steps": 100_000, "sleep_s": 0.3, "stop_file": str(tmp_path / "stop")},
         "space": {"x": {"uniform": [0.0, 2.0]}},
         "search": {"algorithm": "optuna", "seed": 0, "metric": "loss", "mode": "min", "num_samples": 4},
         "resources": {"cpu": 1}, "max_concurrent": 2}))

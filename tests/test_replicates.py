@@ -95,6 +95,31 @@ def test_a_diverged_replicate_is_dropped_and_the_others_finish(tmp_path: Path, m
         run({**config, "replicates": 2}, LocalReporter(tmp_path / "all", progress=False))
 
 
+def test_a_replicate_that_stalls_the_shared_solver_is_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capfd: pytest.CaptureFixture[str]) -> None:
+    """A replicate whose field is finite but so fast that the adaptive solver runs out of steps:
+    the replicated solve fails, each replicate is integrated alone to find it, it is dropped and
+    the step is taken again with the same batches; the others agree with their trials alone."""
+    config = _config(tmp_path, solver="dopri5", dtype="float64", rtol=1e-10, atol=1e-12, max_solver_steps=300)
+    members = train_replicates.init_members
+
+    def stiff(cfgs: Any, device: torch.device, dtype: torch.dtype) -> list[torch.nn.Module]:
+        fields = members(cfgs, device, dtype)
+        with torch.no_grad():
+            fields[0].net[-1].weight.mul_(1e4)
+            fields[0].net[-1].bias.mul_(1e4)
+        return fields
+
+    monkeypatch.setattr(train_replicates, "init_members", stiff)
+    together = run({**config, "replicates": 3}, LocalReporter(tmp_path / "together", progress=False))
+    assert "replicate 0 (seed 3) diverged at step 0 (solver at step 0: max_num_steps exceeded" in capfd.readouterr().err
+    assert together["replicates_live"] == 2.0
+    singles = _singles(tmp_path, config, 3)
+    for i in (1, 2):
+        for key in KEYS:
+            assert together[f"{key}_r{i}"] == pytest.approx(singles[i][key], rel=1e-5), key
+
+
 class _StopAt(LocalReporter):
     """Copies the checkpoint of step ``at`` aside, as a trial killed right after it would have left it."""
 

@@ -145,6 +145,13 @@ class Replicated(nn.Module):
             params[name][i].copy_(state[name].reshape(params[name][i].shape))
 
     @torch.no_grad()
+    def disable(self, i: int) -> None:
+        """Fill replicate ``i``'s weights with NaN: it computes NaN from then on, which a replicated
+        solver's error norm (:func:`~trainables.common.ode.worst_rms`) and the losses leave out."""
+        for p in self.parameters():
+            p[i] = float("nan")
+
+    @torch.no_grad()
     def zero_grad_of(self, dead: Sequence[int]) -> None:
         """Zero the gradients of the replicates ``dead`` (a diverged replicate's are NaN)."""
         if dead:

@@ -21,16 +21,17 @@ state, so a resumed trial continues bit for bit on CPU.
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from trainables.common import checkpoint
 from trainables.common.best import BestModel
-from trainables.common.errors import ConfigError, DivergedError
+from trainables.common.errors import ConfigError, DivergedError, SolverError
 from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.replicates import Replicated, aggregate, replicate_seeds
@@ -70,7 +71,7 @@ def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[
     state = {"model": field, "optimizer": optimizer, **{f"batch_rng_{i}": g for i, g in enumerate(rngs)}}
     step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
     bests = [BestModel.from_state(0, b) for b in extras.get("best") or [None] * n]
-    dropped: dict[int, int] = {int(i): int(s) for i, s in (extras.get("dropped") or {}).items()}  # replicate: step
+    dropped = _Dropped(extras.get("dropped"), members, field, reporter.tags)
     reporter.tags({"train_dataset_sha256": data.train_dataset.content_hash,
                    "val_dataset_sha256": data.val_dataset.content_hash if data.val_dataset else ""})
 
@@ -82,62 +83,143 @@ def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[
             lr = scheduled_lr(cfg.lr_schedule, phase.lr, cfg.min_lr, (step - start) / (ends[p] - start))
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            drawn = [g.get_state() for g in rngs]
             batch = _batches([tr for tr, _ in segs], cfg, rngs)
-            pred, nfe = integrate(field, batch.states[:, :, 0], batch.dt, batch.states.shape[2], cfg, step)
+            try:
+                pred, nfe = integrate(field, batch.states[:, :, 0], batch.dt, batch.states.shape[2], cfg, step)
+            except SolverError as err:  # drop the replicates that fail alone, then the same step again
+                dropped.solver_failure(err, views, batch, cfg, step)
+                for g, saved in zip(rngs, drawn):
+                    g.set_state(saved)
+                continue
             losses = [loss_fn(pred[i], batch.states[i], cfg.mse_weight) for i in range(n)]
-            live = _drop_diverged(losses, dropped, members, step, reporter)
+            dropped.check_losses(losses, step)
             optimizer.zero_grad(set_to_none=True)
-            sum(loss for loss, ok in zip(losses, live) if ok).backward()
-            field.zero_grad_of([i for i, ok in enumerate(live) if not ok])
+            sum(loss for i, loss in enumerate(losses) if dropped.live(i)).backward()
+            field.zero_grad_of(list(dropped.steps))
             if cfg.grad_clip:
                 field.clip_grad_norm(cfg.grad_clip)
             optimizer.step()
+            dropped.settle()
             step += 1
             for i, loss in enumerate(losses):
                 losses_since[i].append(loss.item())
-            window.add(sum(losses_since[i][-1] for i in range(n) if live[i]) / sum(live), nfe, {})
+            window.add(statistics.fmean(losses_since[i][-1] for i in range(n) if dropped.live(i)), nfe, {})
             if step % cfg.report_every and step != ends[p]:
                 continue
-            per: list[dict[str, float]] = []
+            per: list[dict[str, float]] = [{} for _ in range(n)]
             for i, view in enumerate(views):
-                if not live[i]:
-                    per.append({})
-                    continue
                 view.load_state_dict(field.member_state(i))
-                per.append({"train_loss": sum(losses_since[i]) / max(1, len(losses_since[i])),
-                            "val_loss": _val_loss(view, segs[i][1], members[i], loss_fn, step),
-                            "val_accel_err": _val_accel_err(view, data.val)})
-                bests[i].observe(per[i]["val_accel_err"], step, view)
-                per[i].update(bests[i].metrics("val_accel_err", False))
+                values = dropped.guard(i, step, lambda: {"val_loss": _val_loss(view, segs[i][1], members[i], loss_fn, step),
+                                                         "val_accel_err": _val_accel_err(view, data.val)})
+                if values is not None:
+                    bests[i].observe(values["val_accel_err"], step, view)
+                    per[i] = {"train_loss": statistics.fmean(losses_since[i]), **values,
+                              **bests[i].metrics("val_accel_err", False)}
             phase_over = step == ends[p]
             final = phase_over and p == len(phases) - 1
             if phase_over:  # each replicate's best-on-validation model goes on
                 for i, view in enumerate(views):
-                    if live[i]:
+                    if dropped.live(i):
                         bests[i].restore(view)
                         field.load_member(i, view.state_dict())
-            best = min((i for i in range(n) if live[i]), key=lambda i: bests[i].best_val)
             flushed = window.flush()
             last = {"epoch": step * min(cfg.batch_size, len(segs[0][0])) / len(segs[0][0]), "phase": p,
-                    "total_steps": ends[-1], "lr": lr, **flushed, "best_replicate": float(best),
-                    "replicate_steps_per_s": flushed["steps_per_s"] * sum(live)}
+                    "total_steps": ends[-1], "lr": lr, **flushed}
             if final:
-                for i, m in enumerate(final_metrics(views, members, data, reporter.artifact_dir(), live, best)):
-                    per[i].update(m)
+                per = [{**m, **t} for m, t in zip(per, final_metrics(views, members, data, reporter.artifact_dir(),
+                                                                     bests, dropped, step))]
                 last.update({"train_r_min_km": data.r_range_km[0], "train_r_max_km": data.r_range_km[1]})
-            last.update(aggregate(per, live, replicate_spread))
+            live = [dropped.live(i) for i in range(n)]
+            last.update({**aggregate(per, live, replicate_spread), "best_replicate": float(best_replicate(bests, live)),
+                         "replicate_steps_per_s": flushed["steps_per_s"] * sum(live)})
             if phase_over and not final:
                 for b in bests:
                     b.reset()
             with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
                 checkpoint.save_training(ckpt, step, state, cfg.to_dict(), best=[b.state() for b in bests],
-                                         dropped=dropped)
+                                         dropped=dropped.steps)
                 reporter.report(step, last, ckpt)
             window.restart()
             losses_since = [[] for _ in range(n)]
             if final:
                 return last
     return last
+
+
+def best_replicate(bests: Sequence[BestModel], live: Sequence[bool]) -> int:
+    """The live replicate with the lowest best validation value (its artefacts are the trial's)."""
+    return min((i for i in range(len(bests)) if live[i]), key=lambda i: bests[i].best_val)
+
+
+class _Dropped:
+    """The replicates dropped so far (``steps``: replicate -> step), said on stderr and in the tag
+    ``replicates_dropped`` (``<replicate>@<step>`` each). A dropped replicate's weights become NaN
+    (:meth:`Replicated.disable`): the shared solver's error norm and the losses leave it out. When
+    the last live one goes, the trial fails (:class:`DivergedError`)."""
+
+    def __init__(self, saved: Any, members: Sequence[TwoBodyConfig], field: Replicated,
+                 tag: Callable[[dict[str, str]], None]) -> None:
+        self.steps: dict[int, int] = {int(i): int(s) for i, s in (saved or {}).items()}
+        self.members, self.field, self.tag = members, field, tag
+        self.pending: list[int] = []  # dropped while a backward pass still needs their weights
+
+    def live(self, i: int) -> bool:
+        return i not in self.steps
+
+    def drop(self, i: int, step: int, why: str, now: bool = True) -> None:
+        """Drop replicate ``i``; its weights become NaN now, or at :meth:`settle` (``now=False``)."""
+        self.steps[i] = step
+        self.pending.append(i)
+        if now:
+            self.settle()
+        left = len(self.members) - len(self.steps)
+        if left == 0:
+            raise DivergedError(f"every replicate diverged (the last: {why})", step)
+        print(f"dynsweep: replicate {i} (seed {self.members[i].seed}) diverged at step {step} ({why}); dropped, "
+              f"the means are over the {left} live replicates", file=sys.stderr, flush=True)
+        self.tag({"replicates_dropped": " ".join(f"{r}@{s}" for r, s in sorted(self.steps.items()))})
+
+    def settle(self) -> None:
+        """Disable the replicates dropped since the last call (after the optimiser step)."""
+        for i in self.pending:
+            self.field.disable(i)
+        self.pending = []
+
+    def check_losses(self, losses: Sequence[torch.Tensor], step: int) -> None:
+        """Drop the live replicates whose loss is not finite (disabled at :meth:`settle`)."""
+        for i, loss in enumerate(losses):
+            value = float(loss.detach())
+            if self.live(i) and not math.isfinite(value):
+                self.drop(i, step, f"{self.members[i].loss} is {value}", now=False)
+
+    def guard(self, i: int, step: int, evaluate: Any) -> Any:
+        """``evaluate()`` for live replicate ``i``; a solver failure or divergence drops it (None)."""
+        if not self.live(i):
+            return None
+        try:
+            return evaluate()
+        except (SolverError, DivergedError) as err:
+            self.drop(i, step, str(err))
+            return None
+
+    def solver_failure(self, err: SolverError, views: Sequence[VectorField], batch: SegmentBatch,
+                       cfg: TwoBodyConfig, step: int) -> None:
+        """The replicated solve failed: integrate each live replicate's batch alone and drop those
+        that fail; if none does (only their shared step failed), the trial fails with ``err``."""
+        culprits = []
+        for i, view in enumerate(views):
+            if self.live(i):
+                view.load_state_dict(self.field.member_state(i))
+                with torch.no_grad():
+                    try:
+                        integrate(view, batch.states[i, :, 0], batch.dt[i], batch.states.shape[2], cfg, step)
+                    except SolverError:
+                        culprits.append(i)
+        if not culprits:
+            raise err
+        for i in culprits:
+            self.drop(i, step, str(err))
 
 
 def evaluate_replicates(folder: Path, cfg: TwoBodyConfig, artifact_dir: Path) -> dict[str, float]:
@@ -151,32 +233,33 @@ def evaluate_replicates(folder: Path, cfg: TwoBodyConfig, artifact_dir: Path) ->
     field = Replicated(views)
     checkpoint.apply_parts(saved, {"model": field}, Path(folder) / checkpoint.CHECKPOINT_FILE)
     bests = [BestModel.from_state(0, b) for b in saved.get("best") or [None] * cfg.replicates]
-    dropped = {int(i) for i in (saved.get("dropped") or {})}
-    live = [i not in dropped for i in range(cfg.replicates)]
+    dropped = _Dropped(saved.get("dropped"), members, field, lambda tags: None)
     for i, view in enumerate(views):
         view.load_state_dict(bests[i].weights if bests[i].weights is not None else field.member_state(i))
-    best = min((i for i in range(cfg.replicates) if live[i]), key=lambda i: bests[i].best_val)
     data = TrainingData.load(cfg)
-    per = final_metrics(views, members, data, artifact_dir, live, best)
-    return {**aggregate(per, live, replicate_spread), "train_r_min_km": data.r_range_km[0],
-            "train_r_max_km": data.r_range_km[1]}
+    per = final_metrics(views, members, data, artifact_dir, bests, dropped, int(saved.get("step", 0)))
+    return {**aggregate(per, [dropped.live(i) for i in range(cfg.replicates)], replicate_spread),
+            "train_r_min_km": data.r_range_km[0], "train_r_max_km": data.r_range_km[1]}
 
 
 def final_metrics(views: Sequence[VectorField], members: Sequence[TwoBodyConfig], data: TrainingData,
-                  artifact_dir: Path, live: Sequence[bool], best: int) -> list[dict[str, float]]:
-    """Each live replicate's end-of-training test metrics (empty for a dropped one); the artefacts
-    (field map, exported model, per-orbit errors) are those of replicate ``best``. ``dynsweep
-    evaluate`` calls the same function on a stored checkpoint."""
-    out: list[dict[str, float]] = []
+                  artifact_dir: Path, bests: Sequence[BestModel], dropped: "_Dropped", step: int
+                  ) -> list[dict[str, float]]:
+    """Each live replicate's end-of-training test metrics (empty for a dropped one; one whose
+    evaluation fails in the solver is dropped). The artefacts (field map, exported model,
+    per-orbit errors) are those of :func:`best_replicate`. ``dynsweep evaluate`` calls the same
+    function on a stored checkpoint."""
+    out: list[dict[str, float]] = [{} for _ in views]
+    best = None
+    while best is None:  # the best live replicate whose evaluation goes through writes the artefacts
+        i = best_replicate(bests, [dropped.live(r) for r in range(len(views))])
+        done = dropped.guard(i, step, lambda: final_evaluation(views[i], members[i], data, artifact_dir))
+        if done is not None:
+            best, out[i] = i, {k: v for k, v in done.items() if not k.startswith("train_r_")}  # reported once
     for i, (view, m) in enumerate(zip(views, members)):
-        if not live[i]:
-            out.append({})
-        elif i == best:
-            out.append({k: v for k, v in final_evaluation(view, m, data, artifact_dir).items()
-                        if not k.startswith("train_r_")})  # the same for every replicate: reported once
-        else:
+        if i != best:
             view.eval()
-            out.append(evaluate(view, m, data.r_range_km, None))
+            out[i] = dropped.guard(i, step, lambda: evaluate(view, m, data.r_range_km, None)) or {}
             view.train()
     return out
 
@@ -200,22 +283,3 @@ def _batches(train: Sequence[SegmentBatch], cfg: TwoBodyConfig, rngs: Sequence[t
     picked = [_sample(tr, cfg.batch_size, g) for tr, g in zip(train, rngs)]
     states = [augment(b.states, cfg.augment, g) for b, g in zip(picked, rngs)]
     return SegmentBatch(torch.stack(states), torch.stack([b.dt for b in picked]))
-
-
-def _drop_diverged(losses: Sequence[torch.Tensor], dropped: dict[int, int], members: Sequence[TwoBodyConfig],
-                   step: int, reporter: Reporter) -> list[bool]:
-    """Record in ``dropped`` (replicate: step) the live replicates whose loss is not finite, say so
-    on stderr and in the tag ``replicates_dropped`` (``<replicate>@<step>`` for every dropped one);
-    returns which replicates are live. Every replicate diverged: :class:`DivergedError`."""
-    values = [float(loss.detach()) for loss in losses]
-    new = [i for i, v in enumerate(values) if i not in dropped and not math.isfinite(v)]
-    dropped.update({i: step for i in new})
-    live = [i not in dropped for i in range(len(losses))]
-    if new and not any(live):
-        raise DivergedError(f"every replicate diverged ({members[0].loss} is {values[new[0]]})", step)
-    for i in new:
-        print(f"dynsweep: replicate {i} (seed {members[i].seed}) diverged at step {step} ({members[i].loss} is "
-              f"{values[i]}); dropped, the means are over the {sum(live)} live replicates", file=sys.stderr, flush=True)
-    if new:
-        reporter.tags({"replicates_dropped": " ".join(f"{i}@{s}" for i, s in sorted(dropped.items()))})
-    return live
