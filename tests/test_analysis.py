@@ -60,7 +60,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                      "base": {"steps": 6, "report_every": 3, "train_dataset": f"{TEST_SET}_train", "width": 16,
                               "test_datasets": [f"{TEST_SET}_test"], "batch_size": 16, "segment_length": 10,
                               "rollout": False},
-                     "space": {"head": {"grid": ["mlp_4D_signed", "rtn"]}},
+                     "space": {"head": {"grid": ["mlp_4D_signed", "mlp_4D_unit"]}},
                      "search": {"algorithm": "grid", "metric": "val_accel_err", "mode": "min"},
                      "resources": {"cpu": 1}, "max_concurrent": 2},
         }

@@ -91,7 +91,7 @@ def test_a_diverged_replicate_is_dropped_and_the_others_finish(tmp_path: Path, m
         return fields
 
     monkeypatch.setattr(train_replicates, "init_members", all_poisoned)
-    with pytest.raises(Exception, match="every replicate diverged"):
+    with pytest.raises(Exception, match="diverged at step 0: every replicate failed"):
         run({**config, "replicates": 2}, LocalReporter(tmp_path / "all", progress=False))
 
 

@@ -8,9 +8,11 @@ best-on-validation model. All N run as one vectorised model
 ``(N, B, 6)`` with a shared step whose error norm is the worst replicate's (no replicate is
 integrated less accurately than alone), one backward pass and one optimiser step serve all.
 
-A replicate whose loss stops being finite is dropped: its gradients are zeroed, it leaves the
-means, a line on stderr and the tag ``replicates_dropped`` say which and when; the trial fails
-only when every replicate has diverged. Reports carry the mean over the live replicates under
+A replicate whose loss stops being finite, or whose solve fails (in training: the replicated
+solve failed and it fails alone too; in validation or a test), is dropped: its weights become NaN
+(out of the shared step size and the losses), a line on stderr and the tag ``replicates_dropped``
+say which and when; the trial fails only when every replicate has gone, with the class of the
+last failure. Reports carry the mean over the live replicates under
 each metric's name (what a sweep ranks), with ``_std``, ``_min``, ``_max`` and ``_r<i>`` for the
 headline metrics (:func:`.config.replicate_spread`), ``replicates_live``, ``best_replicate``
 (the live replicate with the lowest best validation error: its artefacts are the trial's) and
@@ -31,7 +33,7 @@ import torch
 
 from trainables.common import checkpoint
 from trainables.common.best import BestModel
-from trainables.common.errors import ConfigError, DivergedError, SolverError
+from trainables.common.errors import ConfigError, DivergedError, SolverError, TrialFailure
 from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.replicates import Replicated, aggregate, replicate_seeds
@@ -167,15 +169,16 @@ class _Dropped:
     def live(self, i: int) -> bool:
         return i not in self.steps
 
-    def drop(self, i: int, step: int, why: str, now: bool = True) -> None:
-        """Drop replicate ``i``; its weights become NaN now, or at :meth:`settle` (``now=False``)."""
+    def drop(self, i: int, step: int, why: str, now: bool = True, kind: type[TrialFailure] = DivergedError) -> None:
+        """Drop replicate ``i``; its weights become NaN now, or at :meth:`settle` (``now=False``).
+        The last one gone fails the trial with ``kind`` (the class of what ended it)."""
         self.steps[i] = step
         self.pending.append(i)
         if now:
             self.settle()
         left = len(self.members) - len(self.steps)
         if left == 0:
-            raise DivergedError(f"every replicate diverged (the last: {why})", step)
+            raise kind(f"every replicate failed (the last: {why})", step)
         print(f"dynsweep: replicate {i} (seed {self.members[i].seed}) diverged at step {step} ({why}); dropped, "
               f"the means are over the {left} live replicates", file=sys.stderr, flush=True)
         self.tag({"replicates_dropped": " ".join(f"{r}@{s}" for r, s in sorted(self.steps.items()))})
@@ -200,7 +203,7 @@ class _Dropped:
         try:
             return evaluate()
         except (SolverError, DivergedError) as err:
-            self.drop(i, step, str(err))
+            self.drop(i, step, str(err), kind=type(err))
             return None
 
     def solver_failure(self, err: SolverError, views: Sequence[VectorField], batch: SegmentBatch,
@@ -219,7 +222,7 @@ class _Dropped:
         if not culprits:
             raise err
         for i in culprits:
-            self.drop(i, step, str(err))
+            self.drop(i, step, str(err), kind=SolverError)
 
 
 def evaluate_replicates(folder: Path, cfg: TwoBodyConfig, artifact_dir: Path) -> dict[str, float]:
