@@ -104,7 +104,7 @@ def test_val_accel_err_is_the_mean_acceleration_error_on_the_validation_orbits(r
     """0 % for the true field, 100 % for a field that predicts no acceleration at all."""
     from trainables.twobody.config import TwoBodyConfig
     from trainables.twobody.data import TrainingData
-    from trainables.twobody.train import _val_accel_err
+    from trainables.twobody.loop import val_accel_err as _val_accel_err
 
     data = TrainingData.load(TwoBodyConfig.from_dict(_tiny(root)))
     assert data.val is not None and data.val.n_orbits == 2

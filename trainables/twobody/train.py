@@ -19,9 +19,7 @@ bit on CPU.
 
 from __future__ import annotations
 
-import math
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -37,24 +35,20 @@ from trainables.common.reporter import Reporter
 from .augment import augment
 from .config import TwoBodyConfig, phase_steps
 from .data import SegmentBatch, TrainingData, val_name
-from .dataset import OrbitArrays
 from .evaluate import evaluate
-from .export import export_model
-from .field_map import write_field_map
+from .loop import Window, cumulative, final_evaluation, sample, val_accel_err, val_loss
 from .losses import get_loss
-from .metrics import point_errors
 from .penalties import penalties, penalty_weights
 from .model import VectorField, integrate
+from .train_replicates import evaluate_replicates, run_replicates
 
 
 
 def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[str, float]:
     """Train one two-body neural ODE; returns the last report's metrics."""
-    window = _Window()  # times the first step from here: data loading and model set-up included
+    window = Window()  # times the first step from here: data loading and model set-up included
     cfg = TwoBodyConfig.from_dict(config)
     if cfg.replicates > 1:
-        from .train_replicates import run_replicates  # imports this module
-
         return run_replicates(cfg, reporter, window)
     device = pick_device(cfg.device)
     dtype = getattr(torch, cfg.dtype)
@@ -66,7 +60,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     batches = torch.Generator().manual_seed(cfg.seed)
     phases = cfg.curriculum()
     segments = [data.phase_segments(cfg, ph.segment_length, ph.orbit_fraction, dtype, device) for ph in phases]
-    ends = _cumulative([phase_steps(ph, len(tr), cfg.batch_size) for ph, (tr, _) in zip(phases, segments)])
+    ends = cumulative([phase_steps(ph, len(tr), cfg.batch_size) for ph, (tr, _) in zip(phases, segments)])
     state = {"model": field, "optimizer": optimizer, "batch_rng": batches}
     step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
     best = BestModel.from_state(cfg.patience, extras.get("best"))
@@ -80,7 +74,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
             lr = scheduled_lr(cfg.lr_schedule, phase.lr, cfg.min_lr, (step - start) / (ends[p] - start))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = _sample(train, cfg.batch_size, batches)
+            batch = sample(train, cfg.batch_size, batches)
             batch = SegmentBatch(augment(batch.states, cfg.augment, batches), batch.dt)
             pred, nfe = integrate(field, batch.states[:, 0], batch.dt, batch.states.shape[1], cfg, step)
             loss = loss_fn(pred, batch.states, cfg.mse_weight)
@@ -102,8 +96,8 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
                 continue
             last = {"epoch": step * min(cfg.batch_size, len(train)) / len(train), "phase": p,
                     "total_steps": ends[-1], "lr": lr, **window.flush(),
-                    "val_loss": _val_loss(field, val, cfg, loss_fn, step),
-                    "val_accel_err": _val_accel_err(field, data.val)}
+                    "val_loss": val_loss(field, val, cfg, loss_fn, step),
+                    "val_accel_err": val_accel_err(field, data.val)}
             best.observe(last["val_accel_err"], step, field)
             phase_over = step == ends[p] or best.stop
             final = phase_over and p == len(phases) - 1
@@ -130,19 +124,6 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
     return last
 
 
-def final_evaluation(field: VectorField, cfg: TwoBodyConfig, data: TrainingData, artifact_dir: Path) -> dict[str, float]:
-    """The end-of-training metrics and artefacts of ``field`` (the best-on-validation model): the
-    test sets (:func:`.evaluate.evaluate`), the field map, the exported model and the training
-    radius range. ``dynsweep evaluate`` calls the same function on a stored checkpoint."""
-    field.eval()
-    out = evaluate(field, cfg, data.r_range_km, artifact_dir)
-    physical = data.train_physical()
-    write_field_map(field, physical, data.r_range_km, artifact_dir)
-    export_model(field, physical, artifact_dir)
-    field.train()
-    return {**out, "train_r_min_km": data.r_range_km[0], "train_r_max_km": data.r_range_km[1]}
-
-
 def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Sequence[str],
                         artifact_dir: Path) -> dict[str, float]:
     """The family's ``evaluate`` hook (``dynsweep evaluate``): the model of checkpoint ``folder``
@@ -158,79 +139,8 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
     extra = [named.get(d) or d for d in datasets]
     cfg = cfg.with_(test_datasets=list(dict.fromkeys([*cfg.test_datasets, *extra])))
     if cfg.replicates > 1:
-        from .train_replicates import evaluate_replicates
-
         return evaluate_replicates(folder, cfg, artifact_dir)
     torch.manual_seed(cfg.seed)
     field = VectorField(cfg).to(device=pick_device(cfg.device), dtype=getattr(torch, cfg.dtype))
     load_evaluated(folder, field)  # the best-on-validation weights
     return final_evaluation(field, cfg, TrainingData.load(cfg), artifact_dir)
-
-
-def _sample(segs: SegmentBatch, batch_size: int, generator: torch.Generator) -> SegmentBatch:
-    """A random batch without replacement (all segments when there are no more than a batch)."""
-    if len(segs) <= batch_size:
-        return segs
-    idx = torch.randperm(len(segs), generator=generator)[:batch_size].to(segs.states.device)
-    return SegmentBatch(states=segs.states[idx], dt=segs.dt[idx])
-
-
-@torch.no_grad()
-def _val_loss(field: VectorField, val: SegmentBatch | None, cfg: TwoBodyConfig, loss_fn: Any, step: int) -> float:
-    if val is None:
-        return math.nan
-    pred, _ = integrate(field, val.states[:, 0], val.dt, val.states.shape[1], cfg, step)
-    return float(loss_fn(pred, val.states, cfg.mse_weight))
-
-
-@torch.no_grad()
-def _val_accel_err(field: VectorField, val: OrbitArrays | None) -> float:
-    """Mean acceleration error (%) of the field at every sample of the validation orbits: the
-    test sets' headline metric on orbits never trained on, comparable across losses and
-    segment lengths (no integration; canonical units, the ratio is unit-free)."""
-    if val is None:
-        return math.nan
-    param = next(field.parameters())
-    y = torch.as_tensor(val.states, dtype=param.dtype, device=param.device)
-    a_pred = field.acceleration(y).double().cpu().numpy()
-    return float(point_errors(a_pred, val.acc, val.states[..., :3])["accel_err_pct"].mean())
-
-
-def _cumulative(counts: list[int]) -> list[int]:
-    out, total = [], 0
-    for c in counts:
-        total += c
-        out.append(total)
-    return out
-
-
-class _Window:
-    """Loss, solver evaluations and wall time since the last report."""
-
-    def __init__(self) -> None:
-        self.first_step_s: float | None = None
-        self._t_start = time.perf_counter()
-        self.restart()
-
-    def restart(self) -> None:
-        self.losses: list[float] = []
-        self.terms: dict[str, list[float]] = {}
-        self.nfe = 0
-        self.t0 = time.perf_counter()
-
-    def add(self, loss: float, nfe: int, terms: dict[str, float]) -> None:
-        if self.first_step_s is None:
-            self.first_step_s = time.perf_counter() - self._t_start
-        self.losses.append(loss)
-        for key, value in terms.items():
-            self.terms.setdefault(key, []).append(value)
-        self.nfe += nfe
-
-    def flush(self) -> dict[str, float]:
-        n = max(1, len(self.losses))
-        out = {"train_loss": sum(self.losses) / n, "nfe_per_step": self.nfe / n,
-               "steps_per_s": len(self.losses) / max(time.perf_counter() - self.t0, 1e-9)}
-        out.update({key: sum(values) / len(values) for key, values in self.terms.items()})
-        if self.first_step_s is not None:
-            out["first_step_s"] = self.first_step_s
-        return out

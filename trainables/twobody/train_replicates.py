@@ -45,7 +45,7 @@ from .data import SegmentBatch, TrainingData
 from .evaluate import evaluate
 from .losses import get_loss
 from .model import VectorField, integrate
-from .train import _cumulative, _sample, _val_accel_err, _val_loss, final_evaluation
+from .loop import cumulative, final_evaluation, sample, val_accel_err, val_loss
 
 
 def init_members(members: Sequence[TwoBodyConfig], device: torch.device, dtype: torch.dtype) -> list[VectorField]:
@@ -69,7 +69,7 @@ def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[
     rngs = [torch.Generator().manual_seed(m.seed) for m in members]
     phases = cfg.curriculum()
     segments = [_member_segments(data, members, ph.segment_length, ph.orbit_fraction, dtype, device) for ph in phases]
-    ends = _cumulative([phase_steps(ph, len(segs[0][0]), cfg.batch_size) for ph, segs in zip(phases, segments)])
+    ends = cumulative([phase_steps(ph, len(segs[0][0]), cfg.batch_size) for ph, segs in zip(phases, segments)])
     state = {"model": field, "optimizer": optimizer, **{f"batch_rng_{i}": g for i, g in enumerate(rngs)}}
     step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
     bests = [BestModel.from_state(0, b) for b in extras.get("best") or [None] * n]
@@ -112,8 +112,8 @@ def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[
             per: list[dict[str, float]] = [{} for _ in range(n)]
             for i, view in enumerate(views):
                 view.load_state_dict(field.member_state(i))
-                values = dropped.guard(i, step, lambda: {"val_loss": _val_loss(view, segs[i][1], members[i], loss_fn, step),
-                                                         "val_accel_err": _val_accel_err(view, data.val)})
+                values = dropped.guard(i, step, lambda: {"val_loss": val_loss(view, segs[i][1], members[i], loss_fn, step),
+                                                         "val_accel_err": val_accel_err(view, data.val)})
                 if values is not None:
                     bests[i].observe(values["val_accel_err"], step, view)
                     per[i] = {"train_loss": statistics.fmean(losses_since[i]), **values,
@@ -283,6 +283,6 @@ def _member_segments(data: TrainingData, members: Sequence[TwoBodyConfig], segme
 
 def _batches(train: Sequence[SegmentBatch], cfg: TwoBodyConfig, rngs: Sequence[torch.Generator]) -> SegmentBatch:
     """Each replicate's batch (its own sample and augmentation), stacked: states ``(N, B, L, 6)``, dt ``(N, B)``."""
-    picked = [_sample(tr, cfg.batch_size, g) for tr, g in zip(train, rngs)]
+    picked = [sample(tr, cfg.batch_size, g) for tr, g in zip(train, rngs)]
     states = [augment(b.states, cfg.augment, g) for b, g in zip(picked, rngs)]
     return SegmentBatch(torch.stack(states), torch.stack([b.dt for b in picked]))
