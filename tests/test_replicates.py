@@ -112,12 +112,22 @@ def test_a_replicate_that_stalls_the_shared_solver_is_dropped(tmp_path: Path, mo
 
     monkeypatch.setattr(train_replicates, "init_members", stiff)
     together = run({**config, "replicates": 3}, LocalReporter(tmp_path / "together", progress=False))
-    assert "replicate 0 (seed 3) diverged at step 0 (solver at step 0: max_num_steps exceeded" in capfd.readouterr().err
+    assert "replicate 0 (seed 3) failed at step 0 (solver at step 0: max_num_steps exceeded" in capfd.readouterr().err
     assert together["replicates_live"] == 2.0
     singles = _singles(tmp_path, config, 3)
     for i in (1, 2):
         for key in KEYS:
             assert together[f"{key}_r{i}"] == pytest.approx(singles[i][key], rel=1e-5), key
+
+
+def test_replicates_without_validation_data_report_nan_and_keep_the_first_replicates_artefacts(
+        tmp_path: Path) -> None:
+    together = run(_config(tmp_path, solver="rk4", val_dataset=None, replicates=2),
+                   LocalReporter(tmp_path / "noval", progress=False))
+    assert math.isnan(together["val_accel_err"]) and math.isnan(together["val_accel_err_std"])
+    assert together["best_val_accel_err"] == math.inf and math.isnan(together["best_val_accel_err_std"])
+    assert together["best_replicate"] == 0.0 and together["replicates_live"] == 2.0
+    assert math.isfinite(together[TEST])
 
 
 class _StopAt(LocalReporter):

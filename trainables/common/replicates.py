@@ -5,9 +5,11 @@ vectorised model, and the metrics they report.
 different seeds) along a new leading dimension and runs all N in one call on inputs
 ``(N, ..., features)``: each ``nn.Linear`` becomes one batched matmul (``baddbmm``), each
 ``nn.PReLU`` a broadcast, a 0-d parameter a ``(N, 1, 1)`` tensor; every other operation of the
-model acts on the last dimension and broadcasts over the leading one unchanged. Replicate ``i``
-computes exactly what model ``i`` computes alone (the same matmul kernels per replicate), so an
-optimiser over the stacked parameters (Adam: element-wise) trains N independent models.
+model acts on the last dimension and broadcasts over the leading one unchanged. On CPU, replicate
+``i`` computes exactly what model ``i`` computes alone, forward and backward (the same matmul
+kernels per replicate, the Linear gradients in ``nn.Linear``'s layout; a PReLU's weight gradient
+rounds differently), so an optimiser over the stacked parameters (Adam: element-wise) trains N
+independent models.
 
 :func:`aggregate` is the one rule for what a replicated trial reports: the mean over the live
 replicates under each metric's own name (what ASHA and Optuna rank), ``<name>_std``,
@@ -190,20 +192,24 @@ def aggregate(per_replicate: Sequence[dict[str, float]], live: Sequence[bool],
     ``spread`` selects (a family keeps them to its headline metrics, so a run does not carry
     hundreds) add ``<key>_std`` (population standard deviation), ``<key>_min``, ``<key>_max`` and
     ``<key>_r<i>`` for every replicate (NaN for a dropped one). ``replicates_live`` says how many
-    are live. NaN values of a live replicate (a metric it has no value for) are left out.
+    are live. A NaN of a live replicate makes the statistics NaN (as a single trial with that
+    seed would rank last, not be left out); an infinite value makes the mean infinite and the
+    standard deviation NaN.
     """
     alive = [m for m, ok in zip(per_replicate, live) if ok]
     out: dict[str, float] = {"replicates_live": float(len(alive))}
     if not alive:
         return out
     for key in alive[0]:
-        values = [float(m[key]) for m in alive if key in m and not math.isnan(float(m[key]))]
-        out[key] = statistics.fmean(values) if values else math.nan
+        values = [float(m[key]) for m in alive if key in m]
+        finite = all(math.isfinite(v) for v in values)
+        nan = any(math.isnan(v) for v in values) or not values
+        out[key] = math.nan if nan else statistics.fmean(values) if finite else sum(values)
         if not spread(key):
             continue
-        out[f"{key}_std"] = statistics.pstdev(values) if values else math.nan
-        out[f"{key}_min"] = min(values) if values else math.nan
-        out[f"{key}_max"] = max(values) if values else math.nan
+        out[f"{key}_std"] = statistics.pstdev(values) if finite and values else math.nan
+        out[f"{key}_min"] = math.nan if nan else min(values)
+        out[f"{key}_max"] = math.nan if nan else max(values)
         for i, (m, ok) in enumerate(zip(per_replicate, live)):
             out[f"{key}_r{i}"] = float(m.get(key, math.nan)) if ok else math.nan
     return out

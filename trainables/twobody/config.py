@@ -220,8 +220,9 @@ class TwoBodyConfig(FamilyConfig):
 
 
 def replicate_spread(key: str) -> bool:
-    """The metrics a replicated trial reports per replicate and with std/min/max (the training and
-    validation values and each test set's mean acceleration error); the others as means only."""
+    """The metrics a replicated trial reports per replicate and with std/min/max: the metrics without
+    a test set in their name (training and validation values, the best-model figures) and each test
+    set's mean acceleration error; the others as means only."""
     return "/" not in key or key.endswith("/accel_err_mean")
 
 

@@ -9,7 +9,7 @@ best-on-validation model. All N run as one vectorised model
 integrated less accurately than alone), one backward pass and one optimiser step serve all.
 
 A replicate whose loss stops being finite, or whose solve fails (in training: the replicated
-solve failed and it fails alone too; in validation or a test), is dropped: its weights become NaN
+solve failed and it fails alone too; in validation), is dropped: its weights become NaN
 (out of the shared step size and the losses), a line on stderr and the tag ``replicates_dropped``
 say which and when; the trial fails only when every replicate has gone, with the class of the
 last failure. Reports carry the mean over the live replicates under
@@ -150,7 +150,8 @@ def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[
 
 
 def best_replicate(bests: Sequence[BestModel], live: Sequence[bool]) -> int:
-    """The live replicate with the lowest best validation value (its artefacts are the trial's)."""
+    """The live replicate with the lowest best validation value (its artefacts are the trial's);
+    without validation data (every best value infinite) the first live one."""
     return min((i for i in range(len(bests)) if live[i]), key=lambda i: bests[i].best_val)
 
 
@@ -179,8 +180,9 @@ class _Dropped:
         left = len(self.members) - len(self.steps)
         if left == 0:
             raise kind(f"every replicate failed (the last: {why})", step)
-        print(f"dynsweep: replicate {i} (seed {self.members[i].seed}) diverged at step {step} ({why}); dropped, "
-              f"the means are over the {left} live replicates", file=sys.stderr, flush=True)
+        what = "diverged" if kind is DivergedError else "failed"
+        print(f"dynsweep: replicate {i} (seed {self.members[i].seed}) {what} at step {step} ({why}); "
+              f"dropped, the means are over the {left} live replicates", file=sys.stderr, flush=True)
         self.tag({"replicates_dropped": " ".join(f"{r}@{s}" for r, s in sorted(self.steps.items()))})
 
     def settle(self) -> None:
@@ -241,7 +243,8 @@ def evaluate_replicates(folder: Path, cfg: TwoBodyConfig, artifact_dir: Path) ->
         view.load_state_dict(bests[i].weights if bests[i].weights is not None else field.member_state(i))
     data = TrainingData.load(cfg)
     per = final_metrics(views, members, data, artifact_dir, bests, dropped, int(saved.get("step", 0)))
-    return {**aggregate(per, [dropped.live(i) for i in range(cfg.replicates)], replicate_spread),
+    live = [dropped.live(i) for i in range(cfg.replicates)]
+    return {**aggregate(per, live, replicate_spread), "best_replicate": float(best_replicate(bests, live)),
             "train_r_min_km": data.r_range_km[0], "train_r_max_km": data.r_range_km[1]}
 
 
