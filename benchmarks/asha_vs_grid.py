@@ -1,7 +1,9 @@
 """TPE + ASHA against the exhaustive grid, on a real sub-grid of the reference two-body study.
 
 Run: ``python benchmarks/asha_vs_grid.py [--steps 1000] [--seeds 0 1 2] [--samples 12] [--out DIR]``
-(about 25 minutes on 2 cores with the defaults; ``--quick`` for a 3-minute smoke run).
+(hours on 2 cores with the defaults: the 24-trial grid alone took about 2 h here, the three TPE +
+ASHA sweeps 15-40 min each; ``--quick`` for a 3-minute smoke run; ``--storage DIR`` keeps the
+sweeps, and running again with the same DIR continues a benchmark that was killed).
 
 The space (10 training orbits, validated on ``complex_TBP_planar_10_val``, orbits never trained
 on): feature {sph_4D_rinv_vel, sph_4D_rinv_vel_harmonics} x head {mlp_4D_signed,
