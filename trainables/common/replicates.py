@@ -126,12 +126,6 @@ class Replicated(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def __getattr__(self, name: str):  # the wrapped model's methods (e.g. ``acceleration``)
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["model"], name)
-
     def member_state(self, i: int) -> dict[str, torch.Tensor]:
         """Replicate ``i``'s weights as the ``state_dict`` of one plain member (copies)."""
         params = dict(self.model.named_parameters())
