@@ -130,6 +130,21 @@ def test_replicates_without_validation_data_report_nan_and_keep_the_first_replic
     assert math.isfinite(together[TEST])
 
 
+def test_evaluate_reproduces_a_replicated_run_and_takes_solvers_training_refuses(tmp_path: Path) -> None:
+    from trainables.common.checkpoint import saved_config
+    from trainables.twobody.train import evaluate_checkpoint
+
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    final = run(_config(tmp_path, replicates=2), reporter)
+    config = saved_config(reporter.checkpoint_path)
+    again = evaluate_checkpoint(reporter.checkpoint_path, config, [], tmp_path / "eval")
+    for key in (TEST, f"{TEST}_r0", f"{TEST}_r1", "best_replicate", "replicates_live"):
+        assert again[key] == final[key], key
+    other = evaluate_checkpoint(reporter.checkpoint_path, {**config, "solver": "torchdiffeq_dopri5"}, [],
+                                tmp_path / "eval2")
+    assert other[TEST] == pytest.approx(final[TEST], rel=1e-3)
+
+
 class _StopAt(LocalReporter):
     """Copies the checkpoint of step ``at`` aside, as a trial killed right after it would have left it."""
 

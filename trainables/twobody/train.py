@@ -130,16 +130,19 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
     evaluated as at the end of training (:func:`final_evaluation`) under ``config`` (the saved
     config, possibly changed: solver, tolerances, test sets), on its test sets plus ``datasets``:
     dataset names (a standard test set, a rotated or mirrored variant, a file under the datasets
-    folder) or ``train`` / ``val`` for the run's own training and validation orbits."""
-    cfg = TwoBodyConfig.from_dict(config)
+    folder) or ``train`` / ``val`` for the run's own training and validation orbits. A replicated
+    run's replicates are evaluated one by one, so what only training refuses with replicates (a
+    torchdiffeq solver, say) may be set here."""
+    replicates = config.get("replicates", 1)
+    cfg = TwoBodyConfig.from_dict({**config, "replicates": 1})
     named = {"train": cfg.train_dataset, "val": val_name(cfg)}
     if "val" in datasets and named["val"] is None:
         raise ConfigError("--datasets val: this run validated on a share of its training orbits (val_fraction > 0), "
                           "not on a validation dataset")
     extra = [named.get(d) or d for d in datasets]
     cfg = cfg.with_(test_datasets=list(dict.fromkeys([*cfg.test_datasets, *extra])))
-    if cfg.replicates > 1:
-        return evaluate_replicates(folder, cfg, artifact_dir)
+    if isinstance(replicates, int) and replicates > 1:
+        return evaluate_replicates(folder, cfg, replicates, artifact_dir)
     torch.manual_seed(cfg.seed)
     field = VectorField(cfg).to(device=pick_device(cfg.device), dtype=getattr(torch, cfg.dtype))
     load_evaluated(folder, field)  # the best-on-validation weights

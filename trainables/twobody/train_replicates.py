@@ -227,23 +227,23 @@ class _Dropped:
             self.drop(i, step, str(err), kind=SolverError)
 
 
-def evaluate_replicates(folder: Path, cfg: TwoBodyConfig, artifact_dir: Path) -> dict[str, float]:
-    """``dynsweep evaluate`` of a replicated checkpoint: each live replicate's best-on-validation
-    model (the latest weights where it kept none) evaluated as at the end of training under
-    ``cfg``, aggregated as the last report was."""
+def evaluate_replicates(folder: Path, cfg: TwoBodyConfig, n: int, artifact_dir: Path) -> dict[str, float]:
+    """``dynsweep evaluate`` of a checkpoint of ``n`` replicates: each live replicate's
+    best-on-validation model (the latest weights where it kept none) evaluated as at the end of
+    training under ``cfg`` (one replicate's config), aggregated as the last report was."""
     saved = checkpoint.load(folder)
-    members = [cfg.with_(seed=s, replicates=1) for s in replicate_seeds(cfg.seed, cfg.replicates)]
+    members = [cfg.with_(seed=s, replicates=1) for s in replicate_seeds(cfg.seed, n)]
     device, dtype = pick_device(cfg.device), getattr(torch, cfg.dtype)
     views = init_members(members, device, dtype)
     field = Replicated(views)
     checkpoint.apply_parts(saved, {"model": field}, Path(folder) / checkpoint.CHECKPOINT_FILE)
-    bests = [BestModel.from_state(0, b) for b in saved.get("best") or [None] * cfg.replicates]
+    bests = [BestModel.from_state(0, b) for b in saved.get("best") or [None] * n]
     dropped = _Dropped(saved.get("dropped"), members, field, lambda tags: None)
     for i, view in enumerate(views):
         view.load_state_dict(bests[i].weights if bests[i].weights is not None else field.member_state(i))
     data = TrainingData.load(cfg)
     per = final_metrics(views, members, data, artifact_dir, bests, dropped, int(saved.get("step", 0)))
-    live = [dropped.live(i) for i in range(cfg.replicates)]
+    live = [dropped.live(i) for i in range(n)]
     return {**aggregate(per, live, replicate_spread), "best_replicate": float(best_replicate(bests, live)),
             "train_r_min_km": data.r_range_km[0], "train_r_max_km": data.r_range_km[1]}
 
