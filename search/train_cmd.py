@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,11 @@ def check_resume(folder: Path) -> None:
 def format_metrics(metrics: dict[str, Any]) -> str:
     """The training figures, then the ``test/`` metrics as a table: one row per metric, one column
     per test set (``test/<set>/<metric>``; a ``test/<metric>`` goes in the column ``test``)."""
-    lines = [f"{k:>14}: {v:.5g}" if isinstance(v, (int, float)) else f"{k:>14}: {v}"
-             for k, v in metrics.items() if not k.startswith(("test/", "tag/"))]
+    spread = {k for k in metrics if f"{k}_std" in metrics}  # a replicated run: one line per metric
+    derived = {f"{k}_{s}" for k in spread for s in ("std", "min", "max")} | {
+        k for k in metrics if re.fullmatch(r"(.+)_r\d+", k) and re.fullmatch(r"(.+)_r\d+", k).group(1) in spread}
+    lines = [_line(k, v, metrics) if k in spread else f"{k:>14}: {v:.5g}" if isinstance(v, (int, float))
+             else f"{k:>14}: {v}" for k, v in metrics.items() if not k.startswith(("test/", "tag/")) and k not in derived]
     table: dict[str, dict[str, float]] = {}  # metric -> set -> value, in reporting order
     sets: list[str] = []
     for key, value in metrics.items():
@@ -120,6 +124,13 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         for metric, row in table.items():
             lines.append(f"{metric:<{width}}  " + "  ".join(f"{_fmt(row.get(s, math.nan)):>24}" for s in sets))
     return "\n".join(lines)
+
+
+def _line(key: str, mean: float, metrics: dict[str, Any]) -> str:
+    """``key: mean ± std [min, max] (r0 r1 ...)`` for a metric of seed replicates."""
+    reps = [metrics[f"{key}_r{i}"] for i in range(len(metrics)) if f"{key}_r{i}" in metrics]
+    return (f"{key:>14}: {mean:.5g} ± {metrics[f'{key}_std']:.3g} [{metrics.get(f'{key}_min', math.nan):.5g}, "
+            f"{metrics.get(f'{key}_max', math.nan):.5g}] (replicates: {' '.join(_fmt(v) for v in reps)})")
 
 
 def _fmt(v: float) -> str:

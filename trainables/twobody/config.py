@@ -220,10 +220,10 @@ class TwoBodyConfig(FamilyConfig):
 
 
 def replicate_spread(key: str) -> bool:
-    """The metrics a replicated trial reports per replicate and with std/min/max: the metrics without
-    a test set in their name (training and validation values, the best-model figures) and each test
-    set's mean acceleration error; the others as means only."""
-    return "/" not in key or key.endswith("/accel_err_mean")
+    """The metrics a replicated trial reports per replicate and with std/min/max: the training and
+    validation values (``train_loss``, ``val_loss``, ``val_accel_err``, ``best_val_accel_err``) and
+    each test set's mean acceleration error; the others as means only."""
+    return key in ("train_loss", "val_loss", "val_accel_err", "best_val_accel_err") or key.endswith("/accel_err_mean")
 
 
 def phase_steps(phase: Phase, n_segments: int, batch_size: int) -> int:
