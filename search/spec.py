@@ -54,6 +54,7 @@ from typing import Any
 
 from trainables.common.config import FamilyConfig, _convert, suggest
 from trainables.common.errors import ConfigError, DynsweepError
+from trainables.common.replicates import check_replicates
 from trainables.registry import FAMILIES, check_replicates_supported, family_config, family_trial_length
 
 from .datasets_check import check_datasets, datasets_root, strings_in
@@ -445,12 +446,11 @@ def _with_replicates(path: str, family: str, base: dict[str, Any], replicates: A
     """
     if replicates is None:
         return base
-    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
-        raise _err(path, "replicates", f"{replicates!r} must be an integer >= 1 (seeds trained together in one trial)"[:300])
     try:
+        check_replicates(replicates)
         check_replicates_supported(family, replicates)
     except ConfigError as err:
-        raise _err(path, "replicates", str(err)) from None
+        raise _err(path, "replicates", str(err).removeprefix("config.replicates: ")[:300]) from None
     if "replicates" in base and base["replicates"] != replicates:
         raise _err(path, "replicates", f"{replicates} differs from base.replicates={base['replicates']!r}; give one")
     return {**base, "replicates": replicates} if replicates > 1 or "replicates" in base else base

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .augment import augment
 from .config import TwoBodyConfig
 from .data import SegmentBatch, TrainingData
 from .dataset import OrbitArrays
@@ -40,6 +41,13 @@ def sample(segs: SegmentBatch, batch_size: int, generator: torch.Generator) -> S
         return segs
     idx = torch.randperm(len(segs), generator=generator)[:batch_size].to(segs.states.device)
     return SegmentBatch(states=segs.states[idx], dt=segs.dt[idx])
+
+
+def draw_batch(segs: SegmentBatch, cfg: TwoBodyConfig, generator: torch.Generator) -> SegmentBatch:
+    """One training batch: :func:`sample`, then the config's augmentation, both from ``generator``
+    (a replicate draws exactly what its single-seed trial draws)."""
+    batch = sample(segs, cfg.batch_size, generator)
+    return SegmentBatch(augment(batch.states, cfg.augment, generator), batch.dt)
 
 
 @torch.no_grad()

@@ -32,11 +32,10 @@ from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 
-from .augment import augment
 from .config import TwoBodyConfig, phase_steps
-from .data import SegmentBatch, TrainingData, val_name
+from .data import TrainingData, val_name
 from .evaluate import evaluate
-from .loop import Window, cumulative, final_evaluation, sample, val_accel_err, val_loss
+from .loop import Window, cumulative, draw_batch, final_evaluation, val_accel_err, val_loss
 from .losses import get_loss
 from .penalties import penalties, penalty_weights
 from .model import VectorField, integrate
@@ -74,8 +73,7 @@ def run(config: Mapping[str, Any] | TwoBodyConfig, reporter: Reporter) -> dict[s
             lr = scheduled_lr(cfg.lr_schedule, phase.lr, cfg.min_lr, (step - start) / (ends[p] - start))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = sample(train, cfg.batch_size, batches)
-            batch = SegmentBatch(augment(batch.states, cfg.augment, batches), batch.dt)
+            batch = draw_batch(train, cfg, batches)
             pred, nfe = integrate(field, batch.states[:, 0], batch.dt, batch.states.shape[1], cfg, step)
             loss = loss_fn(pred, batch.states, cfg.mse_weight)
             terms = {}

@@ -39,13 +39,12 @@ from trainables.common.nn import pick_device
 from trainables.common.replicates import Replicated, aggregate, replicate_seeds
 from trainables.common.reporter import Reporter
 
-from .augment import augment
 from .config import TwoBodyConfig, phase_steps, replicate_spread
 from .data import SegmentBatch, TrainingData
 from .evaluate import evaluate
 from .losses import get_loss
 from .model import VectorField, integrate
-from .loop import cumulative, final_evaluation, sample, val_accel_err, val_loss
+from .loop import cumulative, draw_batch, final_evaluation, val_accel_err, val_loss
 
 
 def init_members(members: Sequence[TwoBodyConfig], device: torch.device, dtype: torch.dtype) -> list[VectorField]:
@@ -95,7 +94,7 @@ def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[
                     g.set_state(saved)
                 continue
             losses = [loss_fn(pred[i], batch.states[i], cfg.mse_weight) for i in range(n)]
-            dropped.check_losses(losses, step)
+            values = dropped.check_losses(losses, step)
             optimizer.zero_grad(set_to_none=True)
             sum(loss for i, loss in enumerate(losses) if dropped.live(i)).backward()
             field.zero_grad_of(list(dropped.steps))
@@ -104,8 +103,8 @@ def run_replicates(cfg: TwoBodyConfig, reporter: Reporter, window: Any) -> dict[
             optimizer.step()
             dropped.settle()
             step += 1
-            for i, loss in enumerate(losses):
-                losses_since[i].append(loss.item())
+            for i, value in enumerate(values):
+                losses_since[i].append(value)
             window.add(statistics.fmean(losses_since[i][-1] for i in range(n) if dropped.live(i)), nfe, {})
             if step % cfg.report_every and step != ends[p]:
                 continue
@@ -191,12 +190,14 @@ class _Dropped:
             self.field.disable(i)
         self.pending = []
 
-    def check_losses(self, losses: Sequence[torch.Tensor], step: int) -> None:
-        """Drop the live replicates whose loss is not finite (disabled at :meth:`settle`)."""
-        for i, loss in enumerate(losses):
-            value = float(loss.detach())
+    def check_losses(self, losses: Sequence[torch.Tensor], step: int) -> list[float]:
+        """Drop the live replicates whose loss is not finite (disabled at :meth:`settle`); returns
+        every replicate's loss value."""
+        values = [float(loss.detach()) for loss in losses]
+        for i, value in enumerate(values):
             if self.live(i) and not math.isfinite(value):
                 self.drop(i, step, f"{self.members[i].loss} is {value}", now=False)
+        return values
 
     def guard(self, i: int, step: int, evaluate: Any) -> Any:
         """``evaluate()`` for live replicate ``i``; a solver failure or divergence drops it (None)."""
@@ -286,6 +287,5 @@ def _member_segments(data: TrainingData, members: Sequence[TwoBodyConfig], segme
 
 def _batches(train: Sequence[SegmentBatch], cfg: TwoBodyConfig, rngs: Sequence[torch.Generator]) -> SegmentBatch:
     """Each replicate's batch (its own sample and augmentation), stacked: states ``(N, B, L, 6)``, dt ``(N, B)``."""
-    picked = [sample(tr, cfg.batch_size, g) for tr, g in zip(train, rngs)]
-    states = [augment(b.states, cfg.augment, g) for b, g in zip(picked, rngs)]
-    return SegmentBatch(torch.stack(states), torch.stack([b.dt for b in picked]))
+    drawn = [draw_batch(tr, cfg, g) for tr, g in zip(train, rngs)]
+    return SegmentBatch(torch.stack([b.states for b in drawn]), torch.stack([b.dt for b in drawn]))
