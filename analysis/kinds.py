@@ -5,7 +5,8 @@ KINDS = ("curves", "box", "heatmap", "parallel",                         # every
          "angles", "error-growth", "energy-drift",                       # pendulum
          "horizon", "energy", "dt-generalisation", "phase",              # worldmodels
          "pred-vs-true", "residuals", "by-loss",                         # regression
-         "dt-orbit", "pareto")                                           # timestepper
+         "dt-orbit", "pareto",                                           # timestepper
+         "frames", "pixel-horizon")                                      # visual
 """Plot kinds of ``dynsweep plot`` (see :mod:`analysis.plots`; a test checks both lists agree)."""
 
 EVALUATORS = ("fanova", "ped-anova")

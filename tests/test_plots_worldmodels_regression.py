@@ -1,4 +1,4 @@
-"""The worldmodels and regression plot kinds on a tiny real sweep of each family: every kind that
+"""The worldmodels, regression and visual plot kinds on a tiny real sweep of each family: every kind that
 applies draws a non-blank PNG of its declared size, logged to the parent run; every other kind is
 refused in one line that lists the ones that apply."""
 
@@ -28,12 +28,20 @@ REGRESSION_SETS = ["base.steps=100", "base.report_every=50", "base.demo_rows=800
                    "space.scale={choice: [1.0], when: {loss: [tukey]}}",
                    "space.widths={choice: [64x64]}", "space.activation={grid: [gelu, tanh]}",
                    "space.lr={choice: [0.003]}"]
+VISUAL_SETS = ["base.seqs=4", "base.seq_steps=12", "base.size=16", "base.steps=20", "base.report_every=10",
+               "base.horizon=3", "base.hidden=8", "base.eval_horizons=[1, 5]", "search.algorithm=grid",
+               "scheduler.type=fifo", "search.num_samples=1",
+               "space.predictor={grid: [spatial_jump, spatial_hamiltonian]}", "space.mode={grid: [hgn, detached]}",
+               "space.latent_channels={choice: [4]}", "space.beta={choice: [0.001]}", "space.lr={choice: [0.003]}"]
 SWEEPS = {"worldmodels": ("search_spaces/worldmodels.yaml", WORLD_SETS),
-          "regression": ("search_spaces/regression_robust.yaml", REGRESSION_SETS)}
-NOT_THEIRS = {"worldmodels": ["field", "angles", "pred-vs-true", "pareto"],
-              "regression": ["field", "angles", "horizon", "phase"]}
+          "regression": ("search_spaces/regression_robust.yaml", REGRESSION_SETS),
+          "visual": ("search_spaces/visual.yaml", VISUAL_SETS)}
+NOT_THEIRS = {"worldmodels": ["field", "angles", "pred-vs-true", "pareto", "frames"],
+              "regression": ["field", "angles", "horizon", "phase", "pixel-horizon"],
+              "visual": ["field", "horizon", "phase", "energy"]}
 EXTRA = {("regression", "heatmap"): ["--x", "loss", "--y", "activation"],
-         ("worldmodels", "heatmap"): ["--x", "model", "--y", "env"], ("worldmodels", "box"): ["--x", "model"]}
+         ("worldmodels", "heatmap"): ["--x", "model", "--y", "env"], ("worldmodels", "box"): ["--x", "model"],
+         ("visual", "heatmap"): ["--x", "predictor", "--y", "mode"], ("visual", "box"): ["--x", "predictor"]}
 
 def _kinds(family: str) -> list[str]:
     return list(FAMILIES[family].all_plot_kinds())
@@ -88,6 +96,8 @@ def test_final_evaluation_writes_the_family_artefacts(sweeps: Callable[[str], di
              for a in client.list_artifacts(run_id, ARTIFACTS)}
     if sweep["family"] == "worldmodels":
         assert {"energy.parquet", "phase.parquet"} <= names
+    elif sweep["family"] == "visual":
+        assert {"frames.parquet", "horizon_curve.parquet"} <= names
     else:
         assert "predictions.parquet" in names
     cache = sweep["root"] / "downloaded"
@@ -100,6 +110,11 @@ def test_final_evaluation_writes_the_family_artefacts(sweeps: Callable[[str], di
         first = energy.filter(pl.col("step") == 0)
         assert (first["energy_true"] - first["energy_pred"]).abs().max() < 1e-5   # same start state
         assert set(phase["q_name"]) <= {"x", "theta"} and set(phase["v_name"]) <= {"v", "omega"}
+    elif sweep["family"] == "visual":
+        frames, curve = arts["visual.frames"], arts["visual.horizon_curve"]
+        assert frames.height == 2 * 6 and set(frames["horizon"]) == set(range(6))   # 2 test seqs x horizons 0..5
+        assert {len(b) for b in frames["frame_true"]} == {16 * 16}                 # one grey 16x16 frame each
+        assert curve["horizon"].to_list() == [1, 2, 3, 4, 5] and (curve["copy_last_mse"] > 0).all()
     else:
         pred = arts["regression.predictions"]
         assert set(pred["split"]) == {"train", "val"} and pred.height == 800     # every row of the demo
@@ -121,7 +136,8 @@ def test_every_applicable_kind_draws_its_declared_size(sweeps: Callable[[str], d
 
 def test_each_family_declares_the_generic_and_its_own_kinds() -> None:
     for family, own in (("worldmodels", {"horizon", "energy", "dt-generalisation", "phase"}),
-                        ("regression", {"pred-vs-true", "residuals", "by-loss"})):
+                        ("regression", {"pred-vs-true", "residuals", "by-loss"}),
+                        ("visual", {"frames", "pixel-horizon"})):
         kinds = set(_kinds(family))
         assert own | {"curves", "box", "heatmap", "parallel"} <= kinds and own <= set(ALL)
         assert all(ALL[k].size[0] >= 400 and ALL[k].size[1] >= 300 for k in own)

@@ -113,11 +113,21 @@ def load_evaluated(folder: str | Path, model: torch.nn.Module, name: str = "mode
     Raises:
         CheckpointError: no such part, or it does not fit ``model``.
     """
+    checkpoint.apply_parts(evaluated_state(folder, name), {name: model}, Path(folder) / checkpoint.CHECKPOINT_FILE)
+
+
+def evaluated_state(folder: str | Path, name: str = "model") -> dict[str, Any]:
+    """The checkpoint in ``folder`` with ``name`` set to the weights its evaluation uses (see
+    :func:`load_evaluated`): the best-on-validation model when it carries one.
+
+    Raises:
+        CheckpointError: missing or unreadable.
+    """
     state = checkpoint.load(folder)
     best = state.get("best")
     if isinstance(best, dict) and best.get("weights") is not None:
         state = {**state, name: best["weights"]}
-    checkpoint.apply_parts(state, {name: model}, Path(folder) / checkpoint.CHECKPOINT_FILE)
+    return state
 
 
 def check_stopping(patience: int, min_lr: float, lr: float) -> None:

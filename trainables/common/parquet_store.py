@@ -6,8 +6,8 @@ arrive in chunks of any size, are buffered, and are flushed as row groups of exa
 adds the content hash to the file's key-value metadata and moves the file into place
 atomically. A crash leaves the target untouched (and no half-written file under its name).
 
-The content hash is the SHA-256 of every column's name, dtype and bytes, row group by row
-group; because row groups always have the same size it does not depend on how the caller
+The content hash is the SHA-256 of every column's name, dtype and bytes (a binary column: each
+value's length and bytes), row group by row group; because row groups always have the same size it does not depend on how the caller
 chunked its writes, so the same data gives the same hash.
 """
 
@@ -166,6 +166,11 @@ class BufferedParquetWriter:
             self._hash.update(str(field.type).encode())
             if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
                 self._hash.update("\0".join(map(str, head)).encode())
+            elif pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type) \
+                    or pa.types.is_fixed_size_binary(field.type):  # each value's length, then its bytes
+                for value in head:
+                    self._hash.update(len(value).to_bytes(8, "little"))
+                    self._hash.update(bytes(value))
             else:
                 self._hash.update(np.ascontiguousarray(head.astype(field.type.to_pandas_dtype())).tobytes())
             arrays.append(arr)
