@@ -390,15 +390,15 @@ def _derived(family: str, base: dict[str, Any]) -> dict[str, Any]:
     """A sweep of ``family`` over its default datasets (no dataset named in the config)."""
     return {"name": f"derived-{family}", "family": family, "base": base,
             "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}},
-            "search": {"metric": "val_loss", "mode": "min", "num_samples": 2}}
+            "search": {"metric": "train_loss", "mode": "min", "num_samples": 2}}
 
 
-@pytest.mark.parametrize("family", ["pendulum", "worldmodels"])
+@pytest.mark.parametrize("family", ["pendulum", "worldmodels", "visual"])
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 @pytest.mark.parametrize("root_from", ["env", "base"])
 def test_a_corrupt_derived_dataset_is_refused(family: str, damage: str, root_from: str, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """A dataset the family names itself (pendulum's default file, worldmodels' default env
+    """A dataset the family names itself (pendulum's default file, worldmodels' and visual's default
     folder) is found through its ``dataset_paths`` hook and refused like a named one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -409,9 +409,10 @@ def test_a_corrupt_derived_dataset_is_refused(family: str, damage: str, root_fro
     base = {**FAMILIES[family].smoke, **({"datasets_root": str(root)} if root_from == "base" else {})}
     (where,) = family_dataset_paths(family, base)
     assert where.parent == root, where
-    bad = where / "val.parquet" if family == "worldmodels" else where
+    folder = family in ("worldmodels", "visual")
+    bad = where / "val.parquet" if folder else where
     bad.parent.mkdir(parents=True)
-    if family == "worldmodels":
+    if folder:
         for split in ("train", "test"):
             pq.write_table(pa.table({"a": list(range(100))}), where / f"{split}.parquet")
     if damage == "garbage":
@@ -422,7 +423,8 @@ def test_a_corrupt_derived_dataset_is_refused(family: str, damage: str, root_fro
     path = _write(tmp_path, _derived(family, base))
     err = _refused(capsys, tmp_path, "validate", str(path))
     assert f"{path}: dataset {where.name.removesuffix('.parquet')!r}: {bad}: not a readable Parquet file" in err, err
-    assert f"`dynsweep data {'pendulum' if family == 'pendulum' else 'worlds'} ... --overwrite`" in err, err
+    command = {"pendulum": "pendulum", "worldmodels": "worlds", "visual": "frames"}[family]
+    assert f"`dynsweep data {command} ... --overwrite`" in err, err
     assert "generated again on first use" in err, err
 
 
@@ -432,7 +434,7 @@ def test_dataset_paths_hooks_compute_paths_only(tmp_path: Path) -> None:
 
     root = tmp_path / "datasets"
     root.mkdir()
-    for family in ("twobody", "pendulum", "regression", "worldmodels"):
+    for family in ("twobody", "pendulum", "regression", "worldmodels", "visual"):
         for base in ({**FAMILIES[family].smoke}, {**FAMILIES[family].smoke, "datasets_root": str(root)}):
             paths = family_dataset_paths(family, base)
             assert paths and all(isinstance(p, Path) and p.parent == root for p in paths), (family, paths)

@@ -74,7 +74,7 @@ def test_cosine_schedule_ends_at_min_lr() -> None:
     assert scheduled_lr("constant", 1e-2, 1e-4, 0.7) == 1e-2
 
 
-@pytest.mark.parametrize("family", ["pendulum", "regression", "twobody", "worldmodels"])
+@pytest.mark.parametrize("family", ["pendulum", "regression", "twobody", "worldmodels", "visual"])
 def test_bad_patience_and_min_lr_are_refused(family: str) -> None:
     cls = family_config(family)
     with pytest.raises(ConfigError, match="config.patience"):
@@ -89,6 +89,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "worldmodels": ("val_loss", {"steps": 80, "report_every": 4, "lr": 0.05}),
     "regression": ("val_loss", {"steps": 120, "report_every": 4, "lr": 0.05}),
     "pendulum": ("val_loss", {"steps": 60, "report_every": 3, "lr": 0.05}),
+    "visual": ("val_pixel_mse", {"steps": 60, "report_every": 3, "lr": 0.05}),
 }
 
 
