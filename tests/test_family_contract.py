@@ -171,3 +171,6 @@ def test_local_training_shows_progress_lines_in_a_batch_log(tmp_path: Path, caps
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 2 and "progress: 1/10 loss 1 val 2" in lines[0] and "progress: 10/10 loss 0.1" in lines[1]
     assert "\r" not in "".join(lines)                                    # no bar redrawn in a log file
+    other = LocalReporter(tmp_path / "other", progress_every_s=3600.0)    # a family without val_loss
+    other.report(1, {"total_steps": 2, "train_loss": 0.5, "val_pixel_mse": 0.25})
+    assert "progress: 1/2 loss 0.5 val_pixel_mse 0.25 " in capsys.readouterr().err

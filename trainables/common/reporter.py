@@ -100,10 +100,11 @@ class LocalReporter:
         elapsed = time.perf_counter() - self._start
         eta = elapsed / frac - elapsed if frac > 0 else math.nan
         loss = metrics.get("train_loss", math.nan)
-        val = metrics.get("val_loss", math.nan)
+        name = "val_loss" if "val_loss" in metrics else next((k for k in metrics if k.startswith("val_")), None)
+        val = f" {'val' if name == 'val_loss' else name} {metrics[name]:.4g}" if name else ""
         rate = metrics.get("steps_per_s", math.nan)
         done = bool(total) and step >= total
-        text = f"{step}/{total} loss {loss:.4g} val {val:.4g} {rate:.1f} steps/s elapsed {elapsed:.0f}s eta {eta:.0f}s"
+        text = f"{step}/{total} loss {loss:.4g}{val} {rate:.1f} steps/s elapsed {elapsed:.0f}s eta {eta:.0f}s"
         if sys.stderr.isatty():
             print(f"\r[{bar}] {text} ", end="\n" if done else "", file=sys.stderr, flush=True)
         elif done or elapsed - self._last_line >= self._every_s:
