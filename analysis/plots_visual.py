@@ -23,7 +23,8 @@ HORIZON_CURVE = "visual.horizon_curve/1"
 PREDICTOR_ORDER = ("spatial_jump", "spatial_lstm", "spatial_ode", "spatial_newtonian", "spatial_hamiltonian")
 STRIP_HORIZONS = (0, 1, 2, 5, 10, 20, 30, 50)
 """Horizons shown in the strip (those the rollout has)."""
-STRIP_SEQS = 2
+SHOWN_SEQS = 2
+"""Test sequences drawn in the strip (of those the artefact keeps)."""
 
 
 def _image(raw: bytes, channels: int, size: int) -> np.ndarray:
@@ -35,7 +36,7 @@ def _image(raw: bytes, channels: int, size: int) -> np.ndarray:
 def frames(ctx: Context) -> Figure:
     row = ctx.one()
     table = ctx.artifact(row["run_id"], FRAMES)
-    seqs = sorted(table["seq"].unique().to_list())[:STRIP_SEQS]
+    seqs = sorted(table["seq"].unique().to_list())[:SHOWN_SEQS]
     have = set(table["horizon"].to_list())
     horizons = [h for h in STRIP_HORIZONS if h in have] or sorted(have)[:8]
     fig = Figure(layout="constrained")

@@ -69,6 +69,9 @@ def test_same_seed_same_bytes_and_the_cli(tmp_path: Path, capsys: pytest.Capture
     assert code == 0
     assert ((tmp_path / "cli" / spec.name / "train.parquet").read_bytes() == (a / "train.parquet").read_bytes())
     assert "test 2 sequences x 11 frames of 16x16 grey" in capsys.readouterr().out
+    from trainables.common.parquet_store import read_dynsweep_metadata
+
+    assert read_dynsweep_metadata(a / "train.parquet")["out_of_view"] == 0   # the pendulum stays in view
     assert main(["data", "ls", "--root", str(tmp_path / "cli")]) == 0
     assert "frames, env pendulum: train 4 / val 2 / test 2 sequences x 11 frames of 16x16 grey" in \
         capsys.readouterr().out
@@ -82,6 +85,9 @@ def test_same_seed_same_bytes_and_the_cli(tmp_path: Path, capsys: pytest.Capture
                                              ({"method": "leapfrog"}, "config.method"),
                                              ({"freeze": ["encoder", "decoder", "predictor"]}, "config.freeze"),
                                              ({"freeze": ["vae"]}, "config.freeze"),
+                                             ({"freeze": ["encoder", "decoder"], "predictor_weight": 0},
+                                              "nothing would train"),
+                                             ({"val_horizon": 20}, "config.val_horizon"),
                                              ({"horizon": 20}, "config.horizon"),
                                              ({"eval_horizons": [30]}, "config.eval_horizons"),
                                              ({"env": "threebody"}, "threebody"),
@@ -152,12 +158,27 @@ def test_detached_mode_has_two_optimisers_and_freezing_keeps_parts(tmp_path: Pat
     assert "optimizer_vae" in saved and "optimizer_predictor" not in saved
 
 
+def test_evaluate_refuses_frames_unlike_the_training_frames(tmp_path: Path) -> None:
+    from trainables.visual.train import evaluate_checkpoint
+
+    config = {**TINY, "steps": 2, "report_every": 2, "datasets_root": str(tmp_path)}
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    run(config, reporter)
+    with pytest.raises(ConfigError, match="--set: frames of env pendulum, 16px grey.*trained on env pendulum, 32px"):
+        evaluate_checkpoint(reporter.checkpoint_path, {**config, "size": 16}, [], tmp_path / "eval")
+    other = write(FrameSpec(WorldSpec(env="pendulum", seqs=4, steps=20, seed=9, param_ranges=(("l", 0.5, 3.0),)),
+                            size=32), tmp_path)
+    with pytest.raises(ConfigError, match="--datasets .*field of view"):
+        evaluate_checkpoint(reporter.checkpoint_path, config, [str(other)], tmp_path / "eval2")
+
+
 def test_two_phase_training(tmp_path: Path) -> None:
     """Phase 1 trains the VAE alone (predictor_weight 0); phase 2 starts encoder and decoder from its
     checkpoint, frozen, and trains a Hamiltonian predictor: the VAE stays bit for bit phase 1's."""
     root = str(tmp_path / "data")
     phase1 = LocalReporter(tmp_path / "phase1", progress=False)
     run({**TINY, "predictor_weight": 0.0, "steps": 10, "report_every": 5, "datasets_root": root}, phase1)
+    assert "best_val_recon_mse" in phase1.history[-1]            # the VAE alone is judged by its reconstruction
     phase2 = LocalReporter(tmp_path / "phase2", progress=False)
     config = {**TINY, "predictor": "spatial_hamiltonian", "init_from": str(tmp_path / "phase1"),
               "freeze": ["encoder", "decoder"], "steps": 10, "report_every": 5, "datasets_root": root}

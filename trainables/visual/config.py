@@ -4,14 +4,18 @@ Data: the frame dataset that ``env``, ``seqs``, ``seq_steps``, ``dt`` (None: the
 ``data_seed``, ``hold``, ``size`` and ``colour`` describe, rendered on first use; or ``dataset``,
 a frame dataset folder (``dynsweep data frames``) by name under the datasets folder or by path.
 Model (:mod:`.model`): ``predictor``, ``latent_channels`` (``L``, even: ``q`` and ``p`` get half
-each), ``hidden`` (convolution channels), ``depth`` (predictor convolutions), ``activation``,
+each), ``hidden`` (convolution channels), ``depth`` (predictor convolutions; ``spatial_lstm`` is
+one ConvLSTM cell and has none), ``activation``,
 ``method``/``substeps`` for the continuous predictors (``leapfrog``: spatial_hamiltonian only),
 ``context`` (``K``, frames the encoder sees). Loss: ``beta`` (KL weight), ``free_bits`` (nats per
 latent element below which the KL is not pushed down), ``predictor_weight``. Training: ``mode``
 (``hgn``: end to end through the rollout, one optimiser; ``detached``: per-frame VAE plus a
 predictor trained on detached latents, two optimisers), ``horizon`` (frames rolled out per
 training window), ``freeze`` (parts not trained) and ``init_from``/``init_parts`` (start those
-parts from another run's checkpoint: two-phase training).
+parts from another run's checkpoint: two-phase training). Validation: ``val_horizon`` frames per
+open-loop window (the sweep metric ``val_pixel_mse``, independent of the training ``horizon``); the
+best-on-validation model is chosen by ``val_pixel_mse``, or by ``val_recon_mse`` when
+``predictor_weight`` is 0 (the VAE alone is trained: phase 1 of two-phase training).
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from trainables.common.config import FamilyConfig, require_at_least, require_cho
 from trainables.common.errors import ConfigError
 from trainables.common.lr import LR_SCHEDULES
 from trainables.common.nn import ACTIVATIONS
-from trainables.common.parquet_store import read_dynsweep_metadata
-from trainables.common.paths import default_root
-from trainables.worldmodels.data import SPLITS, WorldSpec
+from trainables.common.split_dataset import SPLITS, split_hashes
+from trainables.common.split_dataset import named_folder as split_folder
+from trainables.worldmodels.data import WorldSpec
 from trainables.worldmodels.envs import canonical_env
 
 from .data import FrameSpec, dataset_path, ensure, spec_of
@@ -51,7 +55,7 @@ class VisualConfig(FamilyConfig):
     dt: float | None = None
     data_seed: int = 0
     hold: int = 5
-    size: int = 32
+    size: int = 64
     colour: str = "grey"
     predictor: str = "spatial_jump"
     latent_channels: int = 8
@@ -66,6 +70,7 @@ class VisualConfig(FamilyConfig):
     predictor_weight: float = 1.0
     mode: str = "hgn"
     horizon: int = 10
+    val_horizon: int = 10
     freeze: list[str] = field(default_factory=list)
     init_from: str | None = None
     init_parts: list[str] = field(default_factory=lambda: ["encoder", "decoder"])
@@ -87,7 +92,8 @@ class VisualConfig(FamilyConfig):
         require_choice(self, {"predictor": PREDICTORS, "method": METHODS, "activation": ACTIVATIONS, "mode": MODES,
                               "colour": COLOUR_MODES, "device": DEVICES, "lr_schedule": LR_SCHEDULES})
         require_at_least(self, ("seqs", "seq_steps", "hold", "latent_channels", "hidden", "depth", "substeps",
-                                "context", "horizon", "batch_size", "steps", "report_every", "energy_steps"))
+                                "context", "horizon", "val_horizon", "batch_size", "steps", "report_every",
+                                "energy_steps"))
         if self.latent_channels % 2:
             raise ConfigError(f"config.latent_channels: {self.latent_channels} must be even (q and p get half each)")
         for key in ("lr", "beta", "free_bits", "predictor_weight"):
@@ -106,15 +112,15 @@ class VisualConfig(FamilyConfig):
                 raise ConfigError(f"config.{key}: {bad} not allowed; allowed parts: {', '.join(PARTS)}")
         if set(PARTS) <= set(self.freeze):
             raise ConfigError("config.freeze: every part is frozen; nothing would train")
+        if self.predictor_weight == 0 and {"encoder", "decoder"} <= set(self.freeze):
+            raise ConfigError("config.freeze: encoder and decoder frozen with predictor_weight 0: nothing would train "
+                              "(the predictor learns only through predictor_weight > 0)")
         if self.init_from is not None and not self.init_parts:
             raise ConfigError("config.init_parts: empty; name the parts to take from init_from")
-        window = self.seq_steps - self.context + 1
-        if self.horizon > window:
-            raise ConfigError(f"config.horizon: {self.horizon} exceeds seq_steps - context + 1 = {window} "
-                              "(frames a sequence has after its context)")
-        if not self.eval_horizons or min(self.eval_horizons) < 1 or max(self.eval_horizons) > window:
-            raise ConfigError(f"config.eval_horizons: {self.eval_horizons!r} must be frames 1 .. seq_steps - context "
-                              f"+ 1 = {window}")
+        if not self.eval_horizons or min(self.eval_horizons) < 1:
+            raise ConfigError(f"config.eval_horizons: {self.eval_horizons!r} must be frames >= 1")
+        if self.dataset is None:  # a named dataset's length is checked when it is read (check_length)
+            check_length(self, self.seq_steps + 1, "seq_steps - context + 1")
         if not self.dt_factors or any(not f > 0 for f in self.dt_factors):
             raise ConfigError(f"config.dt_factors: {self.dt_factors!r} must be factors > 0 of the data's dt")
         try:
@@ -128,12 +134,17 @@ class VisualConfig(FamilyConfig):
         return FrameSpec(world=world, size=self.size, colour=self.colour)
 
     @property
+    def selection_metric(self) -> str:
+        """The validation metric that picks the best model (see the module docstring)."""
+        return "val_recon_mse" if self.predictor_weight == 0 else "val_pixel_mse"
+
+    @property
     def continuous(self) -> bool:
         return self.predictor in CONTINUOUS
 
     def metric_names(self) -> set[str]:
-        names = {"step", "epoch", "total_steps", "lr", "train_loss", "recon_loss", "kl", "val_pixel_mse",
-                 "val_recon_mse", "steps_per_s", "best_val_pixel_mse", "best_step", "stopped_early"}
+        names = {"step", "epoch", "total_steps", "lr", "train_loss", "recon_loss", "pred_loss", "kl", "val_pixel_mse",
+                 "val_recon_mse", "steps_per_s", f"best_{self.selection_metric}", "best_step", "stopped_early"}
         names |= {f"test/pixel_mse_h{h}" for h in self.eval_horizons}
         names |= {f"test/copy_last_mse_h{h}" for h in self.eval_horizons}
         names |= {"test/recon_mse", "test/pixel_mse_mean", "test/copy_last_mse_mean"}
@@ -144,11 +155,24 @@ class VisualConfig(FamilyConfig):
         return names
 
 
+def check_length(cfg: VisualConfig, frames: int, what: str = "its sequences' frames - context") -> None:
+    """Refuse horizons longer than sequences of ``frames`` frames allow after the context.
+
+    Raises:
+        ConfigError: naming the key and the limit.
+    """
+    window = frames - cfg.context
+    for key in ("horizon", "val_horizon", "eval_horizons"):
+        value = getattr(cfg, key)
+        if (max(value) if isinstance(value, list) else value) > window:
+            source = f"{what} = {window}" if cfg.dataset is None else f"dataset {cfg.dataset}: {what} = {window}"
+            raise ConfigError(f"config.{key}: {value!r} exceeds the frames after the context ({source})")
+
+
 def named_folder(cfg: VisualConfig) -> Path:
     """The folder ``cfg.dataset`` names: a path to a folder, else a name under the datasets folder."""
     assert cfg.dataset is not None
-    path = Path(cfg.dataset)
-    return path if path.is_dir() else (Path(cfg.datasets_root) if cfg.datasets_root else default_root()) / cfg.dataset
+    return split_folder(cfg.dataset, cfg.datasets_root)
 
 
 def dataset_folder(cfg: VisualConfig) -> Path:
@@ -176,8 +200,7 @@ def dataset_folder(cfg: VisualConfig) -> Path:
 
 def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
     """``{split name: content hash}`` of the frame dataset a trial with ``config`` reads (rendered if missing)."""
-    folder = dataset_folder(VisualConfig.from_dict(config))
-    return {f"{folder.name}/{s}": read_dynsweep_metadata(folder / f"{s}.parquet")["content_sha256"] for s in SPLITS}
+    return split_hashes(dataset_folder(VisualConfig.from_dict(config)))
 
 
 def dataset_paths(config: Mapping[str, Any]) -> list[Path]:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,14 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainables.common.dataset_hashes import check as check_hash
-from trainables.common.errors import ConfigError, DataError, DatasetExistsError
-from trainables.common.parquet_store import BufferedParquetWriter, publish_folder, read_dynsweep_metadata
+from trainables.common.errors import ConfigError, DataError
+from trainables.common.parquet_store import read_dynsweep_metadata
 from trainables.common.paths import default_root
-from trainables.worldmodels.data import SPLITS, WorldSpec, generate
+from trainables.common.split_dataset import ensure_splits, write_splits
+from trainables.worldmodels.data import WorldSpec, generate
 from trainables.worldmodels.data import schema as world_schema
 from trainables.worldmodels.envs import ENVS
 
-from .render import COLOUR_MODES, VIEWS, render
+from .render import COLOUR_MODES, VIEWS, project, radius, render
 
 FORMAT = "dynsweep.frames/1"
 MIN_SIZE = 16
@@ -42,7 +41,7 @@ MIN_SIZE = 16
 class FrameSpec:
     """The world-model dataset ``world`` rendered as ``size`` x ``size`` frames in ``colour`` (grey, rgb)."""
 
-    world: WorldSpec = field(default_factory=WorldSpec)
+    world: WorldSpec = field(default_factory=lambda: WorldSpec(steps=60))
     size: int = 64
     colour: str = "grey"
 
@@ -74,7 +73,8 @@ def schema(spec: FrameSpec) -> pa.Schema:
 
 
 def frame_columns(spec: FrameSpec, split: str) -> dict[str, np.ndarray]:
-    """Columns of one split: the world-model split's columns plus each sample's frame bytes."""
+    """Columns of one split: the world-model split's columns plus each sample's frame bytes (and
+    ``out_of_view``, not stored: whether the object reaches beyond the frame's edge)."""
     cols = generate(spec.world, split)
     env = ENVS[spec.world.env]
     n, t_len = int(cols["seq_id"].max()) + 1, spec.world.steps + 1
@@ -83,6 +83,9 @@ def frame_columns(spec: FrameSpec, split: str) -> dict[str, np.ndarray]:
     frames = render(spec.world.env, states, params, spec.param_max(), spec.size, spec.colour)
     flat = frames.reshape(n * t_len, -1)
     cols["frame"] = np.array([row.tobytes() for row in flat], dtype=object)
+    where = project(spec.world.env, states, {k: v[:, None] for k, v in params.items()}, spec.param_max(), spec.size)
+    margin = radius(spec.size)
+    cols["out_of_view"] = ~((where > margin) & (where < spec.size - margin)).all(-1).reshape(-1)
     return cols
 
 
@@ -98,43 +101,30 @@ def _params(spec: FrameSpec) -> dict[str, object]:
 def write(spec: FrameSpec, root: str | os.PathLike[str] | None = None, overwrite: bool = False,
           progress: Callable[[int, int], None] | None = None) -> Path:
     """Render and write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or
-    not at all); ``progress(done, total)`` (sequences) after each split."""
-    root = Path(root) if root is not None else default_root()
-    final = dataset_path(spec, root)
-    if final.exists() and not overwrite:
-        raise DatasetExistsError(f"dataset {final} already exists; refusing to overwrite it (use --overwrite)")
-    tmp = root / f".{spec.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        sizes, done = spec.world.split_sizes(), 0
-        for split in SPLITS:
-            meta = {"format": FORMAT, "name": spec.name, "split": split, "params": _params(spec),
-                    "frame": {"dtype": "uint8", "layout": "CHW", "channels": spec.channels, "size": spec.size}}
-            with BufferedParquetWriter(tmp / f"{split}.parquet", schema(spec), 4096, meta) as w:
-                w.write(frame_columns(spec, split))
-            done += sizes[split]
-            if progress:
-                progress(done, sum(sizes.values()))
-        publish_folder(tmp, final, overwrite)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    not at all); ``progress(done, total)`` (sequences) after each split. The footer says how many
+    frames show their object only in part or not at all (``out_of_view``: outside the field of view)."""
+    done: dict[str, dict[str, np.ndarray]] = {}
+
+    def columns(split: str) -> dict[str, np.ndarray]:
+        done[split] = frame_columns(spec, split)
+        return done[split]
+
+    def metadata(split: str) -> dict[str, object]:
+        cols = done.get(split) or columns(split)
+        return {"format": FORMAT, "name": spec.name, "split": split, "params": _params(spec),
+                "frame": {"dtype": "uint8", "layout": "CHW", "channels": spec.channels, "size": spec.size},
+                "out_of_view": int(cols["out_of_view"].sum())}
+
+    schema_ = schema(spec)
+    return write_splits(dataset_path(spec, root), spec.world.split_sizes(), schema_, metadata,
+                        lambda split: {k: v for k, v in done.pop(split).items() if k in schema_.names}, overwrite,
+                        progress, row_group_size=4096)
 
 
 def ensure(spec: FrameSpec, root: str | os.PathLike[str] | None = None,
            progress: Callable[[int, int], None] | None = None) -> tuple[Path, bool]:
     """The dataset folder of ``spec``, written if missing; a same-named one with other parameters is refused."""
-    root = Path(root) if root is not None else default_root()
-    final = dataset_path(spec, root)
-    if not final.exists():
-        try:
-            return write(spec, root, progress=progress), True
-        except DatasetExistsError:
-            pass
-    have = read_dynsweep_metadata(final / "train.parquet").get("params")
-    if have != _params(spec):
-        raise DatasetExistsError(f"dataset {final} exists with other parameters {have}; refusing to replace it")
-    return final, False
+    return ensure_splits(dataset_path(spec, root), _params(spec), lambda: write(spec, root, progress=progress))
 
 
 @dataclass

@@ -26,9 +26,11 @@ def _env(text: str) -> str:
 
 
 def _size(text: str) -> int:
+    from .data import MIN_SIZE
+
     value = positive_int(text)
-    if value < 16 or value % 8:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: a multiple of 8, >= 16 (e.g. 32, 64)")
+    if value < MIN_SIZE or value % 8:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: a multiple of 8, >= {MIN_SIZE} (e.g. 32, 64)")
     return value
 
 
@@ -64,6 +66,12 @@ def _run(args: argparse.Namespace) -> int:
     print(("wrote " if created else "exists, same parameters: ") + f"{folder}  (train {sizes['train']}, val "
           f"{sizes['val']}, test {sizes['test']} sequences x {spec.world.steps + 1} frames of {spec.size}x{spec.size} "
           f"{spec.colour}, dt {spec.world.step_dt:g} s)")
+    from trainables.common.parquet_store import read_dynsweep_metadata
+
+    outside = {s: int(read_dynsweep_metadata(folder / f"{s}.parquet").get("out_of_view", 0)) for s in sizes}
+    if any(outside.values()):
+        print(f"note: {sum(outside.values())} frames show the object only in part or not at all (it left the field "
+              f"of view: {', '.join(f'{s} {n}' for s, n in outside.items())})")
     return 0
 
 

@@ -10,7 +10,9 @@ frames ``K .. K + H - 1`` its ``H`` predictions.
   ``mse + beta * KL`` over the ``H + 1`` frames), and train the predictor on the detached
   latent states (means): ``predictor_weight * mse(rollout, encoded states)``.
 
-The KL is per latent element, averaged over the batch, floored at ``free_bits`` (nats), then
+Reported parts: ``recon_loss`` (the reconstruction: of frame ``K - 1`` in ``hgn``, of every frame
+in ``detached``), ``pred_loss`` (the predicted frames' pixel MSE in ``hgn``, the latent MSE in
+``detached``) and ``kl``. The KL is per latent element, averaged over the batch, floored at ``free_bits`` (nats), then
 averaged over the elements.
 """
 
@@ -47,8 +49,9 @@ def hgn_loss(model: VisualWorldModel, frames: torch.Tensor, actions: torch.Tenso
     states = torch.cat([s0[:, None], model.rollout(s0, actions, dt)], 1)
     err = per_frame_mse(model.decode(states), frames[:, k - 1:])
     kl = kl_term(mu, logvar, free_bits)
-    recon = err[0] + predictor_weight * err[1:].mean()
-    return recon + beta * kl, {"recon_loss": err.mean().item(), "kl": kl.item()}
+    predicted = err[1:].mean()
+    return err[0] + predictor_weight * predicted + beta * kl, {"recon_loss": err[0].item(), "pred_loss": predicted.item(),
+                                                                 "kl": kl.item()}
 
 
 def context_windows(frames: torch.Tensor, k: int) -> torch.Tensor:
@@ -70,7 +73,8 @@ def detached_loss(model: VisualWorldModel, frames: torch.Tensor, actions: torch.
     targets = model.state(mu).detach().unflatten(0, (b, n))
     predicted = model.rollout(targets[:, 0], actions, dt)
     latent = ((predicted - targets[:, 1:]) ** 2).mean()
-    return recon + beta * kl + predictor_weight * latent, {"recon_loss": recon.item(), "kl": kl.item()}
+    return recon + beta * kl + predictor_weight * latent, {"recon_loss": recon.item(), "pred_loss": latent.item(),
+                                                            "kl": kl.item()}
 
 
 LOSSES = {"hgn": hgn_loss, "detached": detached_loss}

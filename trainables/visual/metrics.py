@@ -1,16 +1,18 @@
 """Validation and test metrics of a visual world model (pixel values in [0, 1]; MSE per pixel).
 
-- ``val_pixel_mse``: windows of ``context + horizon`` frames tiling each validation sequence; the
-  context encoded (posterior mean), rolled out open loop under the true actions, decoded: mean
-  MSE over the last context frame and the ``horizon`` predicted frames (the sweep metric);
+- ``val_pixel_mse``: windows of ``context + val_horizon`` frames tiling each validation sequence;
+  the context encoded (posterior mean), rolled out open loop under the true actions, decoded: mean
+  MSE over the last context frame (its reconstruction) and the ``val_horizon`` predicted frames
+  (the sweep metric);
 - ``val_recon_mse`` / ``test/recon_mse``: every frame from ``context - 1`` on encoded from the
   ``context`` frames ending at it and decoded (the VAE alone);
 - ``test/pixel_mse_h<H>``: the open-loop rollout from each test sequence's start, the frame ``H``
-  samples after the context; ``test/copy_last_mse_h<H>``: the same for a model that repeats the
+  samples after the last context frame (``H = 1``: the first frame after the context); ``test/copy_last_mse_h<H>``: the same for a model that repeats the
   last context frame; ``test/*_mean``: the mean over horizons 1 .. max(eval_horizons);
 - ``test/latent_energy_drift`` (``spatial_hamiltonian``): the learned ``H`` along ``energy_steps``
-  latent steps without action from each test context: ``max_t |H_t - H_0|`` over the range of the
-  potential energy along the rollout (the energy exchanged), mean over the test sequences;
+  latent steps without action from each test context: the mean over test sequences of
+  ``max_t |H_t - H_0|`` over the mean over test sequences of the range of the potential energy
+  along the rollout (the energy exchanged between V and T);
 - ``test/dt_x<f>_mse`` (continuous predictors): from each test context, the reference simulation
   and the model both run :data:`DT_STEPS` samples of ``f`` times the data's dt without action;
   mean pixel MSE of the model's decoded frames against the rendered truth.
@@ -18,8 +20,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -67,25 +70,43 @@ def _chunks(n: int) -> list[slice]:
 
 def validation(model: VisualWorldModel, data: Frames, horizon: int, device: torch.device) -> dict[str, float]:
     """``val_pixel_mse`` and ``val_recon_mse`` of ``data`` (see the module docstring)."""
-    model.eval()
     k, n_frames = model.context, data.frames.shape[1]
     starts = range(0, n_frames - k - horizon + 1, horizon)
-    pixel, recon = [], []
-    for part in _chunks(len(data.frames)):
-        frames = as_float(data.frames[part], device)
-        actions = torch.as_tensor(data.actions[part], device=device)
-        for s in starts:
-            pred = open_loop(model, frames[:, s:s + k + horizon], actions[:, s + k - 1:s + k - 1 + horizon], data.dt)
-            pixel.append(float(per_frame_mse(pred, frames[:, s + k - 1:s + k + horizon]).mean()))
-        recon.append(recon_mse(model, frames))
-    model.train()
-    return {"val_pixel_mse": float(np.mean(pixel)), "val_recon_mse": float(np.mean(recon))}
+    pixel, recon, weights = [], [], []
+    with evaluating(model):
+        for part in _chunks(len(data.frames)):
+            frames = as_float(data.frames[part], device)
+            actions = torch.as_tensor(data.actions[part], device=device)
+            pixel.append(np.mean([float(per_frame_mse(open_loop(model, frames[:, s:s + k + horizon], actions[
+                :, s + k - 1:s + k - 1 + horizon], data.dt), frames[:, s + k - 1:s + k + horizon]).mean())
+                for s in starts]))
+            recon.append(recon_mse(model, frames))
+            weights.append(len(frames))
+    return {"val_pixel_mse": float(np.average(pixel, weights=weights)),
+            "val_recon_mse": float(np.average(recon, weights=weights))}
+
+
+@contextmanager
+def evaluating(model: VisualWorldModel) -> Iterator[None]:
+    """``model`` in eval mode (decoded frames clipped to [0, 1], no graph kept through the
+    Hamiltonian's forces) for the block; its previous mode afterwards."""
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
 
 
 def evaluate(model: VisualWorldModel, data: Frames, eval_horizons: list[int], dt_factors: list[float],
              energy_steps: int, artifact_dir: Path, device: torch.device) -> dict[str, float]:
     """The ``test/...`` metrics of ``data`` (see the module docstring); writes the artefacts."""
-    model.eval()
+    with evaluating(model):
+        return _evaluate(model, data, eval_horizons, dt_factors, energy_steps, artifact_dir, device)
+
+
+def _evaluate(model: VisualWorldModel, data: Frames, eval_horizons: list[int], dt_factors: list[float],
+              energy_steps: int, artifact_dir: Path, device: torch.device) -> dict[str, float]:
     k, h_max = model.context, max(eval_horizons)
     errs, copies, recon, strip = [], [], [], None
     for part in _chunks(len(data.frames)):
@@ -108,7 +129,6 @@ def evaluate(model: VisualWorldModel, data: Frames, eval_horizons: list[int], dt
     if model.predictor.continuous:
         out.update({f"test/dt_x{f:g}_mse": dt_mse(model, data, f, device) for f in dt_factors})
     _write_artifacts(artifact_dir, strip, err, copy, data.dt)
-    model.train()
     return out
 
 
@@ -123,16 +143,16 @@ def latent_energy_drift(model: VisualWorldModel, data: Frames, steps: int, devic
     """``test/latent_energy_drift`` of a ``spatial_hamiltonian`` model (see the module docstring)."""
     predictor = model.predictor
     assert isinstance(predictor, SpatialHamiltonian)
-    s0 = _context_states(model, data, device)
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):
+        s0 = _context_states(model, data, device)
         states = torch.cat([s0[:, None], model.rollout(s0, torch.zeros(len(s0), steps, dtype=torch.long,
                                                                        device=device), data.dt)], 1)
         flat = states.flatten(0, 1)
         energy = predictor.energy(flat).unflatten(0, states.shape[:2])                     # (n, T + 1)
         potential = predictor.potential(flat.chunk(2, dim=1)[0]).unflatten(0, states.shape[:2])
-    drift = (energy - energy[:, :1]).abs().amax(1)
-    exchanged = (potential.amax(1) - potential.amin(1)).clamp(min=1e-12)
-    return float((drift / exchanged).mean())
+    drift = (energy - energy[:, :1]).abs().amax(1).mean()
+    exchanged = (potential.amax(1) - potential.amin(1)).mean().clamp(min=1e-12)
+    return float(drift / exchanged)
 
 
 def dt_mse(model: VisualWorldModel, data: Frames, factor: float, device: torch.device) -> float:
@@ -140,9 +160,10 @@ def dt_mse(model: VisualWorldModel, data: Frames, factor: float, device: torch.d
     spec, k = data.spec, model.context
     env, dt = ENVS[spec.world.env], data.dt * factor
     start = data.states[:, k - 1]
-    truth = env.rollout(start, np.zeros((len(start), DT_STEPS), dtype=int), data.params, dt)[:, 1:]
+    truth = env.rollout(start, np.zeros((len(start), DT_STEPS), dtype=int), data.params, dt, spec.world.substeps,
+                        spec.world.scheme)[:, 1:]
     frames = render(spec.world.env, truth, data.params, spec.param_max(), spec.size, spec.colour)
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):
         s0 = _context_states(model, data, device)
         pred = model.decode(model.rollout(s0, torch.zeros(len(s0), DT_STEPS, dtype=torch.long, device=device), dt))
     return float(((pred - as_float(frames, device)) ** 2).mean())

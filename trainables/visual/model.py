@@ -106,8 +106,8 @@ class _Residual(nn.Module):
 
 class Decoder(nn.Module):
     """``q`` ``(B, L/2, g, g)`` -> frame ``(B, C, 8 g, 8 g)``: a 1x1 expand to ``hidden`` channels,
-    then three times (residual block, 2x nearest upsampling, 3x3 convolution halving the channels
-    down to ``hidden / 4``), then a 3x3 to ``C``. The output is linear (no sigmoid: a saturated
+    then three times (residual block, 2x nearest upsampling, 3x3 convolution), the channels going
+    ``hidden, hidden / 2, hidden / 4``, then a 3x3 to ``C``. The output is linear (no sigmoid: a saturated
     sigmoid stalls learning at the blank-background frame); :meth:`VisualWorldModel.decode`
     clips it to [0, 1] outside training."""
 

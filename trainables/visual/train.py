@@ -6,9 +6,10 @@ a start) with the actions after the context, and takes one step of the mode's lo
 the VAE (encoder, state transform, decoder) and one for the predictor (and the action
 embedding). Frozen parts (``freeze``) are not trained; ``init_from`` starts ``init_parts`` from
 another run's checkpoint (its best-on-validation weights) before a fresh start. Every
-``report_every`` steps: ``train_loss``, ``recon_loss``, ``kl``, ``val_pixel_mse`` (the sweep
-metric), ``val_recon_mse``, ``lr``, ``steps_per_s``, ``best_*``, with a checkpoint; at the end
-the best-on-validation model is evaluated (:mod:`.metrics`).
+``report_every`` steps: ``train_loss``, ``recon_loss``, ``pred_loss``, ``kl``, ``val_pixel_mse``
+(the sweep metric), ``val_recon_mse``, ``lr``, ``steps_per_s``, ``best_*``, with a checkpoint; at
+the end the best-on-validation model (by ``cfg.selection_metric``) is evaluated (:mod:`.metrics`).
+Gradients are clipped to norm 10 per optimiser.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 from trainables.worldmodels.envs import ENVS
 
-from .config import VisualConfig, dataset_folder
-from .data import Frames, load
+from .config import VisualConfig, check_length, dataset_folder
+from .data import Frames, FrameSpec, load
 from .losses import LOSSES
 from .metrics import as_float, evaluate, validation
 from .model import PARTS, VisualWorldModel, build_predictor
@@ -45,7 +46,7 @@ def run(config: Mapping[str, Any] | VisualConfig, reporter: Reporter) -> dict[st
     torch.manual_seed(cfg.seed)
     folder = dataset_folder(cfg)
     train, val, test = (load(folder, split) for split in ("train", "val", "test"))
-    _check_length(cfg, train)
+    check_length(cfg, train.frames.shape[1])
     model = build(cfg, train).to(device)
     if cfg.init_from is not None:
         init_parts(model, Path(cfg.init_from), cfg.init_parts)
@@ -72,8 +73,8 @@ def run(config: Mapping[str, Any] | VisualConfig, reporter: Reporter) -> dict[st
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
         for opt in optimizers.values():
+            torch.nn.utils.clip_grad_norm_([p for group in opt.param_groups for p in group["params"]], 10.0)
             opt.step()
         step += 1
         rows.append({"train_loss": loss.item(), **parts})
@@ -81,10 +82,10 @@ def run(config: Mapping[str, Any] | VisualConfig, reporter: Reporter) -> dict[st
             continue
         last = {"epoch": step * cfg.batch_size / len(train.frames), "total_steps": cfg.steps, "lr": lr,
                 **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]},
-                **validation(model, val, cfg.horizon, device),
+                **validation(model, val, cfg.val_horizon, device),
                 "steps_per_s": len(rows) / max(time.perf_counter() - t0, 1e-9)}
-        best.observe(last["val_pixel_mse"], step, model)
-        last.update(best.metrics("val_pixel_mse", best.stop and step < cfg.steps))
+        best.observe(last[cfg.selection_metric], step, model)
+        last.update(best.metrics(cfg.selection_metric, best.stop and step < cfg.steps))
         final = best.stop or step == cfg.steps
         if final:
             best.restore(model)  # the best-on-validation model is the one evaluated (and checkpointed)
@@ -145,15 +146,6 @@ def _optimizers(cfg: VisualConfig, model: VisualWorldModel) -> dict[str, torch.o
             if (trained := [p for p in params if p.requires_grad])}
 
 
-def _check_length(cfg: VisualConfig, data: Frames) -> None:
-    """Refuse a named dataset too short for the context, horizon and eval horizons."""
-    frames = data.frames.shape[1] - cfg.context
-    need = max(cfg.horizon, *cfg.eval_horizons)
-    if need > frames:
-        raise ConfigError(f"config.dataset: its sequences have {frames} frames after a context of {cfg.context}; "
-                          f"horizon and eval_horizons need {need}")
-
-
 def _windows(frames: torch.Tensor, actions: torch.Tensor, context: int, horizon: int, batch: int,
              rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows: frames ``(B, K + H, C, S, S)`` uint8 and the actions after the context ``(B, H)``."""
@@ -162,6 +154,19 @@ def _windows(frames: torch.Tensor, actions: torch.Tensor, context: int, horizon:
     start = torch.randint(0, t_len - context - horizon + 1, (batch,), generator=rng).to(frames.device)
     idx = start[:, None] + torch.arange(context + horizon, device=frames.device)
     return frames[seq[:, None], idx], actions[seq[:, None], idx[:, context - 1:-1]]
+
+
+def _check_view(data: FrameSpec, trained: FrameSpec, where: str) -> None:
+    """Refuse frames that differ from the training frames in env, size, colour or field of view.
+
+    Raises:
+        ConfigError: naming ``where`` and both.
+    """
+    have = (data.world.env, data.size, data.colour, data.param_max())
+    want = (trained.world.env, trained.size, trained.colour, trained.param_max())
+    if have != want:
+        raise ConfigError(f"{where}: frames of env {have[0]}, {have[1]}px {have[2]}, field of view set by {have[3]}; "
+                          f"the model was trained on env {want[0]}, {want[1]}px {want[2]}, field of view {want[3]}")
 
 
 def _final_metrics(cfg: VisualConfig, model: VisualWorldModel, test: Frames, artifact_dir: Path,
@@ -181,6 +186,9 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
     torch.manual_seed(cfg.seed)
     data_folder = dataset_folder(cfg)
     test = load(data_folder, "test")
+    trained = VisualConfig.from_dict(checkpoint.saved_config(folder))
+    if trained.dataset is None and cfg.dataset is None:
+        _check_view(test.spec, trained.frame_spec(), "--set")
     model = build(cfg, test).to(device)
     load_evaluated(folder, model)
     out = _final_metrics(cfg, model, test, artifact_dir, device)
@@ -193,10 +201,8 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
             except ConfigError as err:
                 raise ConfigError(f"--datasets {name}: {str(err).removeprefix('config.dataset: ')}; give train, val, "
                                   "test or a frame dataset folder of the same environment") from None
-            if (data.spec.size, data.spec.channels) != (test.spec.size, test.spec.channels):
-                raise ConfigError(f"--datasets {name}: frames of {data.spec.size}px {data.spec.colour}, the model "
-                                  f"was trained on {test.spec.size}px {test.spec.colour}")
-            _check_length(cfg, data)
+            _check_view(data.spec, test.spec, f"--datasets {name}")
+            check_length(cfg, data.frames.shape[1])
         (artifact_dir / name).mkdir(parents=True, exist_ok=True)
         out.update(under_dataset(_final_metrics(cfg, model, data, artifact_dir / name, device), name))
     return out

@@ -23,7 +23,8 @@ from trainables.common.nn import ACTIVATIONS
 from trainables.common.best import check_stopping
 from trainables.common.lr import LR_SCHEDULES
 from trainables.common.parquet_store import read_dynsweep_metadata
-from trainables.common.paths import default_root
+from trainables.common.split_dataset import named_folder as split_folder
+from trainables.common.split_dataset import split_hashes
 
 from .data import SPLITS, WorldSpec, dataset_path, ensure
 from .envs import SCHEMES, canonical_env
@@ -129,9 +130,7 @@ def _ranges(given: Mapping[str, Any] | None, key: str) -> tuple[tuple[str, float
 
 def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
     """``{split name: content hash}`` of the dataset a trial with ``config`` reads (generated if missing)."""
-    cfg = WorldConfig.from_dict(config)
-    folder = dataset_folder(cfg)
-    return {f"{folder.name}/{s}": read_dynsweep_metadata(folder / f"{s}.parquet")["content_sha256"] for s in SPLITS}
+    return split_hashes(dataset_folder(WorldConfig.from_dict(config)))
 
 
 def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
@@ -144,8 +143,7 @@ def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
 def named_folder(cfg: WorldConfig) -> Path:
     """The folder ``cfg.dataset`` names: a path to a folder, else a name under the datasets folder."""
     assert cfg.dataset is not None
-    path = Path(cfg.dataset)
-    return path if path.is_dir() else (Path(cfg.datasets_root) if cfg.datasets_root else default_root()) / cfg.dataset
+    return split_folder(cfg.dataset, cfg.datasets_root)
 
 
 def dataset_folder(cfg: WorldConfig) -> Path:

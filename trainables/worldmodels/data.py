@@ -12,24 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from trainables.common.dataset_hashes import check as check_hash
-from trainables.common.errors import ConfigError, DataError, DatasetExistsError
-from trainables.common.parquet_store import BufferedParquetWriter, publish_folder, read_dynsweep_metadata
+from trainables.common.errors import ConfigError, DataError
+from trainables.common.parquet_store import read_dynsweep_metadata
 from trainables.common.paths import default_root
+from trainables.common.split_dataset import SPLITS, ensure_splits, write_splits
 
 from .envs import ENVS, SCHEMES, Env, random_actions
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -123,43 +122,19 @@ def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite
           progress: Callable[[int, int], None] | None = None) -> Path:
     """Write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or not at all);
     ``progress(done, total)`` (sequences) is called after each split."""
-    root = Path(root) if root is not None else default_root()
-    final = dataset_path(spec, root)
-    if final.exists() and not overwrite:
-        raise DatasetExistsError(f"dataset {final} already exists; refusing to overwrite it (use --overwrite)")
-    tmp = root / f".{spec.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        sizes, done = spec.split_sizes(), 0
-        for split in SPLITS:
-            meta = {"format": "dynsweep.worlds/1", "name": spec.name, "split": split, "params": asdict(spec)}
-            with BufferedParquetWriter(tmp / f"{split}.parquet", schema(ENVS[spec.env]), 65_536, meta) as w:
-                w.write(generate(spec, split))
-            done += sizes[split]
-            if progress:
-                progress(done, sum(sizes.values()))
-        publish_folder(tmp, final, overwrite)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return write_splits(dataset_path(spec, root), spec.split_sizes(), schema(ENVS[spec.env]),
+                        lambda split: {"format": "dynsweep.worlds/1", "name": spec.name, "split": split,
+                                       "params": asdict(spec)},
+                        lambda split: generate(spec, split), overwrite, progress)
 
 
 def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None,
            progress: Callable[[int, int], None] | None = None) -> tuple[Path, bool]:
     """The dataset folder of ``spec``, generated if missing; a same-named one with other parameters is refused."""
-    root = Path(root) if root is not None else default_root()
-    final = dataset_path(spec, root)
-    if not final.exists():
-        try:
-            return write(spec, root, progress=progress), True
-        except DatasetExistsError:
-            pass
-    have = read_dynsweep_metadata(final / "train.parquet").get("params")
-    if isinstance(have, dict):  # written before these were parameters: RK4, the env's ranges
-        have = {"scheme": "rk4", "param_ranges": [], "initial_ranges": [], **have}
-    if have != json.loads(json.dumps(asdict(spec))):
-        raise DatasetExistsError(f"dataset {final} exists with other parameters {have}; refusing to replace it")
-    return final, False
+    def saved(have: Any) -> Any:  # written before these were parameters: RK4, the env's ranges
+        return {"scheme": "rk4", "param_ranges": [], "initial_ranges": [], **have} if isinstance(have, dict) else have
+
+    return ensure_splits(dataset_path(spec, root), asdict(spec), lambda: write(spec, root, progress=progress), saved)
 
 
 @dataclass
