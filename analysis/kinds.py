@@ -6,7 +6,8 @@ KINDS = ("curves", "box", "heatmap", "parallel",                         # every
          "horizon", "energy", "dt-generalisation", "phase",              # worldmodels
          "pred-vs-true", "residuals", "by-loss",                         # regression
          "dt-orbit", "pareto",                                           # timestepper
-         "frames", "pixel-horizon")                                      # visual
+         "frames", "pixel-horizon",                                      # visual
+         "forecast")                                                     # latentode
 """Plot kinds of ``dynsweep plot`` (see :mod:`analysis.plots`; a test checks both lists agree)."""
 
 EVALUATORS = ("fanova", "ped-anova")

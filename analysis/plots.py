@@ -17,15 +17,15 @@ from typing import Any
 
 import polars as pl
 
-from . import (plots_common, plots_pendulum, plots_regression, plots_timestepper, plots_twobody, plots_visual,
-               plots_worldmodels)
+from . import (plots_common, plots_latentode, plots_pendulum, plots_regression, plots_timestepper, plots_twobody,
+               plots_visual, plots_worldmodels)
 from .errors import AnalysisError
 from .plotbase import DPI, Context, PlotKind
 from .source import Sweep
 
 ALL: dict[str, PlotKind] = {**plots_common.PLOTS, **plots_twobody.PLOTS, **plots_pendulum.PLOTS,
                             **plots_worldmodels.PLOTS, **plots_regression.PLOTS, **plots_timestepper.PLOTS,
-                            **plots_visual.PLOTS}
+                            **plots_visual.PLOTS, **plots_latentode.PLOTS}
 """Every plot kind by name (:data:`analysis.kinds.KINDS` lists the same names for the CLI)."""
 
 

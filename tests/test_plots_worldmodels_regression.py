@@ -33,15 +33,24 @@ VISUAL_SETS = ["base.seqs=4", "base.seq_steps=12", "base.size=16", "base.steps=2
                "scheduler.type=fifo", "search.num_samples=1",
                "space.predictor={grid: [spatial_jump, spatial_hamiltonian]}", "space.mode={grid: [hgn, detached]}",
                "space.latent_channels={choice: [4]}", "space.beta={choice: [0.001]}", "space.lr={choice: [0.003]}"]
+LATENT_SETS = ["base.sims=10", "base.t_end=4.0", "base.dt=0.1", "base.context=2.0", "base.forecast=2.0", "base.n_obs=5",
+               "base.n_forecast_obs=3", "base.steps=20", "base.report_every=10", "base.enc_hidden=8",
+               "base.dec_width=8", "base.substep=0.1", "base.batch_size=4", "search.algorithm=grid",
+               "scheduler.type=fifo", "search.num_samples=1", "space.latent={grid: [2, 3]}",
+               "space.encoder={grid: [gru, odernn]}", "space.width={choice: [8]}", "space.depth={choice: [1]}",
+               "space.kl_weight={choice: [0.1]}", "space.context={choice: [2.0]}", "space.noise={choice: [0.01]}"]
 SWEEPS = {"worldmodels": ("search_spaces/worldmodels.yaml", WORLD_SETS),
           "regression": ("search_spaces/regression_robust.yaml", REGRESSION_SETS),
-          "visual": ("search_spaces/visual.yaml", VISUAL_SETS)}
+          "visual": ("search_spaces/visual.yaml", VISUAL_SETS),
+          "latentode": ("search_spaces/latentode.yaml", LATENT_SETS)}
 NOT_THEIRS = {"worldmodels": ["field", "angles", "pred-vs-true", "pareto", "frames"],
               "regression": ["field", "angles", "horizon", "phase", "pixel-horizon"],
-              "visual": ["field", "horizon", "phase", "energy"]}
+              "visual": ["field", "horizon", "phase", "energy"],
+              "latentode": ["frames", "trajectory", "angles"]}
 EXTRA = {("regression", "heatmap"): ["--x", "loss", "--y", "activation"],
          ("worldmodels", "heatmap"): ["--x", "model", "--y", "env"], ("worldmodels", "box"): ["--x", "model"],
-         ("visual", "heatmap"): ["--x", "predictor", "--y", "mode"], ("visual", "box"): ["--x", "predictor"]}
+         ("visual", "heatmap"): ["--x", "predictor", "--y", "mode"], ("visual", "box"): ["--x", "predictor"],
+         ("latentode", "heatmap"): ["--x", "encoder", "--y", "latent"], ("latentode", "box"): ["--x", "encoder"]}
 
 def _kinds(family: str) -> list[str]:
     return list(FAMILIES[family].all_plot_kinds())
@@ -98,6 +107,8 @@ def test_final_evaluation_writes_the_family_artefacts(sweeps: Callable[[str], di
         assert {"energy.parquet", "phase.parquet"} <= names
     elif sweep["family"] == "visual":
         assert {"frames.parquet", "horizon_curve.parquet"} <= names
+    elif sweep["family"] == "latentode":
+        assert "trajectories.parquet" in names
     else:
         assert "predictions.parquet" in names
     cache = sweep["root"] / "downloaded"
@@ -115,6 +126,12 @@ def test_final_evaluation_writes_the_family_artefacts(sweeps: Callable[[str], di
         assert frames.height == 2 * 6 and set(frames["horizon"]) == set(range(6))   # 2 test seqs x horizons 0..5
         assert {len(b) for b in frames["frame_true"]} == {16 * 16}                 # one grey 16x16 frame each
         assert curve["horizon"].to_list() == [1, 2, 3, 4, 5] and (curve["copy_last_mse"] > 0).all()
+    elif sweep["family"] == "latentode":
+        traj = arts["latentode.trajectories"]
+        assert set(traj["kind"]) == {"observed", "true", "predicted"} and set(traj["seq"]) == {0}  # 1 test sim
+        assert set(traj["channel"]) == {"theta1", "theta2", "theta1_dot", "theta2_dot"}
+        observed = traj.filter((pl.col("kind") == "observed") & (pl.col("channel") == "theta1"))
+        assert observed.height == 5 + 3 and (traj["context_end"] == 2.0).all()
     else:
         pred = arts["regression.predictions"]
         assert set(pred["split"]) == {"train", "val"} and pred.height == 800     # every row of the demo
@@ -137,7 +154,7 @@ def test_every_applicable_kind_draws_its_declared_size(sweeps: Callable[[str], d
 def test_each_family_declares_the_generic_and_its_own_kinds() -> None:
     for family, own in (("worldmodels", {"horizon", "energy", "dt-generalisation", "phase"}),
                         ("regression", {"pred-vs-true", "residuals", "by-loss"}),
-                        ("visual", {"frames", "pixel-horizon"})):
+                        ("visual", {"frames", "pixel-horizon"}), ("latentode", {"forecast"})):
         kinds = set(_kinds(family))
         assert own | {"curves", "box", "heatmap", "parallel"} <= kinds and own <= set(ALL)
         assert all(ALL[k].size[0] >= 400 and ALL[k].size[1] >= 300 for k in own)

@@ -166,6 +166,18 @@ FAMILIES: dict[str, Family] = {
         table_columns=("test/pixel_mse_h*", "test/copy_last_mse_h*", "test/recon_mse", "test/latent_energy_drift",
                        "test/dt_x*_mse"),
         trial_length=STEPS),
+    "latentode": Family(
+        run="trainables.latentode.train:run", config="trainables.latentode.config:LatentODEConfig",
+        smoke={"sims": 10, "t_end": 4.0, "dt": 0.1, "context": 2.0, "forecast": 2.0, "n_obs": 5, "n_forecast_obs": 3,
+               "steps": 6, "report_every": 3, "latent": 2, "enc_hidden": 8, "width": 8, "dec_width": 8,
+               "substep": 0.1, "batch_size": 4},
+        datasets="trainables.latentode.config:dataset_hashes",
+        dataset_paths="trainables.latentode.config:dataset_paths",
+        tags=("dataset_sha256", "observations_sha256"),
+        artifacts="trainables.latentode.artifacts:FORMATS",
+        plot_kinds=("forecast",),
+        table_columns=("test/extrap_mse", "test/interp_mse", "test/*_rmse_phys", "test/elbo"),
+        trial_length=STEPS),
     "timestepper": Family(
         run="trainables.timestepper.train:run", config="trainables.timestepper.config:StepperConfig",
         evaluate="trainables.timestepper.train:evaluate_checkpoint",

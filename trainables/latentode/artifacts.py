@@ -1,0 +1,20 @@
+"""The latent ODE family's artefact format (written at the final evaluation by :mod:`.metrics`)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from trainables.common.artifacts import ArtifactFormat
+
+SHOWN = 3
+"""Test trajectories kept in the artefact."""
+
+TRAJECTORIES = ArtifactFormat(
+    "latentode.trajectories", 1, "trajectories.parquet",
+    pa.schema([("seq", pa.int32()), ("t", pa.float64()), ("channel", pa.string()), ("unit", pa.string()),
+               ("kind", pa.string()), ("value", pa.float64()), ("context_end", pa.float64())]),
+    "one row per test trajectory (the first few), time (s from the window's start), channel and kind: 'observed' "
+    "(the noisy observations, context and forecast), 'true' (the noise-free trajectory on its grid) and "
+    "'predicted' (the model's decoded trajectory on that grid, from the context observations only); value in the "
+    "channel's physical unit; context_end: where the context window ends (s)")
+FORMATS = (TRAJECTORIES,)

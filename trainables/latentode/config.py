@@ -1,0 +1,132 @@
+"""The latent ODE family's configuration, with defaults.
+
+Data (:mod:`.sources`, :mod:`.observations`): ``system`` (``pendulum``: the double-pendulum
+dataset that ``sims``, ``t_end``, ``dt``, ``data_seed`` and ``theta_max_deg`` describe, generated
+on first use, or ``dataset``, a pendulum dataset file by path or name; ``linear``: the known
+linear system, ``linear_trajs`` training trajectories sampled every ``dt``); ``observed`` channels (``positions`` or
+``full``); a ``context`` window and a ``forecast`` window (s) with ``n_obs`` and
+``n_forecast_obs`` irregular observations, Gaussian ``noise`` (physical units), ``obs_seed``.
+Model (:mod:`.model`): ``model`` (``latent_ode`` or the ``gru`` baseline), ``latent``,
+``encoder`` (``gru``, ``odernn``), ``enc_hidden``, the field's ``width``, ``depth``,
+``activation``, ``dec_width``, ``method`` and ``substep`` (s, fixed-step methods). Loss: Gaussian
+likelihood with ``obs_std`` (normalised units; ``learn_std``: learned per channel), ``kl_weight``
+reached linearly over ``kl_anneal_steps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from trainables.common.best import check_stopping
+from trainables.common.config import FamilyConfig, require_at_least, require_choice
+from trainables.common.errors import ConfigError
+from trainables.common.lr import LR_SCHEDULES
+from trainables.common.nn import ACTIVATIONS
+from trainables.pendulum.dataset import PendulumSpec, open_for_training, training_path
+
+from .model import ENCODERS, METHODS, MODELS
+from .sources import OBSERVED, SYSTEMS
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class LatentODEConfig(FamilyConfig):
+    """All settings of one latent ODE trial (see the module docstring)."""
+
+    seed: int = 0
+    datasets_root: str | None = None
+    dataset: str | None = None
+    system: str = "pendulum"
+    sims: int = 100
+    t_end: float = 20.0
+    dt: float = 0.05
+    data_seed: int = 0
+    theta_max_deg: float = 30.0
+    linear_trajs: int = 64
+    observed: str = "full"
+    context: float = 5.0
+    forecast: float = 5.0
+    n_obs: int = 40
+    n_forecast_obs: int = 20
+    noise: float = 0.01
+    obs_seed: int = 0
+    model: str = "latent_ode"
+    latent: int = 8
+    encoder: str = "gru"
+    enc_hidden: int = 32
+    width: int = 64
+    depth: int = 2
+    activation: str = "tanh"
+    dec_width: int = 32
+    method: str = "rk4"
+    substep: float = 0.1
+    obs_std: float = 0.1
+    learn_std: bool = False
+    kl_weight: float = 1.0
+    kl_anneal_steps: int = 0
+    batch_size: int = 32
+    steps: int = 2000
+    lr: float = 3e-3
+    lr_schedule: str = "constant"
+    min_lr: float = 0.0
+    patience: int = 0
+    report_every: int = 100
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        require_choice(self, {"system": SYSTEMS, "observed": OBSERVED, "model": MODELS, "encoder": ENCODERS,
+                              "method": METHODS, "activation": ACTIVATIONS, "device": DEVICES,
+                              "lr_schedule": LR_SCHEDULES})
+        require_at_least(self, ("sims", "linear_trajs", "n_obs", "n_forecast_obs", "latent", "enc_hidden", "width",
+                                "depth", "dec_width", "batch_size", "steps", "report_every"))
+        for key in ("t_end", "dt", "context", "forecast", "substep", "obs_std", "lr"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be > 0")
+        for key in ("noise", "kl_weight", "kl_anneal_steps"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 0")
+        check_stopping(self.patience, self.min_lr, self.lr)
+        span = self.t_end if self.system == "pendulum" else self.linear_span
+        if self.context + self.forecast > span + 1e-9:
+            raise ConfigError(f"config.context + config.forecast: {self.context + self.forecast:g} s exceed the "
+                              f"trajectories' {span:g} s (t_end)")
+        if self.system == "pendulum":
+            try:
+                self.pendulum_spec()
+            except ConfigError as err:
+                raise ConfigError(f"config.{err}") from None
+
+    @property
+    def linear_span(self) -> float:
+        """How long the linear system's trajectories are (s): the two windows."""
+        return self.context + self.forecast
+
+    def pendulum_spec(self) -> PendulumSpec:
+        return PendulumSpec(sims=self.sims, t_end=self.t_end, dt=self.dt, seed=self.data_seed,
+                            theta_max_deg=self.theta_max_deg)
+
+    def metric_names(self) -> set[str]:
+        names = {"step", "epoch", "total_steps", "lr", "train_loss", "nll", "val_interp_mse", "val_extrap_mse",
+                 "steps_per_s", "best_val_extrap_mse", "best_step", "stopped_early"}
+        names |= {"test/interp_mse", "test/extrap_mse", "test/interp_rmse_phys", "test/extrap_rmse_phys"}
+        if self.model == "latent_ode":
+            names |= {"kl", "kl_weight_now", "nfe_per_step", "val_elbo", "test/elbo"}
+        return names
+
+
+def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{dataset name: content hash}`` of the pendulum dataset a trial reads (none for ``linear``)."""
+    cfg = LatentODEConfig.from_dict(config)
+    if cfg.system != "pendulum":
+        return {}
+    ds = open_for_training(cfg.dataset, cfg.pendulum_spec(), cfg.datasets_root)
+    return {ds.path.stem: ds.content_hash}
+
+
+def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
+    """The pendulum dataset file a trial reads (none for ``linear``), computed without generating it."""
+    cfg = LatentODEConfig.from_dict(config)
+    return [training_path(cfg.dataset, cfg.pendulum_spec(), cfg.datasets_root)] if cfg.system == "pendulum" else []

@@ -1,0 +1,144 @@
+"""The latent ODE (Rubanova, Chen and Duvenaud 2019) and its recurrent baseline.
+
+Shapes: ``B`` trajectories, ``K`` observations each (times ``t`` ``(B, K)`` s from the window's
+start, values ``x`` ``(B, K, D)`` in normalised units, ``mask`` ``(K,)`` marking the context
+observations the encoder sees), ``L`` latent size, ``Q`` query times ``(B, Q)``.
+
+- Encoder (``gru``): a GRU run backwards in time over the context observations, input
+  ``[x_k, t_(k+1) - t_k]``, then one last step with input ``[0, t_0]`` (the time from the window's
+  start to the first observation, where ``z0`` lives); ``odernn`` also evolves the hidden state
+  across every gap by a learned ODE (4 RK4 steps per gap). Its last state gives ``mu``,
+  ``logvar`` of ``z0`` at t = 0.
+- Latent field: ``dz/dt = MLP(z)`` (``width``, ``depth``, ``activation``), integrated by
+  torchdiffeq's ``odeint`` (``method``; fixed-step methods take ``substep`` s steps) over the
+  sorted union of the batch's query times; each trajectory's values gathered from it.
+- Decoder: ``MLP(z) -> x`` (normalised units).
+- ``gru`` baseline (``model: gru``): the same encoder gives a deterministic state, which a GRU
+  cell steps through the union of query times with the time gap as its input; no ODE, no KL.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchdiffeq import odeint
+
+from trainables.common.nn import mlp
+
+ENCODERS = ("gru", "odernn")
+MODELS = ("latent_ode", "gru")
+FIXED_METHODS = ("rk4", "midpoint", "euler")
+METHODS = (*FIXED_METHODS, "dopri5")
+
+
+class _Counted(nn.Module):
+    """A vector field ``f(t, z)`` that counts its evaluations (``nfe``)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.nfe = net, 0
+
+    def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        return self.net(z)
+
+
+class Encoder(nn.Module):
+    """Context observations -> ``mu, logvar`` ``(B, L)`` (or the hidden state, for the baseline)."""
+
+    def __init__(self, channels: int, hidden: int, latent: int, kind: str) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(channels + 1, hidden)
+        self.kind = kind
+        self.evolve = mlp(hidden, hidden, hidden, 1, "tanh") if kind == "odernn" else None
+        self.head = nn.Linear(hidden, 2 * latent)
+
+    def hidden(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The state after the backward pass over the observations where ``mask`` is true, ``(B, H)``."""
+        t, x = t[:, mask], x[:, mask]
+        h = x.new_zeros(x.shape[0], self.cell.hidden_size)
+        for k in range(t.shape[1] - 1, -1, -1):
+            gap = (t[:, k + 1] - t[:, k]) if k + 1 < t.shape[1] else torch.zeros_like(t[:, k])
+            if self.evolve is not None and k + 1 < t.shape[1]:
+                h = _rk4_gap(self.evolve, h, gap)
+            h = self.cell(torch.cat([x[:, k], gap[:, None]], 1), h)
+        if self.evolve is not None:  # back from the first observation to the window's start, t = 0
+            h = _rk4_gap(self.evolve, h, t[:, 0])
+        return self.cell(torch.cat([torch.zeros_like(x[:, 0]), t[:, :1]], 1), h)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.hidden(t, x, mask)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10.0, 10.0)
+
+
+def _rk4_gap(net: nn.Module, h: torch.Tensor, gap: torch.Tensor, steps: int = 4) -> torch.Tensor:
+    """``h`` evolved by ``dh/dt = -net(h)`` over each row's ``gap`` (backwards in time), RK4."""
+    scale = -(gap / steps)[:, None]
+    for _ in range(steps):
+        k1 = net(h)
+        k2 = net(h + 0.5 * scale * k1)
+        k3 = net(h + 0.5 * scale * k2)
+        k4 = net(h + scale * k3)
+        h = h + scale / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return h
+
+
+def union_times(query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(grid, index)``: the sorted distinct times of ``query`` ``(B, Q)`` starting at 0, and each
+    query's position in it ``(B, Q)``."""
+    grid, index = torch.unique(torch.cat([query.new_zeros(1), query.flatten()]), sorted=True, return_inverse=True)
+    return grid, index[1:].reshape(query.shape)
+
+
+class LatentODE(nn.Module):
+    """Encoder, latent field and decoder (see the module docstring)."""
+
+    def __init__(self, channels: int, latent: int, enc_hidden: int, encoder: str, width: int, depth: int,
+                 activation: str, dec_width: int, method: str, substep: float) -> None:
+        super().__init__()
+        self.encoder = Encoder(channels, enc_hidden, latent, encoder)
+        self.field = _Counted(mlp(latent, latent, width, depth, activation))
+        self.decoder = mlp(latent, channels, dec_width, 1, "tanh")
+        self.method, self.substep = method, substep
+
+    def latent_path(self, z0: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """``z`` at each query time ``(B, Q, L)`` from ``z0`` ``(B, L)`` at t = 0."""
+        grid, index = union_times(query)
+        options = {"step_size": self.substep} if self.method in FIXED_METHODS else None
+        path = odeint(self.field, z0, grid, method=self.method, options=options,
+                      rtol=1e-5 if options is None else 1e-7, atol=1e-6 if options is None else 1e-9)  # (G, B, L)
+        return path.permute(1, 0, 2).gather(1, index[..., None].expand(-1, -1, z0.shape[1]))
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor,
+                sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(prediction at query (B, Q, D), mu, logvar)``; ``sample``: a reparameterised draw of
+        ``z0``, else its mean."""
+        mu, logvar = self.encoder(t, x, mask)
+        z0 = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        return self.decoder(self.latent_path(z0, query)), mu, logvar
+
+
+class GRUBaseline(nn.Module):
+    """The recurrent baseline (see the module docstring)."""
+
+    def __init__(self, channels: int, enc_hidden: int, encoder: str, dec_width: int) -> None:
+        super().__init__()
+        self.encoder = Encoder(channels, enc_hidden, 1, encoder)
+        self.step = nn.GRUCell(1, enc_hidden)
+        self.decoder = mlp(enc_hidden, channels, dec_width, 1, "tanh")
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor,
+                sample: bool = True) -> tuple[torch.Tensor, None, None]:
+        h = self.encoder.hidden(t, x, mask)
+        grid, index = union_times(query)
+        states = [h]
+        for j in range(1, len(grid)):
+            h = self.step((grid[j] - grid[j - 1]).expand(h.shape[0], 1), h)
+            states.append(h)
+        path = torch.stack(states, 1)                                      # (B, G, H)
+        return self.decoder(path.gather(1, index[..., None].expand(-1, -1, path.shape[2]))), None, None
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mu, exp(logvar)) || N(0, I))`` per row ``(B,)``, in closed form."""
+    return 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(1)

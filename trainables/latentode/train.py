@@ -1,0 +1,133 @@
+"""The latent ODE family's entry point: ``run(config, reporter)`` trains and evaluates one trial.
+
+Each step draws ``batch_size`` training trajectories' observation sets and takes one Adam step
+on ``nll + kl_weight_now * kl`` (the ``gru`` baseline: ``nll``) of reconstructing every
+observation (context and forecast) from the context observations (:mod:`.metrics`). Every
+``report_every`` steps: ``train_loss``, ``nll``, ``kl``, ``kl_weight_now``, ``nfe_per_step``
+(field evaluations per training step), ``val_interp_mse``, ``val_extrap_mse`` (the sweep
+metric), ``val_elbo``, ``lr``, ``steps_per_s``, ``best_*``, with a checkpoint; at the end the
+best-on-validation model is evaluated on the test split.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from trainables.common import checkpoint
+from trainables.common.best import BestModel
+from trainables.common.errors import DivergedError
+from trainables.common.lr import scheduled_lr
+from trainables.common.nn import pick_device
+from trainables.common.reporter import Reporter
+from trainables.pendulum.dataset import open_for_training
+
+from .config import LatentODEConfig
+from .metrics import evaluate, loss_terms, to_batch, validation
+from .model import GRUBaseline, LatentODE
+from .observations import ObservationSet, draw
+from .sources import Trajectories, linear, observed, pendulum
+
+
+def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict[str, Any]:
+    """Train one latent ODE (or GRU baseline); returns the last report's metrics."""
+    cfg = LatentODEConfig.from_dict(config)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    sets, source_hash = observation_sets(cfg)
+    train_x = sets["train"].x_grid.reshape(-1, sets["train"].x_grid.shape[-1])
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-8
+    batches = {name: to_batch(obs, mean, std, device) for name, obs in sets.items()}
+    model = build(cfg, len(sets["train"].channels)).to(device)
+    log_std = torch.nn.Parameter(torch.full((len(mean),), float(np.log(cfg.obs_std)), device=device),
+                                 requires_grad=cfg.learn_std)
+    optimizer = torch.optim.Adam([*model.parameters(), *([log_std] if cfg.learn_std else [])], lr=cfg.lr)
+    rng = torch.Generator().manual_seed(cfg.seed)
+    noise = _Holder(log_std)
+    state = {"model": model, "optimizer": optimizer, "rng": rng, "likelihood": noise}
+    step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
+    best = BestModel.from_state(cfg.patience, extras.get("best"))
+    reporter.tags({"dataset_sha256": source_hash, "observations_sha256": sets["train"].content_hash})
+    latent, n_train = cfg.model == "latent_ode", batches["train"].t_obs.shape[0]
+    rows, t0, last = [], time.perf_counter(), {}
+    while step < cfg.steps:
+        lr = scheduled_lr(cfg.lr_schedule, cfg.lr, cfg.min_lr, step / cfg.steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        weight = cfg.kl_weight * (min(1.0, step / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else 1.0)
+        index = torch.randint(0, n_train, (cfg.batch_size,), generator=rng).to(device)
+        nfe0 = model.field.nfe if latent else 0
+        nll, kl = loss_terms(model, batches["train"].rows(index), noise.log_std)
+        loss = nll + weight * kl if kl is not None else nll
+        if not torch.isfinite(loss):
+            raise DivergedError(f"loss is {loss.item()}", step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        step += 1
+        rows.append({"train_loss": loss.item(), "nll": nll.item(),
+                     **({"kl": kl.item(), "kl_weight_now": weight,
+                         "nfe_per_step": float(model.field.nfe - nfe0)} if kl is not None else {})})
+        if step % cfg.report_every and step != cfg.steps:
+            continue
+        last = {"epoch": step * cfg.batch_size / n_train, "total_steps": cfg.steps, "lr": lr,
+                **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]},
+                **validation(model, batches["val"], noise.log_std, latent),
+                "steps_per_s": len(rows) / max(time.perf_counter() - t0, 1e-9)}
+        best.observe(last["val_extrap_mse"], step, model)
+        last.update(best.metrics("val_extrap_mse", best.stop and step < cfg.steps))
+        final = best.stop or step == cfg.steps
+        if final:
+            best.restore(model)
+            last.update(evaluate(model, batches["test"], noise.log_std, latent, mean, std, sets["test"], cfg.context,
+                                 reporter.artifact_dir()))
+        with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
+            checkpoint.save_training(ckpt, cfg.steps if final else step, state, cfg.to_dict(), best=best.state())
+            reporter.report(step, last, ckpt)
+        rows, t0 = [], time.perf_counter()
+        if final:
+            break
+    return last
+
+
+class _Holder(torch.nn.Module):
+    """The likelihood's log standard deviation per channel, as a checkpointable part."""
+
+    def __init__(self, log_std: torch.nn.Parameter) -> None:
+        super().__init__()
+        self.log_std = log_std
+
+
+def build(cfg: LatentODEConfig, channels: int) -> torch.nn.Module:
+    """The model of ``cfg`` for ``channels`` observed channels."""
+    if cfg.model == "gru":
+        return GRUBaseline(channels, cfg.enc_hidden, cfg.encoder, cfg.dec_width)
+    return LatentODE(channels, cfg.latent, cfg.enc_hidden, cfg.encoder, cfg.width, cfg.depth, cfg.activation,
+                     cfg.dec_width, cfg.method, cfg.substep)
+
+
+def trajectories(cfg: LatentODEConfig, split: str) -> Trajectories:
+    """The noise-free trajectories of ``split`` (the observed channels)."""
+    if cfg.system == "linear":
+        n = cfg.linear_trajs if split == "train" else max(8, cfg.linear_trajs // 4)
+        traj = linear(n, int(round(cfg.linear_span / cfg.dt)) + 1, cfg.dt,
+                      [cfg.data_seed, {"train": 0, "val": 1, "test": 2}[split]])
+    else:
+        traj = pendulum(open_for_training(cfg.dataset, cfg.pendulum_spec(), cfg.datasets_root), split)
+    return observed(traj, cfg.observed)
+
+
+def observation_sets(cfg: LatentODEConfig) -> tuple[dict[str, ObservationSet], str]:
+    """The train / val / test observation sets of ``cfg`` and the source data's content hash."""
+    sets, hashes = {}, {}
+    for split in ("train", "val", "test"):
+        traj = trajectories(cfg, split)
+        hashes[split] = traj.content_hash
+        sets[split] = draw(traj, split, cfg.context, cfg.forecast, cfg.n_obs, cfg.n_forecast_obs, cfg.noise,
+                           cfg.obs_seed)
+    return sets, hashes["train"]
