@@ -102,6 +102,7 @@ def test_config_mistakes_are_refused_naming_the_key(change: dict[str, object], k
 def test_shapes(predictor: str) -> None:
     torch.manual_seed(0)
     model = VisualWorldModel(3, 2, 8, 16, 3, build_predictor(predictor, 8, 16, 2, "softplus", "rk4", 2)).eval()
+    model.requires_grad_(False)
     frames = torch.rand(5, 2, 3, 32, 32)
     mu, logvar = model.encode(frames)
     assert mu.shape == logvar.shape == (5, 8, 4, 4)
