@@ -5,10 +5,13 @@ dataset that ``sims``, ``t_end``, ``dt``, ``data_seed`` and ``theta_max_deg`` de
 on first use, or ``dataset``, a pendulum dataset file by path or name; ``linear``: the known
 linear system, ``linear_trajs`` training trajectories sampled every ``dt``); ``observed`` channels (``positions`` or
 ``full``); a ``context`` window and a ``forecast`` window (s) with ``n_obs`` and
-``n_forecast_obs`` irregular observations, Gaussian ``noise`` (physical units), ``obs_seed``.
+``n_forecast_obs`` irregular observations, Gaussian ``noise`` (physical units), ``obs_seed``;
+``windows`` observation windows per trajectory (at random starts; validation and test take half
+as many, at least one).
 Model (:mod:`.model`): ``model`` (``latent_ode`` or the ``gru`` baseline), ``latent``,
 ``encoder`` (``gru``, ``odernn``), ``enc_hidden``, the field's ``width``, ``depth``,
-``activation``, ``dec_width``, ``method`` and ``substep`` (s, fixed-step methods). Loss: Gaussian
+``activation``, ``dec_width``, ``method`` and ``substep`` (s, fixed-step methods), ``time_scale``
+(s: the field is ``MLP(z) / time_scale`` and the encoder reads gaps in that unit). Loss: Gaussian
 likelihood with ``obs_std`` (normalised units; ``learn_std``: learned per channel), ``kl_weight``
 reached linearly over ``kl_anneal_steps``.
 """
@@ -27,7 +30,7 @@ from trainables.common.nn import ACTIVATIONS
 from trainables.pendulum.dataset import PendulumSpec, open_for_training, training_path
 
 from .model import ENCODERS, METHODS, MODELS
-from .sources import OBSERVED, SYSTEMS
+from .sources import OBSERVED, SYSTEMS, channels
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -53,6 +56,7 @@ class LatentODEConfig(FamilyConfig):
     n_forecast_obs: int = 20
     noise: float = 0.01
     obs_seed: int = 0
+    windows: int = 8
     model: str = "latent_ode"
     latent: int = 8
     encoder: str = "gru"
@@ -63,6 +67,7 @@ class LatentODEConfig(FamilyConfig):
     dec_width: int = 32
     method: str = "rk4"
     substep: float = 0.1
+    time_scale: float = 0.2
     obs_std: float = 0.1
     learn_std: bool = False
     kl_weight: float = 1.0
@@ -80,9 +85,9 @@ class LatentODEConfig(FamilyConfig):
         require_choice(self, {"system": SYSTEMS, "observed": OBSERVED, "model": MODELS, "encoder": ENCODERS,
                               "method": METHODS, "activation": ACTIVATIONS, "device": DEVICES,
                               "lr_schedule": LR_SCHEDULES})
-        require_at_least(self, ("sims", "linear_trajs", "n_obs", "n_forecast_obs", "latent", "enc_hidden", "width",
+        require_at_least(self, ("sims", "linear_trajs", "windows", "n_obs", "n_forecast_obs", "latent", "enc_hidden", "width",
                                 "depth", "dec_width", "batch_size", "steps", "report_every"))
-        for key in ("t_end", "dt", "context", "forecast", "substep", "obs_std", "lr"):
+        for key in ("t_end", "dt", "context", "forecast", "substep", "time_scale", "obs_std", "lr"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be > 0")
         for key in ("noise", "kl_weight", "kl_anneal_steps"):
@@ -111,7 +116,8 @@ class LatentODEConfig(FamilyConfig):
     def metric_names(self) -> set[str]:
         names = {"step", "epoch", "total_steps", "lr", "train_loss", "nll", "val_interp_mse", "val_extrap_mse",
                  "steps_per_s", "best_val_extrap_mse", "best_step", "stopped_early"}
-        names |= {"test/interp_mse", "test/extrap_mse", "test/interp_rmse_phys", "test/extrap_rmse_phys"}
+        names |= {"test/interp_mse", "test/extrap_mse"}
+        names |= {f"test/{w}_rmse_{c}" for w in ("interp", "extrap") for c in channels(self.system, self.observed)}
         if self.model == "latent_ode":
             names |= {"kl", "kl_weight_now", "nfe_per_step", "val_elbo", "test/elbo"}
         return names

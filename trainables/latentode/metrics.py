@@ -1,8 +1,8 @@
 """Losses and metrics of the latent ODE family.
 
 Values are normalised per channel by the training trajectories' mean and standard deviation;
-``*_mse`` metrics are in those units (mean over channels), ``*_rmse_phys`` in the channels'
-physical units (root mean square over channels and points). Predictions come from the
+``*_mse`` metrics are in those units (mean over channels), ``test/*_rmse_<channel>`` in the
+channel's physical unit (root mean square over trajectories and points). Predictions come from the
 encoder's mean ``z0`` given the context observations only.
 
 - ``nll``: the Gaussian negative log-likelihood per observed value (nats), context and forecast;
@@ -61,11 +61,10 @@ def gaussian_nll(pred: torch.Tensor, x: torch.Tensor, log_std: torch.Tensor) -> 
     return (0.5 * ((x - pred) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)).mean()
 
 
-def loss_terms(model: torch.nn.Module, batch: Batch, log_std: torch.Tensor,
-               sample: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+def loss_terms(model: torch.nn.Module, batch: Batch, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(nll, kl per observed value or None)`` of a batch (reconstructing every observation)."""
     pred, mu, logvar = model(batch.t_obs, batch.x_obs, batch.mask, batch.t_obs, sample=sample)
-    nll = gaussian_nll(pred, batch.x_obs, log_std)
+    nll = gaussian_nll(pred, batch.x_obs, model.log_std)
     kl = None if mu is None else kl_normal(mu, logvar).mean() / batch.x_obs[0].numel()
     return nll, kl
 
@@ -78,7 +77,7 @@ def errors(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Te
     return pred[:, :batch.t_interp.shape[1]], pred[:, batch.t_interp.shape[1]:]
 
 
-def validation(model: torch.nn.Module, batch: Batch, log_std: torch.Tensor, latent: bool) -> dict[str, float]:
+def validation(model: torch.nn.Module, batch: Batch, latent: bool) -> dict[str, float]:
     """``val_interp_mse``, ``val_extrap_mse`` and (latent ODE) ``val_elbo``."""
     model.eval()
     interp, extrap = errors(model, batch)
@@ -86,22 +85,23 @@ def validation(model: torch.nn.Module, batch: Batch, log_std: torch.Tensor, late
            "val_extrap_mse": float(((extrap - batch.x_forecast) ** 2).mean())}
     if latent:
         with torch.no_grad():
-            nll, kl = loss_terms(model, batch, log_std)
+            nll, kl = loss_terms(model, batch)
         out["val_elbo"] = float(-(nll + kl))  # type: ignore[operator]
     model.train()
     return out
 
 
-def evaluate(model: torch.nn.Module, batch: Batch, log_std: torch.Tensor, latent: bool, mean: np.ndarray,
-             std: np.ndarray, obs: ObservationSet, context: float, artifact_dir: Path) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, batch: Batch, latent: bool, mean: np.ndarray, std: np.ndarray,
+             obs: ObservationSet, context: float, artifact_dir: Path) -> dict[str, float]:
     """The ``test/...`` metrics; writes the trajectories artefact."""
-    val = validation(model, batch, log_std, latent)
+    val = validation(model, batch, latent)
     model.eval()
     interp, extrap = errors(model, batch)
     scale = torch.as_tensor(std, dtype=torch.float32, device=interp.device)
-    out = {"test/interp_mse": val["val_interp_mse"], "test/extrap_mse": val["val_extrap_mse"],
-           "test/interp_rmse_phys": float((((interp - batch.x_interp) * scale) ** 2).mean().sqrt()),
-           "test/extrap_rmse_phys": float((((extrap - batch.x_forecast) * scale) ** 2).mean().sqrt())}
+    out = {"test/interp_mse": val["val_interp_mse"], "test/extrap_mse": val["val_extrap_mse"]}
+    for c, name in enumerate(obs.channels):  # per channel, in its physical unit
+        out[f"test/interp_rmse_{name}"] = float(((interp - batch.x_interp)[..., c] * scale[c]).pow(2).mean().sqrt())
+        out[f"test/extrap_rmse_{name}"] = float(((extrap - batch.x_forecast)[..., c] * scale[c]).pow(2).mean().sqrt())
     if latent:
         out["test/elbo"] = val["val_elbo"]
     _write(model, batch, obs, mean, std, context, artifact_dir)

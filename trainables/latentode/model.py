@@ -5,7 +5,7 @@ start, values ``x`` ``(B, K, D)`` in normalised units, ``mask`` ``(K,)`` marking
 observations the encoder sees), ``L`` latent size, ``Q`` query times ``(B, Q)``.
 
 - Encoder (``gru``): a GRU run backwards in time over the context observations, input
-  ``[x_k, t_(k+1) - t_k]``, then one last step with input ``[0, t_0]`` (the time from the window's
+  ``[x_k, (t_(k+1) - t_k) / time_scale]``, then one last step with input ``[0, t_0]`` (the time from the window's
   start to the first observation, where ``z0`` lives); ``odernn`` also evolves the hidden state
   across every gap by a learned ODE (4 RK4 steps per gap). Its last state gives ``mu``,
   ``logvar`` of ``z0`` at t = 0.
@@ -14,7 +14,12 @@ observations the encoder sees), ``L`` latent size, ``Q`` query times ``(B, Q)``.
   sorted union of the batch's query times; each trajectory's values gathered from it.
 - Decoder: ``MLP(z) -> x`` (normalised units).
 - ``gru`` baseline (``model: gru``): the same encoder gives a deterministic state, which a GRU
-  cell steps through the union of query times with the time gap as its input; no ODE, no KL.
+  cell steps along the data's time grid (input: the step in units of the time scale); no ODE, no KL.
+
+Times enter in units of ``time_scale`` (s): the encoder's gaps are divided by it and the field is
+``MLP(z) / time_scale``, so a freshly initialised field already moves on the system's time scale
+(a double pendulum's modes have periods of 1-3 s). Fixed-step solvers interpolate between their
+steps with cubic Hermite polynomials.
 """
 
 from __future__ import annotations
@@ -32,30 +37,30 @@ METHODS = (*FIXED_METHODS, "dopri5")
 
 
 class _Counted(nn.Module):
-    """A vector field ``f(t, z)`` that counts its evaluations (``nfe``)."""
+    """The vector field ``f(t, z) = net(z) / time_scale`` that counts its evaluations (``nfe``)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, time_scale: float) -> None:
         super().__init__()
-        self.net, self.nfe = net, 0
+        self.net, self.nfe, self.time_scale = net, 0, time_scale
 
     def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
-        return self.net(z)
+        return self.net(z) / self.time_scale
 
 
 class Encoder(nn.Module):
     """Context observations -> ``mu, logvar`` ``(B, L)`` (or the hidden state, for the baseline)."""
 
-    def __init__(self, channels: int, hidden: int, latent: int, kind: str) -> None:
+    def __init__(self, channels: int, hidden: int, latent: int, kind: str, time_scale: float) -> None:
         super().__init__()
         self.cell = nn.GRUCell(channels + 1, hidden)
-        self.kind = kind
+        self.kind, self.time_scale = kind, time_scale
         self.evolve = mlp(hidden, hidden, hidden, 1, "tanh") if kind == "odernn" else None
         self.head = nn.Linear(hidden, 2 * latent)
 
     def hidden(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The state after the backward pass over the observations where ``mask`` is true, ``(B, H)``."""
-        t, x = t[:, mask], x[:, mask]
+        t, x = t[:, mask] / self.time_scale, x[:, mask]  # gaps in units of the time scale
         h = x.new_zeros(x.shape[0], self.cell.hidden_size)
         for k in range(t.shape[1] - 1, -1, -1):
             gap = (t[:, k + 1] - t[:, k]) if k + 1 < t.shape[1] else torch.zeros_like(t[:, k])
@@ -91,22 +96,27 @@ def union_times(query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class LatentODE(nn.Module):
-    """Encoder, latent field and decoder (see the module docstring)."""
+    """Encoder, latent field and decoder (see the module docstring); ``log_std`` ``(D,)`` is the
+    likelihood's log standard deviation (normalised units), learned or fixed."""
 
     def __init__(self, channels: int, latent: int, enc_hidden: int, encoder: str, width: int, depth: int,
-                 activation: str, dec_width: int, method: str, substep: float) -> None:
+                 activation: str, dec_width: int, method: str, substep: float, time_scale: float, log_std: float,
+                 learn_std: bool) -> None:
         super().__init__()
-        self.encoder = Encoder(channels, enc_hidden, latent, encoder)
-        self.field = _Counted(mlp(latent, latent, width, depth, activation))
+        self.encoder = Encoder(channels, enc_hidden, latent, encoder, time_scale)
+        self.field = _Counted(mlp(latent, latent, width, depth, activation), time_scale)
         self.decoder = mlp(latent, channels, dec_width, 1, "tanh")
         self.method, self.substep = method, substep
+        self.log_std = nn.Parameter(torch.full((channels,), log_std), requires_grad=learn_std)
 
     def latent_path(self, z0: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """``z`` at each query time ``(B, Q, L)`` from ``z0`` ``(B, L)`` at t = 0."""
         grid, index = union_times(query)
-        options = {"step_size": self.substep} if self.method in FIXED_METHODS else None
-        path = odeint(self.field, z0, grid, method=self.method, options=options,
-                      rtol=1e-5 if options is None else 1e-7, atol=1e-6 if options is None else 1e-9)  # (G, B, L)
+        if self.method in FIXED_METHODS:  # outputs between steps by cubic Hermite interpolation
+            path = odeint(self.field, z0, grid, method=self.method,
+                          options={"step_size": self.substep, "interp": "cubic"})
+        else:
+            path = odeint(self.field, z0, grid, method=self.method, rtol=1e-5, atol=1e-6)      # (G, B, L)
         return path.permute(1, 0, 2).gather(1, index[..., None].expand(-1, -1, z0.shape[1]))
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor,
@@ -119,21 +129,27 @@ class LatentODE(nn.Module):
 
 
 class GRUBaseline(nn.Module):
-    """The recurrent baseline (see the module docstring)."""
+    """The recurrent baseline (see the module docstring): the GRU cell steps every ``grid_step``
+    seconds from t = 0 (the data's sample spacing; query times lie on that grid), so a trajectory's
+    prediction does not depend on the other trajectories of its batch."""
 
-    def __init__(self, channels: int, enc_hidden: int, encoder: str, dec_width: int) -> None:
+    def __init__(self, channels: int, enc_hidden: int, encoder: str, dec_width: int, time_scale: float,
+                 grid_step: float, log_std: float, learn_std: bool) -> None:
         super().__init__()
-        self.encoder = Encoder(channels, enc_hidden, 1, encoder)
+        self.encoder = Encoder(channels, enc_hidden, 1, encoder, time_scale)
         self.step = nn.GRUCell(1, enc_hidden)
         self.decoder = mlp(enc_hidden, channels, dec_width, 1, "tanh")
+        self.grid_step, self.time_scale = grid_step, time_scale
+        self.log_std = nn.Parameter(torch.full((channels,), log_std), requires_grad=learn_std)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor,
                 sample: bool = True) -> tuple[torch.Tensor, None, None]:
         h = self.encoder.hidden(t, x, mask)
-        grid, index = union_times(query)
+        index = torch.round(query / self.grid_step).long()                 # (B, Q) grid points
+        gap = h.new_full((h.shape[0], 1), self.grid_step / self.time_scale)
         states = [h]
-        for j in range(1, len(grid)):
-            h = self.step((grid[j] - grid[j - 1]).expand(h.shape[0], 1), h)
+        for _ in range(int(index.max())):
+            h = self.step(gap, h)
             states.append(h)
         path = torch.stack(states, 1)                                      # (B, G, H)
         return self.decoder(path.gather(1, index[..., None].expand(-1, -1, path.shape[2]))), None, None

@@ -1,6 +1,7 @@
 """Sparse, irregular, noisy observation sets drawn from noise-free trajectories (deterministic).
 
-For trajectory ``i`` of a split, a generator seeded ``[obs_seed, split index, i]`` draws:
+Each trajectory ``i`` of a split gives ``windows`` observation sets; for window ``r`` a generator
+seeded ``[obs_seed, split index, i, r]`` draws:
 
 - a window start on the trajectory's grid (uniform, so the window fits);
 - ``n_obs`` distinct observation times among the grid points of the context window
@@ -53,7 +54,7 @@ class ObservationSet:
 
 
 def draw(traj: Trajectories, split: str, context: float, forecast: float, n_obs: int, n_forecast_obs: int,
-         noise: float, obs_seed: int) -> ObservationSet:
+         noise: float, obs_seed: int, windows: int = 1) -> ObservationSet:
     """The observation set of ``traj`` (see the module docstring).
 
     Raises:
@@ -67,6 +68,8 @@ def draw(traj: Trajectories, split: str, context: float, forecast: float, n_obs:
     if n_obs > n_ctx or n_forecast_obs > n_fc:
         raise ConfigError(f"config.n_obs / n_forecast_obs: {n_obs} / {n_forecast_obs} observations need that many "
                           f"grid points; the windows hold {n_ctx} / {n_fc} (dt {dt:g} s)")
+    if windows > 1:  # each trajectory repeated, one window each
+        traj = Trajectories(traj.t, np.repeat(traj.x, windows, axis=0), traj.channels, traj.units, traj.content_hash)
     n, d = traj.x.shape[0], traj.x.shape[2]
     t_obs = np.zeros((n, n_obs + n_forecast_obs))
     x_obs = np.zeros((n, n_obs + n_forecast_obs, d))
@@ -74,7 +77,7 @@ def draw(traj: Trajectories, split: str, context: float, forecast: float, n_obs:
     t_int, x_int = np.zeros((n, n_int)), np.zeros((n, n_int, d))
     x_grid = np.zeros((n, n_ctx + n_fc, d))
     for i in range(n):
-        rng = np.random.default_rng([obs_seed, SPLIT_INDEX[split], i])
+        rng = np.random.default_rng([obs_seed, SPLIT_INDEX[split], i // windows, i % windows])
         start = int(rng.integers(0, len(traj.t) - n_ctx - n_fc + 1))
         ctx = np.sort(rng.choice(n_ctx, n_obs, replace=False))
         fc = np.sort(rng.choice(n_fc, n_forecast_obs, replace=False)) + n_ctx
@@ -87,7 +90,7 @@ def draw(traj: Trajectories, split: str, context: float, forecast: float, n_obs:
         x_grid[i] = traj.x[i, start:start + n_ctx + n_fc]
     in_context = np.arange(n_obs + n_forecast_obs) < n_obs
     settings = json.dumps([traj.content_hash, split, context, forecast, n_obs, n_forecast_obs, noise, obs_seed,
-                           list(traj.channels)])
+                           list(traj.channels), windows])
     digest = hashlib.sha256(settings.encode() + x_obs.tobytes() + t_obs.tobytes()).hexdigest()
     return ObservationSet(t_obs, x_obs, in_context, t_int, x_int, (n_ctx + np.arange(n_fc)) * dt, x_grid[:, n_ctx:],
                           np.arange(n_ctx + n_fc) * dt, x_grid, traj.channels, traj.units, digest)

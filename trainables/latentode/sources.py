@@ -49,7 +49,7 @@ def linear(n: int, samples: int, dt: float, seed: int | list[int]) -> Trajectori
     z = np.stack([z0 @ expm(a * ti).T for ti in t], 1)                 # (n, T, 2)
     x = z @ LINEAR_DECODER.T
     digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + t.tobytes()).hexdigest()
-    return Trajectories(t, x, ("x1", "x2", "x3"), ("1", "1", "1"), digest)
+    return Trajectories(t, x, CHANNELS["linear"], ("1", "1", "1"), digest)
 
 
 def pendulum(dataset: object, split: str) -> Trajectories:
@@ -63,12 +63,21 @@ def pendulum(dataset: object, split: str) -> Trajectories:
     if ids.len() == 0:
         raise ConfigError(f"config.sims: the pendulum dataset has no {split} simulation (they are the ids ending "
                           "in 8 for val, 9 for test); use sims >= 10")
-    cols = ("theta1", "theta2", "theta1_dot", "theta2_dot")
+    cols = CHANNELS["pendulum"]
     x = frame.select(cols).to_numpy()
     n = ids.len()
     x = x.reshape(n, -1, len(cols))
     t = frame["t"].to_numpy()[: x.shape[1]]
     return Trajectories(t, x, cols, ("rad", "rad", "rad/s", "rad/s"), str(dataset.content_hash))  # type: ignore[attr-defined]
+
+
+CHANNELS = {"pendulum": ("theta1", "theta2", "theta1_dot", "theta2_dot"), "linear": ("x1", "x2", "x3")}
+"""Each system's channels (``positions`` keeps the first two)."""
+
+
+def channels(system: str, which: str) -> tuple[str, ...]:
+    """The observed channels of ``system`` under ``observed: which``."""
+    return CHANNELS[system] if which == "full" else CHANNELS[system][:2]
 
 
 def observed(traj: Trajectories, which: str) -> Trajectories:

@@ -43,12 +43,9 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
     mean, std = train_x.mean(0), train_x.std(0) + 1e-8
     batches = {name: to_batch(obs, mean, std, device) for name, obs in sets.items()}
     model = build(cfg, len(sets["train"].channels)).to(device)
-    log_std = torch.nn.Parameter(torch.full((len(mean),), float(np.log(cfg.obs_std)), device=device),
-                                 requires_grad=cfg.learn_std)
-    optimizer = torch.optim.Adam([*model.parameters(), *([log_std] if cfg.learn_std else [])], lr=cfg.lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
-    noise = _Holder(log_std)
-    state = {"model": model, "optimizer": optimizer, "rng": rng, "likelihood": noise}
+    state = {"model": model, "optimizer": optimizer, "rng": rng}
     step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
     best = BestModel.from_state(cfg.patience, extras.get("best"))
     reporter.tags({"dataset_sha256": source_hash, "observations_sha256": sets["train"].content_hash})
@@ -61,7 +58,7 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
         weight = cfg.kl_weight * (min(1.0, step / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else 1.0)
         index = torch.randint(0, n_train, (cfg.batch_size,), generator=rng).to(device)
         nfe0 = model.field.nfe if latent else 0
-        nll, kl = loss_terms(model, batches["train"].rows(index), noise.log_std)
+        nll, kl = loss_terms(model, batches["train"].rows(index))
         loss = nll + weight * kl if kl is not None else nll
         if not torch.isfinite(loss):
             raise DivergedError(f"loss is {loss.item()}", step)
@@ -77,14 +74,14 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
             continue
         last = {"epoch": step * cfg.batch_size / n_train, "total_steps": cfg.steps, "lr": lr,
                 **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]},
-                **validation(model, batches["val"], noise.log_std, latent),
+                **validation(model, batches["val"], latent),
                 "steps_per_s": len(rows) / max(time.perf_counter() - t0, 1e-9)}
         best.observe(last["val_extrap_mse"], step, model)
         last.update(best.metrics("val_extrap_mse", best.stop and step < cfg.steps))
         final = best.stop or step == cfg.steps
         if final:
             best.restore(model)
-            last.update(evaluate(model, batches["test"], noise.log_std, latent, mean, std, sets["test"], cfg.context,
+            last.update(evaluate(model, batches["test"], latent, mean, std, sets["test"], cfg.context,
                                  reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
             checkpoint.save_training(ckpt, cfg.steps if final else step, state, cfg.to_dict(), best=best.state())
@@ -95,20 +92,14 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
     return last
 
 
-class _Holder(torch.nn.Module):
-    """The likelihood's log standard deviation per channel, as a checkpointable part."""
-
-    def __init__(self, log_std: torch.nn.Parameter) -> None:
-        super().__init__()
-        self.log_std = log_std
-
-
 def build(cfg: LatentODEConfig, channels: int) -> torch.nn.Module:
     """The model of ``cfg`` for ``channels`` observed channels."""
+    log_std = float(np.log(cfg.obs_std))
     if cfg.model == "gru":
-        return GRUBaseline(channels, cfg.enc_hidden, cfg.encoder, cfg.dec_width)
+        return GRUBaseline(channels, cfg.enc_hidden, cfg.encoder, cfg.dec_width, cfg.time_scale, cfg.dt, log_std,
+                           cfg.learn_std)
     return LatentODE(channels, cfg.latent, cfg.enc_hidden, cfg.encoder, cfg.width, cfg.depth, cfg.activation,
-                     cfg.dec_width, cfg.method, cfg.substep)
+                     cfg.dec_width, cfg.method, cfg.substep, cfg.time_scale, log_std, cfg.learn_std)
 
 
 def trajectories(cfg: LatentODEConfig, split: str) -> Trajectories:
@@ -128,6 +119,7 @@ def observation_sets(cfg: LatentODEConfig) -> tuple[dict[str, ObservationSet], s
     for split in ("train", "val", "test"):
         traj = trajectories(cfg, split)
         hashes[split] = traj.content_hash
+        windows = cfg.windows if split == "train" else max(1, cfg.windows // 2)
         sets[split] = draw(traj, split, cfg.context, cfg.forecast, cfg.n_obs, cfg.n_forecast_obs, cfg.noise,
-                           cfg.obs_seed)
+                           cfg.obs_seed, windows)
     return sets, hashes["train"]
