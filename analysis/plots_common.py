@@ -5,7 +5,7 @@
   that trained seed replicates add each replicate's value (the box spans them);
 - ``heatmap``: mean of the metric over two parameters (e.g. training orbits x segment length), in
   panels by a third and a fourth (``--facet``, ``--facet-row``);
-- ``parallel``: parallel coordinates of the swept parameters, coloured by the metric.
+- ``parallel``: parallel coordinates of the swept parameters and, last, the metric, coloured by the metric.
 """
 
 from __future__ import annotations
@@ -166,8 +166,9 @@ def parallel(ctx: Context) -> Figure:
     if not params:
         raise AnalysisError("parallel needs at least one swept parameter")
     axes_values, ticks = [], []
-    for p in params:
-        values = [param_value(v) for v in done[p]]
+    metric = done[f"metrics.{ctx.metric}"].to_numpy()
+    for p in [*params, None]:  # the swept parameters, then the metric (so one parameter still draws lines)
+        values = [param_value(v) for v in done[p]] if p else [float(m) for m in metric]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
         if numeric:
             arr = np.array([np.nan if v is None else float(v) for v in values])
@@ -181,12 +182,11 @@ def parallel(ctx: Context) -> Figure:
             arr = np.array([levels.index(str(v)) / max(1, len(levels) - 1) for v in values])
             axes_values.append(arr)
             ticks.append([(levels.index(lv) / max(1, len(levels) - 1), lv) for lv in levels])
-    metric = done[f"metrics.{ctx.metric}"].to_numpy()
     norm = Normalize(np.nanmin(metric), np.nanmax(metric))
     cmap = colormaps["viridis" if ctx.mode == "min" else "viridis_r"]   # the best runs dark, drawn last
-    fig = Figure(figsize=(1.8 * len(params) + 3, 5))
+    fig = Figure(figsize=(1.8 * len(params) + 4.8, 5))
     ax = fig.subplots()
-    xs = np.arange(len(params))
+    xs = np.arange(len(params) + 1)
     for i in np.argsort(-metric if ctx.mode == "min" else metric):
         ax.plot(xs, [a[i] for a in axes_values], color=cmap(norm(metric[i])), alpha=0.8, lw=1.2)
     for x, tick in zip(xs, ticks):
@@ -194,7 +194,7 @@ def parallel(ctx: Context) -> Figure:
         for y, text in tick:
             ax.text(x + 0.03, y, _short(text), fontsize=6, va="center",
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5})
-    ax.set_xticks(xs, [p.removeprefix("params.") for p in params], rotation=25, ha="right", fontsize=8)
+    ax.set_xticks(xs, [p.removeprefix("params.") for p in params] + [ctx.metric], rotation=25, ha="right", fontsize=8)
     ax.set_yticks([])
     fig.colorbar(_mappable(cmap, norm), ax=ax, label=ctx.metric)
     ax.set_title(f"{ctx.sweep.name}: {done.height} completed runs")
@@ -223,5 +223,5 @@ PLOTS = {k.name: k for k in (
     PlotKind("box", box, help="the metric of the completed runs by one parameter (--x)"),
     PlotKind("heatmap", heatmap, help="mean metric over two parameters (--x, --y), in panels by a third and "
              "a fourth (--facet, --facet-row)", size=(1100, 760)),
-    PlotKind("parallel", parallel, help="parallel coordinates of the swept parameters, coloured by the metric"),
+    PlotKind("parallel", parallel, help="parallel coordinates of the swept parameters and the metric, coloured by it"),
 )}
