@@ -28,11 +28,12 @@ SPLITS = ("train", "val", "test")
 
 
 def write_splits(final: Path, sizes: Mapping[str, int], schema: pa.Schema,
-                 metadata: Callable[[str], Mapping[str, Any]], columns: Callable[[str], Mapping[str, np.ndarray]],
+                 split_data: Callable[[str], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
                  overwrite: bool = False, progress: Callable[[int, int], None] | None = None,
                  row_group_size: int = 65_536) -> Path:
-    """Write ``columns(split)`` with footer ``metadata(split)`` as ``final/<split>.parquet`` for each
-    split of ``sizes`` (sequences per split); ``progress(done, total)`` (sequences) after each.
+    """Write each split of ``sizes`` (sequences per split) as ``final/<split>.parquet``:
+    ``split_data(split)`` gives its ``(columns, footer metadata)``; ``progress(done, total)``
+    (sequences) after each.
 
     Raises:
         DatasetExistsError: ``final`` exists and ``overwrite`` is false (nothing written).
@@ -44,8 +45,9 @@ def write_splits(final: Path, sizes: Mapping[str, int], schema: pa.Schema,
     try:
         done = 0
         for split, size in sizes.items():
-            with BufferedParquetWriter(tmp / f"{split}.parquet", schema, row_group_size, metadata(split)) as w:
-                w.write(columns(split))
+            columns, metadata = split_data(split)
+            with BufferedParquetWriter(tmp / f"{split}.parquet", schema, row_group_size, metadata) as w:
+                w.write(columns)
             done += size
             if progress:
                 progress(done, sum(sizes.values()))

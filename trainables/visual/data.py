@@ -103,21 +103,14 @@ def write(spec: FrameSpec, root: str | os.PathLike[str] | None = None, overwrite
     """Render and write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or
     not at all); ``progress(done, total)`` (sequences) after each split. The footer says how many
     frames show their object only in part or not at all (``out_of_view``: outside the field of view)."""
-    done: dict[str, dict[str, np.ndarray]] = {}
+    def split_data(split: str) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        cols = frame_columns(spec, split)
+        outside = int(cols.pop("out_of_view").sum())
+        return cols, {"format": FORMAT, "name": spec.name, "split": split, "params": _params(spec),
+                      "frame": {"dtype": "uint8", "layout": "CHW", "channels": spec.channels, "size": spec.size},
+                      "out_of_view": outside}
 
-    def columns(split: str) -> dict[str, np.ndarray]:
-        done[split] = frame_columns(spec, split)
-        return done[split]
-
-    def metadata(split: str) -> dict[str, object]:
-        cols = done.get(split) or columns(split)
-        return {"format": FORMAT, "name": spec.name, "split": split, "params": _params(spec),
-                "frame": {"dtype": "uint8", "layout": "CHW", "channels": spec.channels, "size": spec.size},
-                "out_of_view": int(cols["out_of_view"].sum())}
-
-    schema_ = schema(spec)
-    return write_splits(dataset_path(spec, root), spec.world.split_sizes(), schema_, metadata,
-                        lambda split: {k: v for k, v in done.pop(split).items() if k in schema_.names}, overwrite,
+    return write_splits(dataset_path(spec, root), spec.world.split_sizes(), schema(spec), split_data, overwrite,
                         progress, row_group_size=4096)
 
 

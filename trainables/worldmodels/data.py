@@ -123,9 +123,9 @@ def write(spec: WorldSpec, root: str | os.PathLike[str] | None = None, overwrite
     """Write the three splits into ``<root>/<spec.name>/`` (the folder appears whole or not at all);
     ``progress(done, total)`` (sequences) is called after each split."""
     return write_splits(dataset_path(spec, root), spec.split_sizes(), schema(ENVS[spec.env]),
-                        lambda split: {"format": "dynsweep.worlds/1", "name": spec.name, "split": split,
-                                       "params": asdict(spec)},
-                        lambda split: generate(spec, split), overwrite, progress)
+                        lambda split: (generate(spec, split), {"format": "dynsweep.worlds/1", "name": spec.name,
+                                                               "split": split, "params": asdict(spec)}),
+                        overwrite, progress)
 
 
 def ensure(spec: WorldSpec, root: str | os.PathLike[str] | None = None,
