@@ -1,5 +1,6 @@
 """The latent ODE family: observation sets, the KL term, recovery of a known linear system,
-irregular times, and the GRU baseline. Its contract (resume bit for bit, artefacts) is checked in
+irregular times, the GRU baseline, two-body observations (exact orbits, conserved quantities, the
+state-space ODE baseline, ``evaluate`` on another dataset). Its contract (resume bit for bit, artefacts) is checked in
 ``test_family_contract.py``, its sweep and plot in ``test_plots_worldmodels_regression.py``."""
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from trainables.common import checkpoint
 from trainables.common.errors import ConfigError
 from trainables.common.reporter import LocalReporter
 from trainables.latentode.config import LatentODEConfig
-from trainables.latentode.metrics import errors, to_batch
+from trainables.latentode.metrics import errors, orbit_drifts, to_batch
 from trainables.latentode.model import kl_normal
 from trainables.latentode.observations import draw
-from trainables.latentode.sources import linear
-from trainables.latentode.train import build, observation_sets, run
+from trainables.latentode.sources import linear, twobody
+from trainables.latentode.train import build, evaluate_checkpoint, normalisation, observation_sets, run
 
 LINEAR = {"system": "linear", "dt": 0.2, "substep": 0.4, "context": 4.0, "forecast": 4.0, "n_obs": 10,
           "n_forecast_obs": 5, "noise": 0.01, "kl_weight": 0.01, "latent": 2, "lr": 0.005, "width": 32,
@@ -86,9 +87,8 @@ def test_irregular_times_are_honoured(trained: tuple[LatentODEConfig, LocalRepor
     worse predictions: the encoder reads the times, not only the order of the values."""
     cfg, reporter, _ = trained
     sets, _ = observation_sets(cfg)
-    grid = sets["train"].x_grid.reshape(-1, 3)
-    mean, std = grid.mean(0), grid.std(0) + 1e-8
-    model = build(cfg, 3)
+    mean, std = normalisation(sets["train"])
+    model = build(cfg, mean, std)
     checkpoint.load_parts(reporter.checkpoint_path, {"model": model})
     batch = to_batch(sets["test"], mean, std, torch.device("cpu"))
     interp, _ = errors(model, batch)
@@ -111,7 +111,8 @@ def test_predictions_use_the_context_only_and_not_the_batch(
     cfg, reporter, _ = trained
     sets, _ = observation_sets(cfg)
     batch = to_batch(sets["test"], 0.0, 1.0, torch.device("cpu"))
-    for model in (build(cfg, 3), build(LatentODEConfig.from_dict({**LINEAR, "model": "gru"}), 3)):
+    ones = (np.zeros(3), np.ones(3))
+    for model in (build(cfg, *ones), build(LatentODEConfig.from_dict({**LINEAR, "model": "gru"}), *ones)):
         torch.manual_seed(0)
         model.eval()
         interp, extrap = errors(model, batch)
@@ -128,3 +129,84 @@ def test_the_gru_baseline_trains_without_a_kl(tmp_path: Path) -> None:
     final = run({**LINEAR, "model": "gru", "steps": 40, "report_every": 20}, reporter)
     assert "kl" not in final and "test/elbo" not in final and np.isfinite(final["test/extrap_mse"])
     assert final["best_val_extrap_mse"] <= reporter.history[0]["val_extrap_mse"]
+
+
+TWOBODY = {"system": "twobody", "dataset": "simple_TBP_planar_10_train", "dt": 0.1, "context": 3.0, "forecast": 2.0,
+           "n_obs": 8, "n_forecast_obs": 4, "windows": 2, "noise": 0.01, "latent": 4, "enc_hidden": 8, "width": 16,
+           "dec_width": 8, "substep": 0.2, "time_scale": 1.0, "steps": 4, "report_every": 2, "batch_size": 4}
+
+
+def test_twobody_trajectories_are_the_datasets_orbits(tmp_path: Path) -> None:
+    """Propagated from the dataset's elements, the states at its own sample times are its samples
+    (canonical units), for a rotated set too; the orbits conserve energy and angular momentum, which
+    the drift metric reads as 0 (and as small from positions alone, by central differences)."""
+    from trainables.twobody.constants import DU, TU, VU
+    from trainables.twobody.dataset import load_named
+
+    for name in ("complex_TBP_planar_10_train", "complex_TBP_planar_rotated_10_test"):
+        ds = load_named(name, tmp_path)
+        arrays = ds.arrays()
+        for i in (0, 7):  # an orbit's own grid: its period / 360 (s) -> TU
+            dt = float(arrays.t[i, 1] - arrays.t[i, 0]) / TU
+            traj = twobody(ds, 40, dt)
+            expected = arrays.states[i, :40][:, [0, 1, 3, 4]] / np.array([DU, DU, VU, VU])
+            assert np.allclose(traj.x[i], expected, rtol=0, atol=1e-9), name
+        assert traj.channels == ("x", "y", "vx", "vy") and traj.content_hash == ds.content_hash
+    traj = twobody(load_named("complex_TBP_planar_10_train", tmp_path), 200, 0.05)
+    assert max(orbit_drifts(traj.x, 0.05).values()) < 1e-9
+    assert max(orbit_drifts(traj.x[..., :2], 0.05).values()) < 0.05
+    slowed = traj.x * np.r_[1.0, 1.0, 0.9, 0.9]  # 10 % slower than the orbit: not a Kepler orbit
+    assert orbit_drifts(slowed, 0.05)["test/energy_drift"] > 0.05
+    with pytest.raises(ConfigError, match="planar"):
+        twobody(load_named("complex_TBP_3D_10_test", tmp_path), 10, 0.1)
+
+
+def test_the_state_ode_integrates_from_the_first_observation_both_ways(tmp_path: Path) -> None:
+    """With the exact field (gravity, mu = 1) in place of the learned one, the state-space baseline
+    started from a noise-free first observation reproduces the true orbit at query times before it
+    (integrated backwards) and after it, through the normalisation."""
+    cfg = LatentODEConfig.from_dict({**TWOBODY, "datasets_root": str(tmp_path), "model": "state_ode",
+                                     "noise": 0.0, "substep": 0.02})
+    sets, _ = observation_sets(cfg)
+    mean, std = normalisation(sets["train"])
+    model = build(cfg, mean, std)
+
+    class Gravity(torch.nn.Module):
+        def forward(self, y: torch.Tensor) -> torch.Tensor:
+            r = y[..., :3]
+            return torch.cat([y[..., 3:], -r / r.norm(dim=-1, keepdim=True) ** 3], -1)
+
+    model.field.field = Gravity()
+    batch = to_batch(sets["test"], mean, std, torch.device("cpu"))
+    assert (batch.t_interp.min(1).values < batch.t_obs[:, 0]).any()  # some queries precede the first observation
+    interp, extrap = errors(model, batch)
+    assert float((interp - batch.x_interp).abs().max()) < 1e-3
+    assert float((extrap - batch.x_forecast).abs().max()) < 1e-3
+
+
+@pytest.mark.parametrize(("change", "key"), [({"model": "state_ode", "observed": "positions"}, "config.model"),
+                                             ({"model": "state_ode", "system": "pendulum"}, "config.model"),
+                                             ({"dataset": "complex_TBP_planar_10_test"}, "config.dataset"),
+                                             ({"dataset": "complex_TBP_3D_10_train"}, "config.dataset"),
+                                             ({"dataset": "my_orbits"}, "config.dataset")])
+def test_twobody_config_mistakes_name_the_key(change: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        LatentODEConfig.from_dict({**TWOBODY, **change})
+
+
+@pytest.mark.parametrize(("model", "observed"), [("latent_ode", "positions"), ("gru", "full"), ("state_ode", "full")])
+def test_twobody_models_report_what_they_declare_and_evaluate_again(tmp_path: Path, model: str, observed: str) -> None:
+    """Each model trains on two-body observations and reports exactly its declared metrics (the
+    drifts among them); ``dynsweep evaluate``'s hook reproduces them from the final checkpoint and
+    adds another dataset's under ``test/<name>/``."""
+    config = {**TWOBODY, "datasets_root": str(tmp_path), "model": model, "observed": observed}
+    reporter = LocalReporter(tmp_path / "run", progress=False)
+    final = run(config, reporter)
+    assert set(final) | {"step"} == LatentODEConfig.from_dict(config).metric_names()
+    assert all(np.isfinite(v) for v in final.values())
+    other = "simple_TBP_planar_rotated_10_test"
+    again = evaluate_checkpoint(reporter.checkpoint_path, config, [other], tmp_path / "eval")
+    assert {k: v for k, v in again.items() if "/" + other not in k} == {k: v for k, v in final.items()
+                                                                          if k.startswith("test/")}
+    assert {f"test/{other}/extrap_mse", f"test/{other}/energy_drift"} <= set(again)
+    assert (tmp_path / "eval" / "trajectories.parquet").is_file()

@@ -33,16 +33,14 @@ VISUAL_SETS = ["base.seqs=4", "base.seq_steps=12", "base.size=16", "base.steps=2
                "scheduler.type=fifo", "search.num_samples=1",
                "space.predictor={grid: [spatial_jump, spatial_hamiltonian]}", "space.mode={grid: [hgn, detached]}",
                "space.latent_channels={choice: [4]}", "space.beta={choice: [0.001]}", "space.lr={choice: [0.003]}"]
-LATENT_SETS = ["base.sims=10", "base.windows=2", "base.t_end=4.0", "base.dt=0.1", "base.context=2.0", "base.forecast=2.0", "base.n_obs=5",
-               "base.n_forecast_obs=3", "base.steps=20", "base.report_every=10", "base.enc_hidden=8",
-               "base.dec_width=8", "base.substep=0.1", "base.batch_size=4", "search.algorithm=grid",
-               "scheduler.type=fifo", "search.num_samples=1", "space.latent={grid: [2, 3]}",
-               "space.encoder={grid: [gru, odernn]}", "space.width={choice: [8]}", "space.depth={choice: [1]}",
-               "space.kl_weight={choice: [0.1]}", "space.context={choice: [2.0]}", "space.noise={choice: [0.01]}"]
+LATENT_SETS = ["base.dataset=simple_TBP_planar_10_train", "base.windows=2", "base.dt=0.1", "base.context=2.0",
+               "base.forecast=1.0", "base.n_obs=5", "base.n_forecast_obs=3", "base.steps=20", "base.report_every=10",
+               "base.latent=2", "base.enc_hidden=8", "base.width=8", "base.dec_width=8", "base.batch_size=4",
+               "space.model={grid: [latent_ode, state_ode]}", "space.encoder={grid: [gru, odernn]}"]
 SWEEPS = {"worldmodels": ("search_spaces/worldmodels.yaml", WORLD_SETS),
           "regression": ("search_spaces/regression_robust.yaml", REGRESSION_SETS),
           "visual": ("search_spaces/visual.yaml", VISUAL_SETS),
-          "latentode": ("search_spaces/latentode.yaml", LATENT_SETS)}
+          "latentode": ("search_spaces/latentode_twobody.yaml", LATENT_SETS)}
 NOT_THEIRS = {"worldmodels": ["field", "angles", "pred-vs-true", "pareto", "frames"],
               "regression": ["field", "angles", "horizon", "phase", "pixel-horizon"],
               "visual": ["field", "horizon", "phase", "energy"],
@@ -50,7 +48,7 @@ NOT_THEIRS = {"worldmodels": ["field", "angles", "pred-vs-true", "pareto", "fram
 EXTRA = {("regression", "heatmap"): ["--x", "loss", "--y", "activation"],
          ("worldmodels", "heatmap"): ["--x", "model", "--y", "env"], ("worldmodels", "box"): ["--x", "model"],
          ("visual", "heatmap"): ["--x", "predictor", "--y", "mode"], ("visual", "box"): ["--x", "predictor"],
-         ("latentode", "heatmap"): ["--x", "encoder", "--y", "latent"], ("latentode", "box"): ["--x", "encoder"]}
+         ("latentode", "heatmap"): ["--x", "model", "--y", "encoder"], ("latentode", "box"): ["--x", "model"]}
 
 def _kinds(family: str) -> list[str]:
     return list(FAMILIES[family].all_plot_kinds())
@@ -129,10 +127,10 @@ def test_final_evaluation_writes_the_family_artefacts(sweeps: Callable[[str], di
     elif sweep["family"] == "latentode":
         traj = arts["latentode.trajectories"]
         assert set(traj["kind"]) == {"observed", "true", "predicted"}
-        assert set(traj["seq"]) == {0}                      # 1 test simulation x windows 2 // 2
-        assert set(traj["channel"]) == {"theta1", "theta2", "theta1_dot", "theta2_dot"}
-        observed = traj.filter((pl.col("kind") == "observed") & (pl.col("channel") == "theta1"))
-        assert observed.height == 5 + 3 and (traj["context_end"] == 2.0).all()
+        assert set(traj["seq"]) == {0, 4, 9}                # 3 of the 10 test orbits x 1 window, spread
+        assert set(traj["channel"]) == {"x", "y", "vx", "vy"} and set(traj["t_unit"]) == {"TU"}
+        observed = traj.filter((pl.col("kind") == "observed") & (pl.col("channel") == "x"))
+        assert observed.height == 3 * (5 + 3) and (traj["context_end"] == 2.0).all()
     else:
         pred = arts["regression.predictions"]
         assert set(pred["split"]) == {"train", "val"} and pred.height == 800     # every row of the demo

@@ -168,6 +168,7 @@ FAMILIES: dict[str, Family] = {
         trial_length=STEPS),
     "latentode": Family(
         run="trainables.latentode.train:run", config="trainables.latentode.config:LatentODEConfig",
+        evaluate="trainables.latentode.train:evaluate_checkpoint",
         smoke={"sims": 10, "t_end": 4.0, "dt": 0.1, "context": 2.0, "forecast": 2.0, "n_obs": 5, "n_forecast_obs": 3,
                "steps": 6, "report_every": 3, "latent": 2, "enc_hidden": 8, "width": 8, "dec_width": 8,
                "substep": 0.1, "batch_size": 4},

@@ -3,12 +3,18 @@
 Data (:mod:`.sources`, :mod:`.observations`): ``system`` (``pendulum``: the double-pendulum
 dataset that ``sims``, ``t_end``, ``dt``, ``data_seed`` and ``theta_max_deg`` describe, generated
 on first use, or ``dataset``, a pendulum dataset file by path or name; ``linear``: the known
-linear system, ``linear_trajs`` training trajectories sampled every ``dt``); ``observed`` channels (``positions`` or
-``full``); a ``context`` window and a ``forecast`` window (s) with ``n_obs`` and
+linear system, ``linear_trajs`` training trajectories sampled every ``dt``; ``twobody``: the orbits of
+the planar two-body training set ``dataset`` (a standard name, :data:`TWOBODY_DEFAULT` when unset;
+validation and test: the same population's ``val`` and ``test`` sets of min(orbits, 10) orbits),
+sampled every ``dt`` TU, canonical units); ``observed`` channels (``positions`` or ``full``); a ``context`` window and a ``forecast`` window (s) with ``n_obs`` and
 ``n_forecast_obs`` irregular observations, Gaussian ``noise`` (physical units), ``obs_seed``;
 ``windows`` observation windows per trajectory (at random starts; validation and test take half
 as many, at least one).
-Model (:mod:`.model`): ``model`` (``latent_ode`` or the ``gru`` baseline), ``latent``,
+Times, ``context``, ``forecast``, ``dt``, ``substep`` and ``time_scale`` are in the system's time unit
+(s; TU for ``twobody``), ``noise`` in its channels' units.
+Model (:mod:`.model`): ``model`` (``latent_ode``, the ``gru`` baseline, or ``state_ode``: the
+two-body family's field integrated from the first observed state; ``twobody`` with ``observed:
+full`` only), ``latent``,
 ``encoder`` (``gru``, ``odernn``), ``enc_hidden``, the field's ``width``, ``depth``,
 ``activation``, ``dec_width``, ``method`` and ``substep`` (s, fixed-step methods), ``time_scale``
 (s: the field is ``MLP(z) / time_scale`` and the encoder reads gaps in that unit). Loss: Gaussian
@@ -18,7 +24,7 @@ reached linearly over ``kl_anneal_steps``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,11 +34,14 @@ from trainables.common.errors import ConfigError
 from trainables.common.lr import LR_SCHEDULES
 from trainables.common.nn import ACTIVATIONS
 from trainables.pendulum.dataset import PendulumSpec, open_for_training, training_path
+from trainables.twobody.dataset import dataset_path, load_named, spec_from_name
 
-from .model import ENCODERS, METHODS, MODELS
+from .model import ENCODERS, METHODS, MODELS, ODE_MODELS
 from .sources import OBSERVED, SYSTEMS, channels
 
 DEVICES = ("auto", "cpu", "cuda")
+TWOBODY_DEFAULT = "complex_TBP_planar_100_train"
+"""The two-body training set when ``dataset`` is unset."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ class LatentODEConfig(FamilyConfig):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 0")
         check_stopping(self.patience, self.min_lr, self.lr)
-        span = self.t_end if self.system == "pendulum" else self.linear_span
+        span = self.t_end if self.system == "pendulum" else self.span
         if self.context + self.forecast > span + 1e-9:
             raise ConfigError(f"config.context + config.forecast: {self.context + self.forecast:g} s exceed the "
                               f"trajectories' {span:g} s (t_end)")
@@ -103,11 +112,36 @@ class LatentODEConfig(FamilyConfig):
                 self.pendulum_spec()
             except ConfigError as err:
                 raise ConfigError(f"config.{err}") from None
+        if self.system == "twobody":
+            self.twobody_names()
+        if self.model == "state_ode" and (self.system, self.observed) != ("twobody", "full"):
+            raise ConfigError(f"config.model: state_ode (the two-body family's field, started from an observed "
+                              f"state) needs system: twobody and observed: full, not system: {self.system}, "
+                              f"observed: {self.observed}; allowed models here: latent_ode, gru")
 
     @property
-    def linear_span(self) -> float:
-        """How long the linear system's trajectories are (s): the two windows."""
+    def span(self) -> float:
+        """How long the linear and two-body trajectories are (their time unit): the two windows."""
         return self.context + self.forecast
+
+    def twobody_names(self) -> dict[str, str]:
+        """``{split: two-body dataset name}``: ``dataset`` (or :data:`TWOBODY_DEFAULT`) for training, the
+        same population's ``val`` and ``test`` sets of min(orbits, 10) orbits.
+
+        Raises:
+            ConfigError: ``dataset`` is not a standard planar training-set name.
+        """
+        name = self.dataset or TWOBODY_DEFAULT
+        try:
+            spec = spec_from_name(name)
+        except ConfigError as err:
+            raise ConfigError(f"config.dataset: {err}") from None
+        if spec.split != "train" or not spec.planar:
+            raise ConfigError(f"config.dataset: {name!r} must be a planar training set "
+                              "(<kind>_TBP_planar[_rotated|_mirrored|_any]_<orbits>_train)")
+        small = min(spec.orbits, 10)
+        return {"train": name, "val": replace(spec, orbits=small, split="val").name,
+                "test": replace(spec, orbits=small, split="test").name}
 
     def pendulum_spec(self) -> PendulumSpec:
         return PendulumSpec(sims=self.sims, t_end=self.t_end, dt=self.dt, seed=self.data_seed,
@@ -119,13 +153,19 @@ class LatentODEConfig(FamilyConfig):
         names |= {"test/interp_mse", "test/extrap_mse"}
         names |= {f"test/{w}_rmse_{c}" for w in ("interp", "extrap") for c in channels(self.system, self.observed)}
         if self.model == "latent_ode":
-            names |= {"kl", "kl_weight_now", "nfe_per_step", "val_elbo", "test/elbo"}
+            names |= {"kl", "kl_weight_now", "val_elbo", "test/elbo"}
+        if self.model in ODE_MODELS:
+            names.add("nfe_per_step")
+        if self.system == "twobody":
+            names |= {"test/energy_drift", "test/angmom_drift"}
         return names
 
 
 def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
-    """``{dataset name: content hash}`` of the pendulum dataset a trial reads (none for ``linear``)."""
+    """``{dataset name: content hash}`` of the datasets a trial reads (none for ``linear``)."""
     cfg = LatentODEConfig.from_dict(config)
+    if cfg.system == "twobody":
+        return {name: load_named(name, cfg.datasets_root).content_hash for name in cfg.twobody_names().values()}
     if cfg.system != "pendulum":
         return {}
     ds = open_for_training(cfg.dataset, cfg.pendulum_spec(), cfg.datasets_root)
@@ -133,6 +173,8 @@ def dataset_hashes(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def dataset_paths(config: Mapping[str, Any]) -> list[Path]:
-    """The pendulum dataset file a trial reads (none for ``linear``), computed without generating it."""
+    """The dataset files or folders a trial reads (none for ``linear``), computed without generating them."""
     cfg = LatentODEConfig.from_dict(config)
+    if cfg.system == "twobody":
+        return [dataset_path(name, cfg.datasets_root) for name in cfg.twobody_names().values()]
     return [training_path(cfg.dataset, cfg.pendulum_spec(), cfg.datasets_root)] if cfg.system == "pendulum" else []

@@ -8,9 +8,14 @@ encoder's mean ``z0`` given the context observations only.
 - ``nll``: the Gaussian negative log-likelihood per observed value (nats), context and forecast;
 - ``kl``: ``KL(q(z0) || N(0, I))`` per observed value (closed form), weighted by ``kl_weight``
   (reached linearly over ``kl_anneal_steps``); the loss is ``nll + weight * kl``;
-- ``val_elbo`` / ``test/elbo``: ``-(nll + kl)`` per observed value (``z0`` sampled once);
+- ``val_elbo`` / ``test/elbo``: ``-(nll + kl)`` per observed value (``z0`` sampled once, from a fixed seed);
 - ``*_interp_mse``: the held-out grid points inside the context window;
-- ``*_extrap_mse`` (the sweep metric on validation): every grid point of the forecast window.
+- ``*_extrap_mse`` (the sweep metric on validation): every grid point of the forecast window;
+- two-body only, ``test/energy_drift`` and ``test/angmom_drift``: how far the decoded trajectory's
+  specific energy ``v^2/2 - 1/r`` and angular momentum ``x vy - y vx`` (canonical units) move from
+  their values at the window's start: the largest ``|E(t) - E(0)| / |E(0)|`` over the window's grid,
+  averaged over the test windows (0 for the true orbits, which conserve both). With ``observed:
+  positions`` the velocities are the decoded positions' central differences on the grid.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 
 from trainables.common.artifacts import write_artifact
+from trainables.twobody.kepler import angular_momentum, specific_energy
 
 from .artifacts import SHOWN, TRAJECTORIES
 from .model import kl_normal
@@ -83,8 +89,9 @@ def validation(model: torch.nn.Module, batch: Batch, latent: bool) -> dict[str, 
     interp, extrap = errors(model, batch)
     out = {"val_interp_mse": float(((interp - batch.x_interp) ** 2).mean()),
            "val_extrap_mse": float(((extrap - batch.x_forecast) ** 2).mean())}
-    if latent:
-        with torch.no_grad():
+    if latent:  # one draw of z0 from a fixed seed: the same value for the same model, training's draws untouched
+        with torch.no_grad(), torch.random.fork_rng(devices=[batch.t_obs.device] if batch.t_obs.is_cuda else []):
+            torch.manual_seed(0)
             nll, kl = loss_terms(model, batch)
         out["val_elbo"] = float(-(nll + kl))  # type: ignore[operator]
     model.train()
@@ -92,8 +99,9 @@ def validation(model: torch.nn.Module, batch: Batch, latent: bool) -> dict[str, 
 
 
 def evaluate(model: torch.nn.Module, batch: Batch, latent: bool, mean: np.ndarray, std: np.ndarray,
-             obs: ObservationSet, context: float, artifact_dir: Path) -> dict[str, float]:
-    """The ``test/...`` metrics; writes the trajectories artefact."""
+             obs: ObservationSet, context: float, artifact_dir: Path | None, orbits: bool = False) -> dict[str, float]:
+    """The ``test/...`` metrics (``orbits``: with the two-body drifts); writes the trajectories
+    artefact to ``artifact_dir`` unless None."""
     val = validation(model, batch, latent)
     model.eval()
     interp, extrap = errors(model, batch)
@@ -104,30 +112,53 @@ def evaluate(model: torch.nn.Module, batch: Batch, latent: bool, mean: np.ndarra
         out[f"test/extrap_rmse_{name}"] = float(((extrap - batch.x_forecast)[..., c] * scale[c]).pow(2).mean().sqrt())
     if latent:
         out["test/elbo"] = val["val_elbo"]
-    _write(model, batch, obs, mean, std, context, artifact_dir)
+    grid_pred = decoded(model, batch, obs.t_grid) * std + mean                          # (n, W, D) physical
+    if orbits:
+        out.update(orbit_drifts(grid_pred, float(obs.t_grid[1] - obs.t_grid[0])))
+    if artifact_dir is not None:
+        shown = np.unique(np.linspace(0, len(grid_pred) - 1, SHOWN).round().astype(int))
+        _write(shown, grid_pred[shown], obs, context, "TU" if orbits else "s", artifact_dir)
     model.train()
     return out
 
 
 @torch.no_grad()
-def _write(model: torch.nn.Module, batch: Batch, obs: ObservationSet, mean: np.ndarray, std: np.ndarray,
-           context: float, folder: Path) -> None:
-    """The first :data:`SHOWN` test trajectories: observed, true and predicted values by channel."""
-    n = min(SHOWN, batch.t_obs.shape[0])
-    part = batch.rows(torch.arange(n, device=batch.t_obs.device))
-    grid = torch.as_tensor(obs.t_grid, dtype=torch.float32, device=batch.t_obs.device)
-    pred, _, _ = model(part.t_obs, part.x_obs, part.mask, grid.expand(n, -1), sample=False)
-    pred_phys = pred.cpu().numpy() * std + mean                                     # (n, W, D)
+def decoded(model: torch.nn.Module, batch: Batch, t_grid: np.ndarray) -> np.ndarray:
+    """Each trajectory's prediction on the window's grid ``(n, W, D)`` (normalised units), from its
+    context observations only."""
+    grid = torch.as_tensor(t_grid, dtype=torch.float32, device=batch.t_obs.device)
+    pred, _, _ = model(batch.t_obs, batch.x_obs, batch.mask, grid.expand(batch.t_obs.shape[0], -1), sample=False)
+    return pred.cpu().numpy()
+
+
+def orbit_drifts(x: np.ndarray, dt: float) -> dict[str, float]:
+    """``test/energy_drift`` and ``test/angmom_drift`` (see the module docstring) of planar two-body
+    trajectories ``x`` ``(n, W, 2 or 4)`` ``[x, y(, vx, vy)]`` on a grid of spacing ``dt`` TU."""
+    pos = x[..., :2]
+    vel = x[..., 2:4] if x.shape[-1] >= 4 else np.gradient(pos, dt, axis=1)
+    zero = np.zeros_like(pos[..., :1])
+    states = np.concatenate([pos, zero, vel, zero], -1)                                # (n, W, 6)
+    out = {}
+    for name, value in (("energy", specific_energy(states, mu=1.0)), ("angmom", angular_momentum(states)[..., 2])):
+        out[f"test/{name}_drift"] = float(np.mean(np.max(np.abs(value - value[:, :1]), 1) / np.abs(value[:, 0])))
+    return out
+
+
+def _write(seqs: np.ndarray, pred_phys: np.ndarray, obs: ObservationSet, context: float, t_unit: str,
+           folder: Path) -> None:
+    """Test trajectories ``seqs`` ``(n,)``: observed, true and predicted (``pred_phys`` ``(n, W, D)``, on
+    the grid, physical units) values by channel."""
     cols: dict[str, list] = {k: [] for k in ("seq", "t", "channel", "unit", "kind", "value")}
-    for i in range(n):
+    for k, i in enumerate(seqs):
         for c, (name, unit) in enumerate(zip(obs.channels, obs.units)):
             for kind, ts, vs in (("observed", obs.t_obs[i], obs.x_obs[i, :, c]), ("true", obs.t_grid, obs.x_grid[i, :, c]),
-                                 ("predicted", obs.t_grid, pred_phys[i, :, c])):
-                cols["seq"] += [i] * len(ts)
+                                 ("predicted", obs.t_grid, pred_phys[k, :, c])):
+                cols["seq"] += [int(i)] * len(ts)
                 cols["t"] += [float(v) for v in ts]
                 cols["channel"] += [name] * len(ts)
                 cols["unit"] += [unit] * len(ts)
                 cols["kind"] += [kind] * len(ts)
                 cols["value"] += [float(v) for v in vs]
     write_artifact(folder, TRAJECTORIES, {**{k: np.asarray(v) for k, v in cols.items()},
-                                          "context_end": np.full(len(cols["seq"]), context)})
+                                          "context_end": np.full(len(cols["seq"]), context),
+                                          "t_unit": np.full(len(cols["seq"]), t_unit)})

@@ -15,6 +15,11 @@ observations the encoder sees), ``L`` latent size, ``Q`` query times ``(B, Q)``.
 - Decoder: ``MLP(z) -> x`` (normalised units).
 - ``gru`` baseline (``model: gru``): the same encoder gives a deterministic state, which a GRU
   cell steps along the data's time grid (input: the step in units of the time scale); no ODE, no KL.
+- ``state_ode`` baseline (two-body, full state observed): no encoder and no latent space; the
+  two-body family's neural vector field (:class:`trainables.twobody.model.VectorField`, its default
+  features and head, with ``width``, ``depth``, ``activation``) integrated in canonical units from each
+  trajectory's first context observation (noisy, as observed), forwards to the later query times and
+  backwards to the earlier ones; no KL.
 
 Times enter in units of ``time_scale`` (s): the encoder's gaps are divided by it and the field is
 ``MLP(z) / time_scale``, so a freshly initialised field already moves on the system's time scale
@@ -29,9 +34,13 @@ from torch import nn
 from torchdiffeq import odeint
 
 from trainables.common.nn import mlp
+from trainables.twobody.config import TwoBodyConfig
+from trainables.twobody.model import VectorField
 
 ENCODERS = ("gru", "odernn")
-MODELS = ("latent_ode", "gru")
+MODELS = ("latent_ode", "gru", "state_ode")
+ODE_MODELS = ("latent_ode", "state_ode")
+"""Models with a vector field integrated by torchdiffeq (they report ``nfe_per_step``)."""
 FIXED_METHODS = ("rk4", "midpoint", "euler")
 METHODS = (*FIXED_METHODS, "dopri5")
 
@@ -95,6 +104,17 @@ def union_times(query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return grid, index[1:].reshape(query.shape)
 
 
+def solve(field: nn.Module, y0: torch.Tensor, query: torch.Tensor, method: str, substep: float) -> torch.Tensor:
+    """``y`` at each query time ``(B, Q, S)`` from ``y0`` ``(B, S)`` at t = 0 under ``dy/dt = field(t, y)``:
+    one ``odeint`` call over the sorted union of the (non-negative) query times."""
+    grid, index = union_times(query)
+    if method in FIXED_METHODS:  # outputs between steps by cubic Hermite interpolation
+        path = odeint(field, y0, grid, method=method, options={"step_size": substep, "interp": "cubic"})
+    else:
+        path = odeint(field, y0, grid, method=method, rtol=1e-5, atol=1e-6)                  # (G, B, S)
+    return path.permute(1, 0, 2).gather(1, index[..., None].expand(-1, -1, y0.shape[1]))
+
+
 class LatentODE(nn.Module):
     """Encoder, latent field and decoder (see the module docstring); ``log_std`` ``(D,)`` is the
     likelihood's log standard deviation (normalised units), learned or fixed."""
@@ -111,13 +131,7 @@ class LatentODE(nn.Module):
 
     def latent_path(self, z0: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """``z`` at each query time ``(B, Q, L)`` from ``z0`` ``(B, L)`` at t = 0."""
-        grid, index = union_times(query)
-        if self.method in FIXED_METHODS:  # outputs between steps by cubic Hermite interpolation
-            path = odeint(self.field, z0, grid, method=self.method,
-                          options={"step_size": self.substep, "interp": "cubic"})
-        else:
-            path = odeint(self.field, z0, grid, method=self.method, rtol=1e-5, atol=1e-6)      # (G, B, L)
-        return path.permute(1, 0, 2).gather(1, index[..., None].expand(-1, -1, z0.shape[1]))
+        return solve(self.field, z0, query, self.method, self.substep)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor,
                 sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -153,6 +167,50 @@ class GRUBaseline(nn.Module):
             states.append(h)
         path = torch.stack(states, 1)                                      # (B, G, H)
         return self.decoder(path.gather(1, index[..., None].expand(-1, -1, path.shape[2]))), None, None
+
+
+class _PlanarField(nn.Module):
+    """A two-body :class:`VectorField` on planar states ``(..., 4)`` ``[x, y, vx, vy]`` (canonical units),
+    run backwards in time when ``sign`` is -1; counts its evaluations (``nfe``)."""
+
+    def __init__(self, field: VectorField) -> None:
+        super().__init__()
+        self.field, self.sign, self.nfe = field, 1.0, 0
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        zero = torch.zeros_like(y[..., :1])
+        dydt = self.field(torch.cat([y[..., :2], zero, y[..., 2:], zero], -1))
+        return self.sign * dydt[..., [0, 1, 3, 4]]
+
+
+class StateODE(nn.Module):
+    """The state-space baseline (see the module docstring). ``mean``, ``std`` ``(4,)``: the
+    normalisation of the observations (canonical units), so inputs and outputs are normalised
+    like the other models'."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, width: int, depth: int, activation: str, method: str,
+                 substep: float, log_std: float, learn_std: bool) -> None:
+        super().__init__()
+        self.field = _PlanarField(VectorField(TwoBodyConfig(width=width, depth=depth, activation=activation)))
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        self.method, self.substep = method, substep
+        self.log_std = nn.Parameter(torch.full((4,), log_std), requires_grad=learn_std)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor,
+                sample: bool = True) -> tuple[torch.Tensor, None, None]:
+        y0 = x[:, 0] * self.std + self.mean                   # the first (context) observation, canonical
+        rel = query - t[:, :1]                                 # time from it; negative: before it
+        path = solve(self.field, y0, rel.clamp(min=0.0), self.method, self.substep)
+        if bool((rel < 0).any()):
+            self.field.sign = -1.0
+            try:
+                back = solve(self.field, y0, (-rel).clamp(min=0.0), self.method, self.substep)
+            finally:
+                self.field.sign = 1.0
+            path = torch.where((rel < 0)[..., None], back, path)
+        return (path - self.mean) / self.std, None, None
 
 
 def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,13 @@
   square, observed through the fixed linear map ``x = W z`` (:data:`LINEAR_DECODER`, 3 channels,
   dimensionless); exact solutions by the matrix exponential. ``positions`` keeps the first two
   channels.
+- ``twobody``: the orbits of a planar two-body dataset (:mod:`trainables.twobody.dataset`, a
+  standard name, generated on first use): each orbit from the dataset's epoch (its t = 0) at
+  ``t = 0, dt, ...``, states by the two-body family's Kepler propagation of the dataset's elements
+  (:func:`trainables.twobody.kepler.propagate`; exact, and equal to the dataset's own samples at
+  its sample times). The two-body family's canonical units: channels ``x, y`` (DU = Earth radius,
+  6378.137 km; ``positions``) and ``vx, vy`` (VU = 7.905 km/s; ``full``), times in TU (806.8 s),
+  so ``mu = 1``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from scipy.linalg import expm
 
 from trainables.common.errors import ConfigError
 
-SYSTEMS = ("pendulum", "linear")
+SYSTEMS = ("pendulum", "linear", "twobody")
 OBSERVED = ("positions", "full")
 SPLIT_INDEX = {"train": 0, "val": 1, "test": 2}
 LINEAR_DAMPING = 0.05
@@ -71,7 +78,29 @@ def pendulum(dataset: object, split: str) -> Trajectories:
     return Trajectories(t, x, cols, ("rad", "rad", "rad/s", "rad/s"), str(dataset.content_hash))  # type: ignore[attr-defined]
 
 
-CHANNELS = {"pendulum": ("theta1", "theta2", "theta1_dot", "theta2_dot"), "linear": ("x1", "x2", "x3")}
+def twobody(dataset: object, samples: int, dt: float) -> Trajectories:
+    """Every orbit of an opened planar two-body dataset (``TwoBodyDataset``) at ``t = 0, dt, ...``
+    (``samples`` points, TU) from its epoch, in canonical units (see the module docstring).
+
+    Raises:
+        ConfigError: the dataset's orbits are not planar.
+    """
+    from trainables.twobody.constants import DU, TU, VU
+    from trainables.twobody.dataset import ELEMENT_COLUMNS
+    from trainables.twobody.kepler import propagate
+
+    if not dataset.params.get("planar", False):  # type: ignore[attr-defined]
+        raise ConfigError(f"config.dataset: {dataset.name} holds 3-D orbits; the latent ODE family reads "  # type: ignore[attr-defined]
+                          "planar ones (x, y, vx, vy): use a <kind>_TBP_planar_... dataset")
+    elements = dataset.orbits().sort("orbit_id")  # type: ignore[attr-defined]
+    t = np.arange(samples) * dt
+    states, _ = propagate(*(elements[c].to_numpy() for c in ELEMENT_COLUMNS), np.tile(t * TU, (elements.height, 1)))
+    x = states[..., [0, 1, 3, 4]] / np.array([DU, DU, VU, VU])
+    return Trajectories(t, x, CHANNELS["twobody"], ("DU", "DU", "VU", "VU"), str(dataset.content_hash))  # type: ignore[attr-defined]
+
+
+CHANNELS = {"pendulum": ("theta1", "theta2", "theta1_dot", "theta2_dot"), "linear": ("x1", "x2", "x3"),
+            "twobody": ("x", "y", "vx", "vy")}
 """Each system's channels (``positions`` keeps the first two)."""
 
 

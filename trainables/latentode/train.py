@@ -6,31 +6,35 @@ observation (context and forecast) from the context observations (:mod:`.metrics
 ``report_every`` steps: ``train_loss``, ``nll``, ``kl``, ``kl_weight_now``, ``nfe_per_step``
 (field evaluations per training step), ``val_interp_mse``, ``val_extrap_mse`` (the sweep
 metric), ``val_elbo``, ``lr``, ``steps_per_s``, ``best_*``, with a checkpoint; at the end the
-best-on-validation model is evaluated on the test split.
+best-on-validation model is evaluated on the test split (:func:`final_metrics`, which
+:func:`evaluate_checkpoint`, the ``dynsweep evaluate`` hook, shares).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from trainables.common import checkpoint
-from trainables.common.best import BestModel
-from trainables.common.errors import DivergedError
+from trainables.common.best import BestModel, load_evaluated
+from trainables.common.errors import ConfigError, DivergedError
+from trainables.common.metric_names import under_dataset
 from trainables.common.lr import scheduled_lr
 from trainables.common.nn import pick_device
 from trainables.common.reporter import Reporter
 from trainables.pendulum.dataset import open_for_training
+from trainables.twobody.dataset import load_named
 
 from .config import LatentODEConfig
 from .metrics import evaluate, loss_terms, to_batch, validation
-from .model import GRUBaseline, LatentODE
+from .model import ODE_MODELS, GRUBaseline, LatentODE, StateODE
 from .observations import ObservationSet, draw
-from .sources import Trajectories, linear, observed, pendulum
+from .sources import Trajectories, linear, observed, pendulum, twobody
 
 
 def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict[str, Any]:
@@ -39,17 +43,16 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     sets, source_hash = observation_sets(cfg)
-    train_x = sets["train"].x_grid.reshape(-1, sets["train"].x_grid.shape[-1])
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-8
+    mean, std = normalisation(sets["train"])
     batches = {name: to_batch(obs, mean, std, device) for name, obs in sets.items()}
-    model = build(cfg, len(sets["train"].channels)).to(device)
+    model = build(cfg, mean, std).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
     state = {"model": model, "optimizer": optimizer, "rng": rng}
     step, extras = checkpoint.restore_training(reporter.restore_dir(), state)
     best = BestModel.from_state(cfg.patience, extras.get("best"))
     reporter.tags({"dataset_sha256": source_hash, "observations_sha256": sets["train"].content_hash})
-    latent, n_train = cfg.model == "latent_ode", batches["train"].t_obs.shape[0]
+    ode, latent, n_train = cfg.model in ODE_MODELS, cfg.model == "latent_ode", batches["train"].t_obs.shape[0]
     rows, t0, last = [], time.perf_counter(), {}
     while step < cfg.steps:
         lr = scheduled_lr(cfg.lr_schedule, cfg.lr, cfg.min_lr, step / cfg.steps)
@@ -57,7 +60,7 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
             group["lr"] = lr
         weight = cfg.kl_weight * (min(1.0, step / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else 1.0)
         index = torch.randint(0, n_train, (cfg.batch_size,), generator=rng).to(device)
-        nfe0 = model.field.nfe if latent else 0
+        nfe0 = model.field.nfe if ode else 0
         nll, kl = loss_terms(model, batches["train"].rows(index))
         loss = nll + weight * kl if kl is not None else nll
         if not torch.isfinite(loss):
@@ -68,8 +71,8 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
         optimizer.step()
         step += 1
         rows.append({"train_loss": loss.item(), "nll": nll.item(),
-                     **({"kl": kl.item(), "kl_weight_now": weight,
-                         "nfe_per_step": float(model.field.nfe - nfe0)} if kl is not None else {})})
+                     **({"kl": kl.item(), "kl_weight_now": weight} if kl is not None else {}),
+                     **({"nfe_per_step": float(model.field.nfe - nfe0)} if ode else {})})
         if step % cfg.report_every and step != cfg.steps:
             continue
         last = {"epoch": step * cfg.batch_size / n_train, "total_steps": cfg.steps, "lr": lr,
@@ -81,8 +84,7 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
         final = best.stop or step == cfg.steps
         if final:
             best.restore(model)
-            last.update(evaluate(model, batches["test"], latent, mean, std, sets["test"], cfg.context,
-                                 reporter.artifact_dir()))
+            last.update(final_metrics(model, cfg, sets["test"], mean, std, reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
             checkpoint.save_training(ckpt, cfg.steps if final else step, state, cfg.to_dict(), best=best.state())
             reporter.report(step, last, ckpt)
@@ -92,9 +94,12 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
     return last
 
 
-def build(cfg: LatentODEConfig, channels: int) -> torch.nn.Module:
-    """The model of ``cfg`` for ``channels`` observed channels."""
-    log_std = float(np.log(cfg.obs_std))
+def build(cfg: LatentODEConfig, mean: np.ndarray, std: np.ndarray) -> torch.nn.Module:
+    """The model of ``cfg`` for observations normalised by ``mean``, ``std`` ``(D,)``."""
+    log_std, channels = float(np.log(cfg.obs_std)), len(mean)
+    if cfg.model == "state_ode":
+        return StateODE(torch.as_tensor(mean), torch.as_tensor(std), cfg.width, cfg.depth, cfg.activation, cfg.method,
+                        cfg.substep, log_std, cfg.learn_std)
     if cfg.model == "gru":
         return GRUBaseline(channels, cfg.enc_hidden, cfg.encoder, cfg.dec_width, cfg.time_scale, cfg.dt, log_std,
                            cfg.learn_std)
@@ -102,15 +107,71 @@ def build(cfg: LatentODEConfig, channels: int) -> torch.nn.Module:
                      cfg.dec_width, cfg.method, cfg.substep, cfg.time_scale, log_std, cfg.learn_std)
 
 
+def final_metrics(model: torch.nn.Module, cfg: LatentODEConfig, obs: ObservationSet, mean: np.ndarray,
+                  std: np.ndarray, artifact_dir: Path | None) -> dict[str, float]:
+    """The ``test/...`` metrics of ``model`` on the observation set ``obs`` (the artefact written
+    to ``artifact_dir`` unless None): the end of training and ``dynsweep evaluate`` both call it."""
+    batch = to_batch(obs, mean, std, next(model.parameters()).device)
+    return evaluate(model, batch, cfg.model == "latent_ode", mean, std, obs, cfg.context, artifact_dir,
+                    orbits=cfg.system == "twobody")
+
+
+def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Sequence[str],
+                        artifact_dir: Path) -> dict[str, float]:
+    """The family's ``evaluate`` hook (``dynsweep evaluate``): the best model of checkpoint ``folder``
+    evaluated as at the end of training under ``config`` (the saved config, possibly changed:
+    ``noise``, ``n_obs``, ``obs_seed``, ``forecast``, ...), keyed ``test/<metric>``. Each of
+    ``datasets`` adds ``test/<name>/<metric>``, observed as the test split is: for ``twobody`` another
+    planar two-body dataset by name (all its orbits; e.g. ``complex_TBP_planar_rotated_10_test``), for
+    ``pendulum`` another pendulum dataset (a file or a name; its test simulations)."""
+    cfg = LatentODEConfig.from_dict(config)
+    if datasets and cfg.system == "linear":
+        raise ConfigError(f"--datasets {' '.join(datasets)}: the linear system has no datasets; change its test "
+                          "with --set obs_seed=..., noise=..., n_obs=...")
+    torch.manual_seed(cfg.seed)
+    sets, _ = observation_sets(cfg)
+    mean, std = normalisation(sets["train"])
+    model = build(cfg, mean, std).to(pick_device(cfg.device))
+    load_evaluated(folder, model)
+    out = final_metrics(model, cfg, sets["test"], mean, std, artifact_dir)
+    for name in datasets:
+        if cfg.system == "twobody":
+            traj = twobody(load_named(name, cfg.datasets_root), _samples(cfg), cfg.dt)
+        else:
+            traj = pendulum(open_for_training(name, cfg.pendulum_spec(), cfg.datasets_root), "test")
+        out.update(under_dataset(final_metrics(model, cfg, observation_set(cfg, observed(traj, cfg.observed), "test"),
+                                               mean, std, None), name))
+    return out
+
+
+def normalisation(train: ObservationSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(mean, std)`` ``(D,)`` of the training trajectories (noise free, every grid point)."""
+    x = train.x_grid.reshape(-1, train.x_grid.shape[-1])
+    return x.mean(0), x.std(0) + 1e-8
+
+
+def _samples(cfg: LatentODEConfig) -> int:
+    """Grid points of a linear or two-body trajectory: the two windows at ``dt``."""
+    return int(round(cfg.span / cfg.dt)) + 1
+
+
 def trajectories(cfg: LatentODEConfig, split: str) -> Trajectories:
     """The noise-free trajectories of ``split`` (the observed channels)."""
     if cfg.system == "linear":
         n = cfg.linear_trajs if split == "train" else max(8, cfg.linear_trajs // 4)
-        traj = linear(n, int(round(cfg.linear_span / cfg.dt)) + 1, cfg.dt,
-                      [cfg.data_seed, {"train": 0, "val": 1, "test": 2}[split]])
+        traj = linear(n, _samples(cfg), cfg.dt, [cfg.data_seed, {"train": 0, "val": 1, "test": 2}[split]])
+    elif cfg.system == "twobody":
+        traj = twobody(load_named(cfg.twobody_names()[split], cfg.datasets_root), _samples(cfg), cfg.dt)
     else:
         traj = pendulum(open_for_training(cfg.dataset, cfg.pendulum_spec(), cfg.datasets_root), split)
     return observed(traj, cfg.observed)
+
+
+def observation_set(cfg: LatentODEConfig, traj: Trajectories, split: str) -> ObservationSet:
+    """The observations of ``split`` drawn from ``traj`` (validation and test: half the windows)."""
+    windows = cfg.windows if split == "train" else max(1, cfg.windows // 2)
+    return draw(traj, split, cfg.context, cfg.forecast, cfg.n_obs, cfg.n_forecast_obs, cfg.noise, cfg.obs_seed,
+                windows)
 
 
 def observation_sets(cfg: LatentODEConfig) -> tuple[dict[str, ObservationSet], str]:
@@ -119,7 +180,5 @@ def observation_sets(cfg: LatentODEConfig) -> tuple[dict[str, ObservationSet], s
     for split in ("train", "val", "test"):
         traj = trajectories(cfg, split)
         hashes[split] = traj.content_hash
-        windows = cfg.windows if split == "train" else max(1, cfg.windows // 2)
-        sets[split] = draw(traj, split, cfg.context, cfg.forecast, cfg.n_obs, cfg.n_forecast_obs, cfg.noise,
-                           cfg.obs_seed, windows)
+        sets[split] = observation_set(cfg, traj, split)
     return sets, hashes["train"]
