@@ -14,7 +14,7 @@ from matplotlib.patches import Circle
 
 from .plotbase import Context, PlotKind
 
-TRAJECTORIES = "latentode.trajectories/1"
+TRAJECTORIES = "latentode.trajectories/2"
 SHOWN_SEQS = 2
 
 
@@ -23,7 +23,7 @@ def forecast(ctx: Context) -> Figure:
     table = ctx.artifact(row["run_id"], TRAJECTORIES)
     seqs = sorted(table["seq"].unique().to_list())[:SHOWN_SEQS]
     channels = table["channel"].unique(maintain_order=True).to_list()
-    t_unit = table["t_unit"][0] if "t_unit" in table.columns else "s"
+    t_unit = table["t_unit"][0]
     plane = {"x", "y"} <= set(channels)
     fig = Figure(layout="constrained")
     axes = fig.subplots(len(seqs), len(channels) + plane, squeeze=False)

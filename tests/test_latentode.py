@@ -19,7 +19,8 @@ from trainables.latentode.metrics import errors, orbit_drifts, to_batch
 from trainables.latentode.model import kl_normal
 from trainables.latentode.observations import draw
 from trainables.latentode.sources import linear, twobody
-from trainables.latentode.train import build, evaluate_checkpoint, normalisation, observation_sets, run
+from trainables.latentode.train import (build, evaluate_checkpoint, final_metrics, normalisation, observation_sets,
+                                       run)
 
 LINEAR = {"system": "linear", "dt": 0.2, "substep": 0.4, "context": 4.0, "forecast": 4.0, "n_obs": 10,
           "n_forecast_obs": 5, "noise": 0.01, "kl_weight": 0.01, "latent": 2, "lr": 0.005, "width": 32,
@@ -87,7 +88,7 @@ def test_irregular_times_are_honoured(trained: tuple[LatentODEConfig, LocalRepor
     worse predictions: the encoder reads the times, not only the order of the values."""
     cfg, reporter, _ = trained
     sets, _ = observation_sets(cfg)
-    mean, std = normalisation(sets["train"])
+    mean, std = normalisation(sets["train"], cfg.system)
     model = build(cfg, mean, std)
     checkpoint.load_parts(reporter.checkpoint_path, {"model": model})
     batch = to_batch(sets["test"], mean, std, torch.device("cpu"))
@@ -131,7 +132,8 @@ def test_the_gru_baseline_trains_without_a_kl(tmp_path: Path) -> None:
     assert final["best_val_extrap_mse"] <= reporter.history[0]["val_extrap_mse"]
 
 
-TWOBODY = {"system": "twobody", "dataset": "simple_TBP_planar_10_train", "dt": 0.1, "context": 3.0, "forecast": 2.0,
+TWOBODY = {"system": "twobody", "dataset": "simple_TBP_planar_10_train", "t_end": 8.0, "dt": 0.1, "context": 3.0,
+           "forecast": 2.0,
            "n_obs": 8, "n_forecast_obs": 4, "windows": 2, "noise": 0.01, "latent": 4, "enc_hidden": 8, "width": 16,
            "dec_width": 8, "substep": 0.2, "time_scale": 1.0, "steps": 4, "report_every": 2, "batch_size": 4}
 
@@ -153,10 +155,15 @@ def test_twobody_trajectories_are_the_datasets_orbits(tmp_path: Path) -> None:
             assert np.allclose(traj.x[i], expected, rtol=0, atol=1e-9), name
         assert traj.channels == ("x", "y", "vx", "vy") and traj.content_hash == ds.content_hash
     traj = twobody(load_named("complex_TBP_planar_10_train", tmp_path), 200, 0.05)
-    assert max(orbit_drifts(traj.x, 0.05).values()) < 1e-9
-    assert max(orbit_drifts(traj.x[..., :2], 0.05).values()) < 0.05
+    assert max(orbit_drifts(traj.x, traj.x, 0.05).values()) < 1e-9
+    positions = traj.x[..., :2]  # velocities by differences: the truth's own floor
+    assert max(orbit_drifts(positions, positions, 0.05).values()) < 0.01
     slowed = traj.x * np.r_[1.0, 1.0, 0.9, 0.9]  # 10 % slower than the orbit: not a Kepler orbit
-    assert orbit_drifts(slowed, 0.05)["test/energy_drift"] > 0.05
+    assert orbit_drifts(slowed, traj.x, 0.05)["test/energy_drift"] > 0.05
+    standing = np.broadcast_to(traj.x.mean(1, keepdims=True), traj.x.shape)  # the mean state, standing: no drift
+    drifts = orbit_drifts(standing, traj.x, 0.05)
+    assert drifts["test/energy_drift"] == 0 == drifts["test/angmom_drift"]
+    assert drifts["test/energy_error"] > 0.5 and drifts["test/angmom_error"] > 0.2
     with pytest.raises(ConfigError, match="planar"):
         twobody(load_named("complex_TBP_3D_10_test", tmp_path), 10, 0.1)
 
@@ -168,7 +175,8 @@ def test_the_state_ode_integrates_from_the_first_observation_both_ways(tmp_path:
     cfg = LatentODEConfig.from_dict({**TWOBODY, "datasets_root": str(tmp_path), "model": "state_ode",
                                      "noise": 0.0, "substep": 0.02})
     sets, _ = observation_sets(cfg)
-    mean, std = normalisation(sets["train"])
+    mean, std = normalisation(sets["train"], cfg.system)
+    assert (mean == 0).all() and std[0] == std[1] and std[2] == std[3]  # isotropic in the plane
     model = build(cfg, mean, std)
 
     class Gravity(torch.nn.Module):
@@ -188,7 +196,9 @@ def test_the_state_ode_integrates_from_the_first_observation_both_ways(tmp_path:
                                              ({"model": "state_ode", "system": "pendulum"}, "config.model"),
                                              ({"dataset": "complex_TBP_planar_10_test"}, "config.dataset"),
                                              ({"dataset": "complex_TBP_3D_10_train"}, "config.dataset"),
-                                             ({"dataset": "my_orbits"}, "config.dataset")])
+                                             ({"dataset": "my_orbits"}, "config.dataset"),
+                                             ({"n_obs": 31}, "config.n_obs.*3 TU at dt 0.1 TU"),
+                                             ({"forecast": 6.0}, "config.context.*exceed.*8 TU")])
 def test_twobody_config_mistakes_name_the_key(change: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         LatentODEConfig.from_dict({**TWOBODY, **change})
@@ -210,3 +220,37 @@ def test_twobody_models_report_what_they_declare_and_evaluate_again(tmp_path: Pa
                                                                           if k.startswith("test/")}
     assert {f"test/{other}/extrap_mse", f"test/{other}/energy_drift"} <= set(again)
     assert (tmp_path / "eval" / "trajectories.parquet").is_file()
+
+
+def test_evaluate_normalises_as_training_did_under_a_changed_config(tmp_path: Path) -> None:
+    """Another forecast window changes the windows (and so their statistics): the checkpoint's model
+    keeps the training normalisation, so ``evaluate`` gives what the trained model gives on the new
+    observations, for every model."""
+    for model_name in ("latent_ode", "state_ode"):
+        config = {**TWOBODY, "datasets_root": str(tmp_path), "model": model_name, "steps": 2, "report_every": 2}
+        reporter = LocalReporter(tmp_path / model_name, progress=False)
+        run(config, reporter)
+        trained_cfg = LatentODEConfig.from_dict(config)
+        model = build(trained_cfg, *normalisation(observation_sets(trained_cfg)[0]["train"], "twobody"))
+        checkpoint.load_parts(reporter.checkpoint_path, {"model": model})
+        changed = {**config, "forecast": 4.0, "obs_seed": 5}
+        new_cfg = LatentODEConfig.from_dict(changed)
+        new_sets, _ = observation_sets(new_cfg)
+        assert not np.allclose(normalisation(new_sets["train"], "twobody")[1], model.normalisation()[1])
+        expected = final_metrics(model, new_cfg, new_sets["test"], None)
+        assert evaluate_checkpoint(reporter.checkpoint_path, changed, [], tmp_path / "eval") == expected
+
+
+def test_the_state_ode_reads_the_context_only_and_not_the_batch(tmp_path: Path) -> None:
+    cfg = LatentODEConfig.from_dict({**TWOBODY, "datasets_root": str(tmp_path), "model": "state_ode"})
+    sets, _ = observation_sets(cfg)
+    torch.manual_seed(0)
+    model = build(cfg, *normalisation(sets["train"], cfg.system))
+    batch = to_batch(sets["test"], *model.normalisation(), torch.device("cpu"))
+    interp, extrap = errors(model, batch)
+    changed = type(batch)(batch.t_obs, batch.x_obs.clone(), batch.mask, batch.t_interp, batch.x_interp,
+                          batch.t_forecast, batch.x_forecast)
+    changed.x_obs[:, ~batch.mask] += 10.0
+    assert torch.equal(errors(model, changed)[1], extrap)
+    alone = errors(model, batch.rows(torch.tensor([3])))
+    assert torch.allclose(alone[0], interp[3:4], atol=1e-4) and torch.allclose(alone[1], extrap[3:4], atol=1e-4)

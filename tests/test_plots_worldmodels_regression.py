@@ -36,7 +36,7 @@ VISUAL_SETS = ["base.seqs=4", "base.seq_steps=12", "base.size=16", "base.steps=2
 LATENT_SETS = ["base.dataset=simple_TBP_planar_10_train", "base.windows=2", "base.dt=0.1", "base.context=2.0",
                "base.forecast=1.0", "base.n_obs=5", "base.n_forecast_obs=3", "base.steps=20", "base.report_every=10",
                "base.latent=2", "base.enc_hidden=8", "base.width=8", "base.dec_width=8", "base.batch_size=4",
-               "space.model={grid: [latent_ode, state_ode]}", "space.encoder={grid: [gru, odernn]}"]
+               "base.t_end=4.0", "space.model={grid: [latent_ode, state_ode]}", "space.noise={grid: [0.0, 0.01]}"]
 SWEEPS = {"worldmodels": ("search_spaces/worldmodels.yaml", WORLD_SETS),
           "regression": ("search_spaces/regression_robust.yaml", REGRESSION_SETS),
           "visual": ("search_spaces/visual.yaml", VISUAL_SETS),
@@ -48,7 +48,7 @@ NOT_THEIRS = {"worldmodels": ["field", "angles", "pred-vs-true", "pareto", "fram
 EXTRA = {("regression", "heatmap"): ["--x", "loss", "--y", "activation"],
          ("worldmodels", "heatmap"): ["--x", "model", "--y", "env"], ("worldmodels", "box"): ["--x", "model"],
          ("visual", "heatmap"): ["--x", "predictor", "--y", "mode"], ("visual", "box"): ["--x", "predictor"],
-         ("latentode", "heatmap"): ["--x", "model", "--y", "encoder"], ("latentode", "box"): ["--x", "model"]}
+         ("latentode", "heatmap"): ["--x", "model", "--y", "noise"], ("latentode", "box"): ["--x", "model"]}
 
 def _kinds(family: str) -> list[str]:
     return list(FAMILIES[family].all_plot_kinds())

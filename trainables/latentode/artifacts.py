@@ -11,7 +11,7 @@ SHOWN = 3
 simulations, not the windows of the first one)."""
 
 TRAJECTORIES = ArtifactFormat(
-    "latentode.trajectories", 1, "trajectories.parquet",
+    "latentode.trajectories", 2, "trajectories.parquet",
     pa.schema([("seq", pa.int32()), ("t", pa.float64()), ("channel", pa.string()), ("unit", pa.string()),
                ("kind", pa.string()), ("value", pa.float64()), ("context_end", pa.float64()), ("t_unit", pa.string())]),
     "one row per test trajectory (a few, spread over the test set), time from the window's start (in t_unit: s, or "

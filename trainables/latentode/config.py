@@ -6,7 +6,7 @@ on first use, or ``dataset``, a pendulum dataset file by path or name; ``linear`
 linear system, ``linear_trajs`` training trajectories sampled every ``dt``; ``twobody``: the orbits of
 the planar two-body training set ``dataset`` (a standard name, :data:`TWOBODY_DEFAULT` when unset;
 validation and test: the same population's ``val`` and ``test`` sets of min(orbits, 10) orbits),
-sampled every ``dt`` TU, canonical units); ``observed`` channels (``positions`` or ``full``); a ``context`` window and a ``forecast`` window (s) with ``n_obs`` and
+each orbit ``t_end`` TU from the dataset's epoch, sampled every ``dt`` TU, canonical units); ``observed`` channels (``positions`` or ``full``); a ``context`` window and a ``forecast`` window (s) with ``n_obs`` and
 ``n_forecast_obs`` irregular observations, Gaussian ``noise`` (physical units), ``obs_seed``;
 ``windows`` observation windows per trajectory (at random starts; validation and test take half
 as many, at least one).
@@ -103,10 +103,18 @@ class LatentODEConfig(FamilyConfig):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 0")
         check_stopping(self.patience, self.min_lr, self.lr)
-        span = self.t_end if self.system == "pendulum" else self.span
-        if self.context + self.forecast > span + 1e-9:
-            raise ConfigError(f"config.context + config.forecast: {self.context + self.forecast:g} s exceed the "
-                              f"trajectories' {span:g} s (t_end)")
+        unit = self.time_unit
+        if self.context + self.forecast > self.span + 1e-9:
+            raise ConfigError(f"config.context + config.forecast: {self.context + self.forecast:g} {unit} exceed the "
+                              f"trajectories' {self.span:g} {unit} (t_end)")
+        if self.system != "pendulum" or self.dataset is None:  # the time grid is this config's dt
+            points = {"n_obs": round(self.context / self.dt), "n_forecast_obs": round(self.forecast / self.dt)}
+            for key, room in points.items():
+                if getattr(self, key) > room:
+                    window = "context" if key == "n_obs" else "forecast"
+                    raise ConfigError(f"config.{key}: {getattr(self, key)} observations need that many grid points; "
+                                      f"the {window} window ({getattr(self, window):g} {unit} at dt {self.dt:g} "
+                                      f"{unit}) holds {room}")
         if self.system == "pendulum":
             try:
                 self.pendulum_spec()
@@ -121,8 +129,13 @@ class LatentODEConfig(FamilyConfig):
 
     @property
     def span(self) -> float:
-        """How long the linear and two-body trajectories are (their time unit): the two windows."""
-        return self.context + self.forecast
+        """How long the trajectories are (their time unit): ``t_end``; the linear system's, the two windows."""
+        return self.context + self.forecast if self.system == "linear" else self.t_end
+
+    @property
+    def time_unit(self) -> str:
+        """The unit of times, windows, ``dt`` and ``substep``: ``TU`` for two-body, else ``s``."""
+        return "TU" if self.system == "twobody" else "s"
 
     def twobody_names(self) -> dict[str, str]:
         """``{split: two-body dataset name}``: ``dataset`` (or :data:`TWOBODY_DEFAULT`) for training, the
@@ -157,7 +170,7 @@ class LatentODEConfig(FamilyConfig):
         if self.model in ODE_MODELS:
             names.add("nfe_per_step")
         if self.system == "twobody":
-            names |= {"test/energy_drift", "test/angmom_drift"}
+            names |= {f"test/{q}_{k}" for q in ("energy", "angmom") for k in ("drift", "error")}
         return names
 
 

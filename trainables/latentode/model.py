@@ -29,6 +29,7 @@ steps with cubic Hermite polynomials.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torchdiffeq import odeint
@@ -43,6 +44,22 @@ ODE_MODELS = ("latent_ode", "state_ode")
 """Models with a vector field integrated by torchdiffeq (they report ``nfe_per_step``)."""
 FIXED_METHODS = ("rk4", "midpoint", "euler")
 METHODS = (*FIXED_METHODS, "dopri5")
+
+
+class Normalised(nn.Module):
+    """A model that carries the normalisation of its observations (buffers ``norm_mean``, ``norm_std``
+    ``(D,)``, the training trajectories', saved with its weights): inputs and outputs of ``forward``
+    are ``(physical - norm_mean) / norm_std``, so an evaluation under a changed config (another
+    forecast window, another dataset) normalises as training did."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("norm_mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.register_buffer("norm_std", torch.as_tensor(np.asarray(std), dtype=torch.float32))
+
+    def normalisation(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` ``(D,)`` as numpy arrays (float64)."""
+        return self.norm_mean.cpu().double().numpy(), self.norm_std.cpu().double().numpy()
 
 
 class _Counted(nn.Module):
@@ -115,14 +132,15 @@ def solve(field: nn.Module, y0: torch.Tensor, query: torch.Tensor, method: str, 
     return path.permute(1, 0, 2).gather(1, index[..., None].expand(-1, -1, y0.shape[1]))
 
 
-class LatentODE(nn.Module):
+class LatentODE(Normalised):
     """Encoder, latent field and decoder (see the module docstring); ``log_std`` ``(D,)`` is the
     likelihood's log standard deviation (normalised units), learned or fixed."""
 
-    def __init__(self, channels: int, latent: int, enc_hidden: int, encoder: str, width: int, depth: int,
-                 activation: str, dec_width: int, method: str, substep: float, time_scale: float, log_std: float,
-                 learn_std: bool) -> None:
-        super().__init__()
+    def __init__(self, mean: np.ndarray, std: np.ndarray, latent: int, enc_hidden: int, encoder: str, width: int,
+                 depth: int, activation: str, dec_width: int, method: str, substep: float, time_scale: float,
+                 log_std: float, learn_std: bool) -> None:
+        super().__init__(mean, std)
+        channels = len(mean)
         self.encoder = Encoder(channels, enc_hidden, latent, encoder, time_scale)
         self.field = _Counted(mlp(latent, latent, width, depth, activation), time_scale)
         self.decoder = mlp(latent, channels, dec_width, 1, "tanh")
@@ -142,14 +160,15 @@ class LatentODE(nn.Module):
         return self.decoder(self.latent_path(z0, query)), mu, logvar
 
 
-class GRUBaseline(nn.Module):
+class GRUBaseline(Normalised):
     """The recurrent baseline (see the module docstring): the GRU cell steps every ``grid_step``
     seconds from t = 0 (the data's sample spacing; query times lie on that grid), so a trajectory's
     prediction does not depend on the other trajectories of its batch."""
 
-    def __init__(self, channels: int, enc_hidden: int, encoder: str, dec_width: int, time_scale: float,
-                 grid_step: float, log_std: float, learn_std: bool) -> None:
-        super().__init__()
+    def __init__(self, mean: np.ndarray, std: np.ndarray, enc_hidden: int, encoder: str, dec_width: int,
+                 time_scale: float, grid_step: float, log_std: float, learn_std: bool) -> None:
+        super().__init__(mean, std)
+        channels = len(mean)
         self.encoder = Encoder(channels, enc_hidden, 1, encoder, time_scale)
         self.step = nn.GRUCell(1, enc_hidden)
         self.decoder = mlp(enc_hidden, channels, dec_width, 1, "tanh")
@@ -184,24 +203,22 @@ class _PlanarField(nn.Module):
         return self.sign * dydt[..., [0, 1, 3, 4]]
 
 
-class StateODE(nn.Module):
-    """The state-space baseline (see the module docstring). ``mean``, ``std`` ``(4,)``: the
-    normalisation of the observations (canonical units), so inputs and outputs are normalised
-    like the other models'."""
+class StateODE(Normalised):
+    """The state-space baseline (see the module docstring); it integrates in canonical units, the
+    normalisation's (``mean``, ``std`` ``(4,)``) inverse."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, width: int, depth: int, activation: str, method: str,
+    def __init__(self, mean: np.ndarray, std: np.ndarray, width: int, depth: int, activation: str, method: str,
                  substep: float, log_std: float, learn_std: bool) -> None:
-        super().__init__()
+        super().__init__(mean, std)
         self.field = _PlanarField(VectorField(TwoBodyConfig(width=width, depth=depth, activation=activation)))
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
         self.method, self.substep = method, substep
         self.log_std = nn.Parameter(torch.full((4,), log_std), requires_grad=learn_std)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor,
                 sample: bool = True) -> tuple[torch.Tensor, None, None]:
-        y0 = x[:, 0] * self.std + self.mean                   # the first (context) observation, canonical
-        rel = query - t[:, :1]                                 # time from it; negative: before it
+        first = int(torch.nonzero(mask)[0, 0])                 # the first context observation
+        y0 = x[:, first] * self.norm_std + self.norm_mean      # canonical units, as observed (noisy)
+        rel = query - t[:, first:first + 1]                    # time from it; negative: before it
         path = solve(self.field, y0, rel.clamp(min=0.0), self.method, self.substep)
         if bool((rel < 0).any()):
             self.field.sign = -1.0
@@ -210,7 +227,7 @@ class StateODE(nn.Module):
             finally:
                 self.field.sign = 1.0
             path = torch.where((rel < 0)[..., None], back, path)
-        return (path - self.mean) / self.std, None, None
+        return (path - self.norm_mean) / self.norm_std, None, None
 
 
 def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ seeded ``[obs_seed, split index, i, r]`` draws:
 
 Held out for the metrics: the context-window grid points not observed (interpolation; at most
 :data:`INTERP_POINTS`, evenly picked) and every forecast-window grid point (extrapolation), both
-noise free. Times are seconds from the window's start.
+noise free. Times are in the trajectories' unit (s; TU for two-body) from the window's start.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ INTERP_POINTS = 16
 
 @dataclass
 class ObservationSet:
-    """One split's observations. Per trajectory ``n``: observed times ``t_obs`` ``(n, K)`` s (the
+    """One split's observations. Per trajectory ``n``: observed times ``t_obs`` ``(n, K)`` (s; TU for two-body) (the
     context's ``n_obs`` then the forecast's), values ``x_obs`` ``(n, K, D)`` (noisy) and
-    ``in_context`` ``(K,)`` bool; held out: ``t_interp`` ``(n, I)`` with truth ``x_interp``, and
+    ``in_context`` ``(K,)`` bool (times in the trajectories' unit); held out: ``t_interp`` ``(n, I)`` with truth ``x_interp``, and
     ``t_forecast`` ``(F,)`` (the same for all) with truth ``x_forecast`` ``(n, F, D)``; the whole
     window's grid ``t_grid`` ``(W,)`` with its noise-free values ``x_grid`` ``(n, W, D)``."""
 
@@ -63,11 +63,11 @@ def draw(traj: Trajectories, split: str, context: float, forecast: float, n_obs:
     dt = float(traj.t[1] - traj.t[0])
     n_ctx, n_fc = int(round(context / dt)), int(round(forecast / dt))
     if n_ctx + n_fc > len(traj.t):
-        raise ConfigError(f"config.context + config.forecast: {context + forecast:g} s exceed the trajectories' "
-                          f"{(len(traj.t) - 1) * dt:g} s")
+        raise ConfigError(f"config.context + config.forecast: {context + forecast:g} exceed the trajectories' "
+                          f"{(len(traj.t) - 1) * dt:g} (t_end)")
     if n_obs > n_ctx or n_forecast_obs > n_fc:
         raise ConfigError(f"config.n_obs / n_forecast_obs: {n_obs} / {n_forecast_obs} observations need that many "
-                          f"grid points; the windows hold {n_ctx} / {n_fc} (dt {dt:g} s)")
+                          f"grid points; the windows hold {n_ctx} / {n_fc} (dt {dt:g})")
     if windows > 1:  # each trajectory repeated, one window each
         traj = Trajectories(traj.t, np.repeat(traj.x, windows, axis=0), traj.channels, traj.units, traj.content_hash)
     n, d = traj.x.shape[0], traj.x.shape[2]

@@ -32,7 +32,7 @@ from trainables.twobody.dataset import load_named
 
 from .config import LatentODEConfig
 from .metrics import evaluate, loss_terms, to_batch, validation
-from .model import ODE_MODELS, GRUBaseline, LatentODE, StateODE
+from .model import ODE_MODELS, GRUBaseline, LatentODE, Normalised, StateODE
 from .observations import ObservationSet, draw
 from .sources import Trajectories, linear, observed, pendulum, twobody
 
@@ -43,9 +43,8 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     sets, source_hash = observation_sets(cfg)
-    mean, std = normalisation(sets["train"])
-    batches = {name: to_batch(obs, mean, std, device) for name, obs in sets.items()}
-    model = build(cfg, mean, std).to(device)
+    model = build(cfg, *normalisation(sets["train"], cfg.system)).to(device)
+    batches = {name: to_batch(obs, *model.normalisation(), device) for name, obs in sets.items()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
     state = {"model": model, "optimizer": optimizer, "rng": rng}
@@ -84,7 +83,7 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
         final = best.stop or step == cfg.steps
         if final:
             best.restore(model)
-            last.update(final_metrics(model, cfg, sets["test"], mean, std, reporter.artifact_dir()))
+            last.update(final_metrics(model, cfg, sets["test"], reporter.artifact_dir()))
         with tempfile.TemporaryDirectory(prefix="dynsweep-ckpt-") as ckpt:
             checkpoint.save_training(ckpt, cfg.steps if final else step, state, cfg.to_dict(), best=best.state())
             reporter.report(step, last, ckpt)
@@ -94,23 +93,24 @@ def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict
     return last
 
 
-def build(cfg: LatentODEConfig, mean: np.ndarray, std: np.ndarray) -> torch.nn.Module:
-    """The model of ``cfg`` for observations normalised by ``mean``, ``std`` ``(D,)``."""
-    log_std, channels = float(np.log(cfg.obs_std)), len(mean)
+def build(cfg: LatentODEConfig, mean: np.ndarray, std: np.ndarray) -> Normalised:
+    """The model of ``cfg`` for observations normalised by ``mean``, ``std`` ``(D,)`` (kept in the model)."""
+    log_std = float(np.log(cfg.obs_std))
     if cfg.model == "state_ode":
-        return StateODE(torch.as_tensor(mean), torch.as_tensor(std), cfg.width, cfg.depth, cfg.activation, cfg.method,
-                        cfg.substep, log_std, cfg.learn_std)
+        return StateODE(mean, std, cfg.width, cfg.depth, cfg.activation, cfg.method, cfg.substep, log_std, cfg.learn_std)
     if cfg.model == "gru":
-        return GRUBaseline(channels, cfg.enc_hidden, cfg.encoder, cfg.dec_width, cfg.time_scale, cfg.dt, log_std,
+        return GRUBaseline(mean, std, cfg.enc_hidden, cfg.encoder, cfg.dec_width, cfg.time_scale, cfg.dt, log_std,
                            cfg.learn_std)
-    return LatentODE(channels, cfg.latent, cfg.enc_hidden, cfg.encoder, cfg.width, cfg.depth, cfg.activation,
+    return LatentODE(mean, std, cfg.latent, cfg.enc_hidden, cfg.encoder, cfg.width, cfg.depth, cfg.activation,
                      cfg.dec_width, cfg.method, cfg.substep, cfg.time_scale, log_std, cfg.learn_std)
 
 
-def final_metrics(model: torch.nn.Module, cfg: LatentODEConfig, obs: ObservationSet, mean: np.ndarray,
-                  std: np.ndarray, artifact_dir: Path | None) -> dict[str, float]:
-    """The ``test/...`` metrics of ``model`` on the observation set ``obs`` (the artefact written
-    to ``artifact_dir`` unless None): the end of training and ``dynsweep evaluate`` both call it."""
+def final_metrics(model: Normalised, cfg: LatentODEConfig, obs: ObservationSet,
+                  artifact_dir: Path | None) -> dict[str, float]:
+    """The ``test/...`` metrics of ``model`` on the observation set ``obs`` (normalised as in training;
+    the artefact written to ``artifact_dir`` unless None): the end of training and ``dynsweep
+    evaluate`` both call it."""
+    mean, std = model.normalisation()
     batch = to_batch(obs, mean, std, next(model.parameters()).device)
     return evaluate(model, batch, cfg.model == "latent_ode", mean, std, obs, cfg.context, artifact_dir,
                     orbits=cfg.system == "twobody")
@@ -130,28 +130,32 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
                           "with --set obs_seed=..., noise=..., n_obs=...")
     torch.manual_seed(cfg.seed)
     sets, _ = observation_sets(cfg)
-    mean, std = normalisation(sets["train"])
-    model = build(cfg, mean, std).to(pick_device(cfg.device))
-    load_evaluated(folder, model)
-    out = final_metrics(model, cfg, sets["test"], mean, std, artifact_dir)
+    model = build(cfg, *normalisation(sets["train"], cfg.system)).to(pick_device(cfg.device))
+    load_evaluated(folder, model)  # with the training's normalisation, whatever the config changed
+    out = final_metrics(model, cfg, sets["test"], artifact_dir)
     for name in datasets:
         if cfg.system == "twobody":
             traj = twobody(load_named(name, cfg.datasets_root), _samples(cfg), cfg.dt)
         else:
             traj = pendulum(open_for_training(name, cfg.pendulum_spec(), cfg.datasets_root), "test")
         out.update(under_dataset(final_metrics(model, cfg, observation_set(cfg, observed(traj, cfg.observed), "test"),
-                                               mean, std, None), name))
+                                               None), name))
     return out
 
 
-def normalisation(train: ObservationSet) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``(mean, std)`` ``(D,)`` of the training trajectories (noise free, every grid point)."""
+def normalisation(train: ObservationSet, system: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` ``(D,)`` of the training windows (noise free, every grid point): per channel;
+    for ``twobody`` zero mean and one scale for the positions, one for the velocities (their root
+    mean square), so errors weigh alike in every direction of the plane."""
     x = train.x_grid.reshape(-1, train.x_grid.shape[-1])
-    return x.mean(0), x.std(0) + 1e-8
+    if system != "twobody":
+        return x.mean(0), x.std(0) + 1e-8
+    scales = [np.sqrt(np.mean(x[:, k:k + 2] ** 2)) for k in range(0, x.shape[1], 2)]
+    return np.zeros(x.shape[1]), np.repeat(scales, 2) + 1e-8
 
 
 def _samples(cfg: LatentODEConfig) -> int:
-    """Grid points of a linear or two-body trajectory: the two windows at ``dt``."""
+    """Grid points of a linear or two-body trajectory: ``span`` at ``dt``."""
     return int(round(cfg.span / cfg.dt)) + 1
 
 
