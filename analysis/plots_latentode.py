@@ -47,13 +47,13 @@ def forecast(ctx: Context) -> Figure:
             if j == 0:
                 ax.set_ylabel(f"test trajectory {seq}", fontsize=8)
             if i == len(seqs) - 1:
-                ax.set_xlabel(f"t ({t_unit} from the window's start)")
+                ax.set_xlabel(f"t ({t_unit})")
         if plane:
             _orbit(axes[i, -1], table.filter(pl.col("seq") == seq), i == 0)
     axes[0, 0].legend(fontsize=7)
     trial = row.get("tags.trial_id") or row["run_id"][:8]
     fig.suptitle(f"{ctx.sweep.name}: {trial} ({row.get('params.model', 'latent_ode')}): interpolation left of the "
-                 "dashed line, extrapolation right", fontsize=10)
+                 "dashed line, extrapolation right; t from the window's start", fontsize=10)
     return fig
 
 
@@ -76,7 +76,7 @@ def _orbit(ax: object, part: pl.DataFrame, title: bool) -> None:
     ax.grid(True, alpha=0.3)  # type: ignore[attr-defined]
     ax.set_xlabel(f"x ({unit})")  # type: ignore[attr-defined]
     if title:
-        ax.set_title("orbit: y against x (Earth green)", fontsize=9)  # type: ignore[attr-defined]
+        ax.set_title("orbit (Earth in green)", fontsize=9)  # type: ignore[attr-defined]
 
 
 PLOTS = {k.name: k for k in (

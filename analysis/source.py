@@ -191,7 +191,7 @@ def open_sweep(sweep: str, storage: str = "runs", tracking_uri: str | None = Non
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri_for(sweep, storage, tracking_uri)
-    name = Path(sweep).name
+    name = Path(sweep).resolve().name if Path(sweep).is_dir() else Path(sweep).name  # "." is a folder too
     client = client_for(uri)
     try:
         experiments = [e.experiment_id for e in client.search_experiments()]

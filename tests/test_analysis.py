@@ -115,6 +115,9 @@ def test_analyze_table_matches_the_trials_results(sweeps: dict[str, Any], capsys
     assert (sweeps["root"] / "tables" / "tb_generalisation.md").read_text() in text
     assert main(["analyze", str(tb["dir"]), "--sort", "nope"]) == 2
     assert "--sort: no column 'nope'" in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as mp:  # from inside the sweep's folder, "." is the sweep
+        mp.chdir(tb["dir"])
+        assert {r["trial"] for r in _json(capsys, ["analyze", "."])["rows"]} == set(results)
 
 
 def test_diff_shows_only_what_differs(sweeps: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
