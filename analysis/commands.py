@@ -205,6 +205,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 def run_ui(args: argparse.Namespace) -> int:
     from .source import varying_params
+    from .tables import declared_columns
     from .ui import serve
 
     sweep, runs = _open(args)
@@ -213,7 +214,8 @@ def run_ui(args: argparse.Namespace) -> int:
         if f"metrics.{metric}" in runs.columns else runs["run_id"].head(args.compare).to_list()
     params = [c.removeprefix("params.") for c in varying_params(runs)]
     metrics = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
-    return serve(sweep, args.host, args.port, ids, metric, mode, params, metrics)
+    declared = [c for c in sweep.parent().data.tags.get("dynsweep.table_columns", "").split(",") if c]
+    return serve(sweep, args.host, args.port, ids, metric, mode, params, metrics, declared_columns(runs, declared))
 
 
 def register(sub: Any) -> None:

@@ -11,6 +11,7 @@ driver from the family's registry record), and any other kind is refused in one 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ def applicable(sweep: Sweep) -> tuple[str | None, list[str] | None]:
 
 
 def plot(sweep: Sweep, runs: pl.DataFrame, kind: str, metric: str, mode: str, args: Any, out: Path) -> Path:
-    """Draw ``kind`` into ``out/<kind>.png``, log it to the sweep's parent run (``plots/``)."""
+    """Draw ``kind`` into ``out/<kind>.png``, log it to the sweep's parent run (``plots/``); with
+    ``--runs`` into ``<kind>_<runs>.png``, so a figure of chosen runs never replaces the sweep's own."""
     if kind not in ALL:
         raise AnalysisError(f"plot kind {kind!r} is not known; known: {', '.join(ALL)}")
     family, kinds = applicable(sweep)
@@ -54,8 +56,10 @@ def plot(sweep: Sweep, runs: pl.DataFrame, kind: str, metric: str, mode: str, ar
         fig = chosen.draw(Context(sweep, runs, metric, mode, args, Path(cache), chosen))
     fig.set_size_inches(chosen.size[0] / DPI, chosen.size[1] / DPI)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{kind}.png"
-    tmp = out / f".{kind}.tmp.png"
+    chosen_runs = getattr(args, "runs", None)
+    name = kind if not chosen_runs else f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]', '', '_'.join(chosen_runs))[:60]}"
+    path = out / f"{name}.png"
+    tmp = out / f".{name}.tmp.png"
     fig.savefig(tmp, dpi=DPI)
     tmp.replace(path)
     sweep.client.log_artifact(sweep.parent_id, str(path), artifact_path="plots")

@@ -42,6 +42,10 @@ KIND_TAG = "mlflow.experimentKind"
 LOG_NAME = "mlflow_ui.log"
 WORKFLOW = {"workflowType": "machine_learning"}   # the UI's "Model training" side bar, not the GenAI one
 MODEL_SECTION, SYSTEM_SECTION = "Model metrics", "System metrics"
+NOT_CHARTED = frozenset({"step", "epoch", "total_steps", "best_step", "stopped_early"})
+"""Bookkeeping metrics: the same for every trial or a counter, no chart of their own."""
+WORKFLOW_HINT = ("(if a run link opens MLflow's 'Evaluation runs' view, switch the side bar to 'Model training' "
+                 "once: the browser remembers it)")
 
 
 def column(kind: str, key: str) -> str:
@@ -49,16 +53,22 @@ def column(kind: str, key: str) -> str:
     return f"{kind}.`{key}`"
 
 
-def view_state(sweep: Sweep, metric: str, mode: str, params: list[str], metrics: list[str]) -> dict[str, Any]:
+def view_state(sweep: Sweep, metric: str, mode: str, params: list[str], metrics: list[str],
+               results: list[str] | None = None) -> dict[str, Any]:
     """MLflow's shareable view state for the sweep (see the module docstring).
 
     ``params`` are the swept parameters (without ``params.``), ``metrics`` every metric the
-    trials report (the sweep metric is put first). Keys are those MLflow 3's runs page reads
-    from ``mlflow.sharedViewState.<key>``; the search keys replace the URL's, the others the UI
-    state (row expansion, pinning and hidden runs are not shareable).
+    trials report (the sweep metric is put first), ``results`` the family's declared result
+    metrics (``dynsweep.table_columns``, matched: the columns ``dynsweep analyze`` shows), shown
+    as columns after the parameters and charted right after the sweep metric; bookkeeping
+    metrics (:data:`NOT_CHARTED`) get no chart. Keys are those MLflow 3's runs page reads from
+    ``mlflow.sharedViewState.<key>``; the search keys replace the URL's, the others the UI state
+    (row expansion, pinning and hidden runs are not shareable).
     """
-    others = [m for m in metrics if m != metric]
-    columns = [column("metrics", metric)] + [column("params", p) for p in params] + [DATASET_COLUMN]
+    results = [m for m in results or [] if m != metric]
+    others = [m for m in metrics if m != metric and m not in results and m not in NOT_CHARTED]
+    columns = ([column("metrics", metric)] + [column("params", p) for p in params]
+               + [column("metrics", m) for m in results] + [DATASET_COLUMN])
     section, system = f"{sweep.experiment_id}-model", f"{sweep.experiment_id}-system"
     parallel = {"uuid": "dynsweep-parallel", "type": "PARALLEL", "runsCountToCompare": 100,
                 "metricSectionId": section, "deleted": False, "isGenerated": False,
@@ -67,7 +77,7 @@ def view_state(sweep: Sweep, metric: str, mode: str, params: list[str], metrics:
     charts = [parallel] + [
         {"uuid": f"dynsweep-{i}", "type": "BAR", "runsCountToCompare": 100, "metricSectionId": section,
          "deleted": False, "isGenerated": True, "metricKey": m, "displayName": m}
-        for i, m in enumerate([metric] + others)]
+        for i, m in enumerate([metric] + results + others)]
     return {
         "searchFilter": f"tags.`mlflow.parentRunId` = '{sweep.parent_id}'",
         "orderByKey": column("metrics", metric),
@@ -208,19 +218,21 @@ def sweep_folder(sweep: Sweep) -> Path:
 
 
 def serve(sweep: Sweep, host: str, port: int, run_ids: list[str], metric: str = "loss", mode: str = "min",
-          params: list[str] | None = None, metrics: list[str] | None = None) -> int:
+          params: list[str] | None = None, metrics: list[str] | None = None, results: list[str] | None = None) -> int:
     """Run ``mlflow server`` on the sweep's store until Ctrl-C (or SIGTERM); returns its exit status.
 
-    ``params``: the swept parameters, ``metrics``: the metrics the trials report (both without
-    their ``params.`` / ``metrics.`` prefix), for the shared view (see the module docstring).
+    ``params``: the swept parameters, ``metrics``: the metrics the trials report, ``results``: the
+    family's result columns (all without their ``params.`` / ``metrics.`` prefix), for the shared
+    view (see :func:`view_state`).
     """
-    state = view_state(sweep, metric, mode, params or [], metrics or [metric])
+    state = view_state(sweep, metric, mode, params or [], metrics or [metric], results)
     if sweep.tracking_uri.startswith(("http://", "https://")):
         share_view(sweep, state)
         base = sweep.tracking_uri.rstrip("/")
         print(f"the sweep is on a tracking server already: {runs_url(base, sweep)}")
         print(f"charts (parallel coordinates first): {runs_url(base, sweep, charts=True)}")
-        print(f"compare the sweep's best runs: {compare_url(base, sweep, run_ids)}", flush=True)
+        print(f"compare the sweep's best runs: {compare_url(base, sweep, run_ids)}")
+        print(WORKFLOW_HINT, flush=True)
         return 0
     if port == 0:
         port = free_port(host)
@@ -241,6 +253,7 @@ def serve(sweep: Sweep, host: str, port: int, run_ids: list[str], metric: str = 
         print(f"the sweep's parent run: {run_url(base, sweep, sweep.parent_id)}")
         print("(the compare page picks its own first metric: under Metrics, remove it and add the sweep metric; "
               "the charts view above already plots the sweep metric)")
+        print(WORKFLOW_HINT)
         print(f"MLflow's log: {log}; Ctrl-C stops the server", flush=True)
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:

@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -691,13 +692,16 @@ class MlflowTracker(Callback):
 
     def _name_best(self, trial_id: str, value: float) -> None:
         """Tags ``dynsweep.best_run_id``/``best_trial``/``best_value`` and a description with a link."""
+        from analysis.ui import WORKFLOW  # the UI's "Model training" side bar, not its GenAI view
+
         run_id = self.runs[trial_id]
         name = self.client.get_run(run_id).info.run_name
-        link = f"#/experiments/{self.experiment_id}/runs/{run_id}"
+        link = f"#/experiments/{self.experiment_id}/runs/{run_id}?{urllib.parse.urlencode(WORKFLOW)}"
         note = (f"Best run: [{name}]({link}) with {self.metric} = {value:.6g} ({self.mode}imised).\n\n"
                 f"Outcomes are in each run's `{OUTCOME_TAG}` tag: `completed` and `stopped_early` runs are results; "
-                "failed runs are never ranked (their metric is NaN after the failure). The sweep's table is the "
-                "artefact `summary.csv`; plots are under `plots/`.")
+                "failed runs are never ranked (their metric is NaN after the failure). A metric that a run does not "
+                "report at all (one that only some models have) also reads NaN on MLflow's compare page. The "
+                "sweep's table is the artefact `summary.csv`; plots are under `plots/`.")
         self._log(self.parent_id, tags={"dynsweep.best_run_id": run_id, "dynsweep.best_trial": trial_id,
                                         "dynsweep.best_value": f"{value:.9g}", "mlflow.note.content": note})
 

@@ -208,6 +208,21 @@ def test_plots_are_real_images_logged_to_the_sweep(sweeps: dict[str, Any], kind:
     assert f"plots/{kind}.png" in [a.path for a in client.list_artifacts(parent, "plots")]
 
 
+def test_a_plot_of_chosen_runs_does_not_replace_the_sweeps_own(sweeps: dict[str, Any]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    tb = sweeps["tb"]
+    out = sweeps["root"] / "chosen"
+    trial = sorted(tb["summary"]["results"])[0]
+    assert main(["plot", str(tb["dir"]), "orbits", "--out", str(out)]) == 0
+    assert main(["plot", str(tb["dir"]), "orbits", "--runs", trial, "--out", str(out)]) == 0
+    assert (out / "orbits.png").read_bytes() != (out / f"orbits_{trial}.png").read_bytes()
+    client = MlflowClient(f"sqlite:///{tb['dir'] / 'mlflow.db'}")
+    parent = json.loads((tb["dir"] / "mlflow_runs.json").read_text())["__sweep__"]
+    logged = [a.path for a in client.list_artifacts(parent, "plots")]
+    assert "plots/orbits.png" in logged and f"plots/orbits_{trial}.png" in logged
+
+
 def test_ui_serves_the_sweep_over_http(sweeps: dict[str, Any]) -> None:
     tb = sweeps["tb"]
     with socket.socket() as sock:

@@ -150,3 +150,21 @@ def test_a_port_held_by_another_mlflow_server_is_refused(sweep: dict[str, Any]) 
         assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
     finally:
         stop_group(other)
+
+
+def test_the_view_shows_the_familys_result_columns_and_charts_no_bookkeeping() -> None:
+    """The columns ``dynsweep analyze`` shows for a family (its declared results) are visible in the
+    runs table after the swept parameters and charted right after the sweep metric; counters such
+    as ``epoch`` or ``best_step`` get no chart."""
+    from types import SimpleNamespace
+
+    from analysis.ui import view_state
+
+    sweep = SimpleNamespace(experiment_id="7", parent_id="p0")
+    metrics = ["val_extrap_mse", "epoch", "lr", "best_step", "test/extrap_mse", "test/energy_error", "kl"]
+    state = view_state(sweep, "val_extrap_mse", "min", ["model"], metrics,  # type: ignore[arg-type]
+                       ["test/extrap_mse", "test/energy_error"])
+    assert state["selectedColumns"] == ["metrics.`val_extrap_mse`", "params.`model`", "metrics.`test/extrap_mse`",
+                                        "metrics.`test/energy_error`", "attributes.`Dataset`"]
+    charted = [c.get("metricKey") for c in state["compareRunCharts"][1:]]
+    assert charted == ["val_extrap_mse", "test/extrap_mse", "test/energy_error", "lr", "kl"]
