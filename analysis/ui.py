@@ -44,8 +44,8 @@ WORKFLOW = {"workflowType": "machine_learning"}   # the UI's "Model training" si
 MODEL_SECTION, SYSTEM_SECTION = "Model metrics", "System metrics"
 NOT_CHARTED = frozenset({"step", "epoch", "total_steps", "best_step", "stopped_early"})
 """Bookkeeping metrics: the same for every trial or a counter, no chart of their own."""
-WORKFLOW_HINT = ("(if a run link opens MLflow's 'Evaluation runs' view, switch the side bar to 'Model training' "
-                 "once: the browser remembers it)")
+WORKFLOW_HINT = ("(if a run link opens MLflow's 'Evaluation runs' view, click 'Model training' in the GenAI / "
+                 "Model training switch at the top of the side bar once: the browser remembers it)")
 
 
 def column(kind: str, key: str) -> str:
@@ -74,10 +74,14 @@ def view_state(sweep: Sweep, metric: str, mode: str, params: list[str], metrics:
                 "metricSectionId": section, "deleted": False, "isGenerated": False,
                 "displayName": f"{', '.join(params) or 'parameters'} against {metric}",
                 "selectedParams": params, "selectedMetrics": [metric], "showAllRuns": True}
+    # MLflow turns a generated BAR chart of a metric logged at a step >= 1 into a LINE chart (the
+    # history); a final value (results, test/...) is one point, so its bar is kept (not generated).
+    # A metric without a card gets one, so the bookkeeping ones are there, deleted.
     charts = [parallel] + [
         {"uuid": f"dynsweep-{i}", "type": "BAR", "runsCountToCompare": 100, "metricSectionId": section,
-         "deleted": False, "isGenerated": True, "metricKey": m, "displayName": m}
-        for i, m in enumerate([metric] + results + others)]
+         "deleted": m in NOT_CHARTED, "isGenerated": not (m in results or m.startswith("test/")), "metricKey": m,
+         "displayName": m}
+        for i, m in enumerate([metric] + results + others + [m for m in metrics if m in NOT_CHARTED])]
     return {
         "searchFilter": f"tags.`mlflow.parentRunId` = '{sweep.parent_id}'",
         "orderByKey": column("metrics", metric),

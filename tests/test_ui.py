@@ -166,5 +166,9 @@ def test_the_view_shows_the_familys_result_columns_and_charts_no_bookkeeping() -
                        ["test/extrap_mse", "test/energy_error"])
     assert state["selectedColumns"] == ["metrics.`val_extrap_mse`", "params.`model`", "metrics.`test/extrap_mse`",
                                         "metrics.`test/energy_error`", "attributes.`Dataset`"]
-    charted = [c.get("metricKey") for c in state["compareRunCharts"][1:]]
+    charted = [c.get("metricKey") for c in state["compareRunCharts"][1:] if not c["deleted"]]
     assert charted == ["val_extrap_mse", "test/extrap_mse", "test/energy_error", "lr", "kl"]
+    deleted = {c["metricKey"] for c in state["compareRunCharts"] if c["deleted"]}
+    assert deleted == {"epoch", "best_step"}          # present as deleted cards: MLflow adds no new ones
+    bars = {c["metricKey"] for c in state["compareRunCharts"][1:] if not c["isGenerated"]}
+    assert bars == {"test/extrap_mse", "test/energy_error"}  # final values stay bars, histories become lines
