@@ -34,7 +34,7 @@ from .config import LatentODEConfig
 from .metrics import evaluate, loss_terms, to_batch, validation
 from .model import ODE_MODELS, GRUBaseline, LatentODE, Normalised, StateODE
 from .observations import ObservationSet, draw
-from .sources import Trajectories, linear, observed, pendulum, twobody
+from .sources import Trajectories, channels, linear, observed, pendulum, twobody
 
 
 def run(config: Mapping[str, Any] | LatentODEConfig, reporter: Reporter) -> dict[str, Any]:
@@ -129,10 +129,10 @@ def evaluate_checkpoint(folder: Path, config: Mapping[str, Any], datasets: Seque
         raise ConfigError(f"--datasets {' '.join(datasets)}: the linear system has no datasets; change its test "
                           "with --set obs_seed=..., noise=..., n_obs=...")
     torch.manual_seed(cfg.seed)
-    sets, _ = observation_sets(cfg)
-    model = build(cfg, *normalisation(sets["train"], cfg.system)).to(pick_device(cfg.device))
-    load_evaluated(folder, model)  # with the training's normalisation, whatever the config changed
-    out = final_metrics(model, cfg, sets["test"], artifact_dir)
+    width = len(channels(cfg.system, cfg.observed))
+    model = build(cfg, np.zeros(width), np.ones(width)).to(pick_device(cfg.device))
+    load_evaluated(folder, model)  # the weights and the training's normalisation, whatever the config changed
+    out = final_metrics(model, cfg, observation_set(cfg, trajectories(cfg, "test"), "test"), artifact_dir)
     for name in datasets:
         if cfg.system == "twobody":
             traj = twobody(load_named(name, cfg.datasets_root), _samples(cfg), cfg.dt)
