@@ -163,7 +163,7 @@ def test_parent_names_its_best_run(sweeps: dict[str, Any]) -> None:
     assert parent["tags"]["dynsweep.best_run_id"] == best["info"]["run_id"]
     assert parent["tags"]["dynsweep.best_trial"] == best["tags"]["trial_id"]
     note = parent["tags"]["mlflow.note.content"]
-    assert f"/runs/{best['info']['run_id']})" in note and best["info"]["run_name"] in note
+    assert f"/runs/{best['info']['run_id']}?workflowType=machine_learning)" in note and best["info"]["run_name"] in note
     artifacts = _get(sweeps["api"], f"artifacts/list?run_id={parent['info']['run_id']}")
     assert "summary.csv" in [f["path"] for f in artifacts.get("files", [])]
     plots = _get(sweeps["api"], f"artifacts/list?run_id={parent['info']['run_id']}&path=plots")
