@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from trainables.common.best import check_stopping
-from trainables.common.config import FamilyConfig, require_at_least, require_choice
+from trainables.common.config import FamilyConfig, require_at_least, require_choice, require_positive
 from trainables.common.errors import ConfigError
 from trainables.common.lr import LR_SCHEDULES
 from trainables.common.nn import ACTIVATIONS
@@ -96,9 +96,7 @@ class LatentODEConfig(FamilyConfig):
                               "lr_schedule": LR_SCHEDULES})
         require_at_least(self, ("sims", "linear_trajs", "windows", "n_obs", "n_forecast_obs", "latent", "enc_hidden", "width",
                                 "depth", "dec_width", "batch_size", "steps", "report_every"))
-        for key in ("t_end", "dt", "context", "forecast", "substep", "time_scale", "obs_std", "lr"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be > 0")
+        require_positive(self, ("t_end", "dt", "context", "forecast", "substep", "time_scale", "obs_std", "lr"))
         for key in ("noise", "kl_weight", "kl_anneal_steps"):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"config.{key}: {getattr(self, key)!r} must be >= 0")

@@ -89,6 +89,12 @@ def errors(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Te
 
 def validation(model: torch.nn.Module, batch: Batch, latent: bool) -> dict[str, float]:
     """``val_interp_mse``, ``val_extrap_mse`` and (latent ODE) ``val_elbo``."""
+    return _scores(model, batch, latent)[2]
+
+
+def _scores(model: torch.nn.Module, batch: Batch, latent: bool) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """The predictions at the interpolation and forecast points (see :func:`errors`) and their
+    :func:`validation` metrics."""
     model.eval()
     interp, extrap = errors(model, batch)
     out = {"val_interp_mse": float(((interp - batch.x_interp) ** 2).mean()),
@@ -99,16 +105,15 @@ def validation(model: torch.nn.Module, batch: Batch, latent: bool) -> dict[str, 
             nll, kl = loss_terms(model, batch)
         out["val_elbo"] = float(-(nll + kl))  # type: ignore[operator]
     model.train()
-    return out
+    return interp, extrap, out
 
 
 def evaluate(model: torch.nn.Module, batch: Batch, latent: bool, mean: np.ndarray, std: np.ndarray,
              obs: ObservationSet, context: float, artifact_dir: Path | None, orbits: bool = False) -> dict[str, float]:
     """The ``test/...`` metrics (``orbits``: with the two-body drifts); writes the trajectories
     artefact to ``artifact_dir`` unless None."""
-    val = validation(model, batch, latent)
+    interp, extrap, val = _scores(model, batch, latent)
     model.eval()
-    interp, extrap = errors(model, batch)
     scale = torch.as_tensor(std, dtype=torch.float32, device=interp.device)
     out = {"test/interp_mse": val["val_interp_mse"], "test/extrap_mse": val["val_extrap_mse"]}
     for c, name in enumerate(obs.channels):  # per channel, in its physical unit
